@@ -1,0 +1,42 @@
+/* lanyard: one binary, subcommands (like consul or step). */
+#include "lanyard/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *help;
+} commands[] = {
+    {"agent", ly_cmd_agent, "run the per-pod agent (-c agent.yaml)"},
+    {"ca", ly_cmd_ca, "the certificate authority: init, token, serve"},
+    {"version", ly_cmd_version, "print version and crypto build"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: lanyard <command> [options]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+  fprintf(out, "\nRun 'lanyard <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return LY_EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+      !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return LY_EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version"))
+    return ly_cmd_version(argc - 1, argv + 1);
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    if (!strcmp(argv[1], commands[i].name))
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "lanyard: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return LY_EXIT_USAGE;
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the wolfSSL that Lanyard links statically, optimized for this CPU.
+#
+# Why not Debian's libwolfssl: it is built without AES-NI and assembly, so
+# AES-GCM runs ~40x slower, and a sidecar sits in every byte's path.
+#
+# usage: build.sh WORKDIR PREFIX [SOURCE_TARBALL]
+#   WORKDIR  where sources are unpacked and built (kept: a rebuild is free)
+#   PREFIX   where headers and libwolfssl.a are installed
+#   SOURCE_TARBALL  a wolfSSL release tarball; without it the source comes
+#            from Debian's source package (apt-get source wolfssl), which
+#            carries Debian's security patches.
+set -euo pipefail
+
+work=$1
+prefix=$2
+tarball=${3:-}
+
+# The feature set Lanyard needs; changing it triggers a rebuild (the stamp
+# below records it).
+flags=(
+  --enable-static --disable-shared --disable-examples --disable-crypttests
+  --disable-benchmark
+  --enable-tls13 --enable-ecc --enable-rsapss --enable-keygen
+  --enable-certgen --enable-certreq --enable-certext --enable-sessioncerts
+  --enable-session-ticket --enable-alpn --enable-sni --enable-asn=template
+)
+case "$(uname -m)" in
+x86_64 | amd64)
+  flags+=(--enable-aesni --enable-intelasm --enable-sp --enable-sp-asm) ;;
+aarch64 | arm64)
+  flags+=(--enable-armasm --enable-sp --enable-sp-asm) ;;
+*)
+  flags+=(--enable-sp) ;;
+esac
+# WOLFSSL_ALT_NAMES: URI SANs and explicit validity dates in generated
+# certificates. KEEP_PEER_CERT: the peer's leaf for SPIFFE checks.
+cflags="-O2 -fPIC -DWOLFSSL_ALT_NAMES -DKEEP_PEER_CERT -DWOLFSSL_ALWAYS_VERIFY_CB"
+stamp_text="${flags[*]} CFLAGS=$cflags SOURCE=${tarball:-debian}"
+
+if [ -f "$prefix/lib/libwolfssl.a" ] && [ -f "$prefix/.lanyard-stamp" ] &&
+  [ "$(cat "$prefix/.lanyard-stamp")" = "$stamp_text" ]; then
+  exit 0
+fi
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need autoreconf || ! need libtoolize || ! need make ||
+  { [ -z "$tarball" ] && ! need dpkg-source; }; then
+  echo "wolfssl: installing build tools (autoconf automake libtool dpkg-dev)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q autoconf automake \
+    libtool make dpkg-dev >&2
+fi
+
+mkdir -p "$work"
+cd "$work"
+src=$(find . -maxdepth 1 -type d -name 'wolfssl-*' | sort | tail -n 1)
+if [ -z "$src" ]; then
+  if [ -n "$tarball" ]; then
+    tar xzf "$tarball"
+  else
+    if ! apt-get source --download-only wolfssl >/dev/null 2>&1; then
+      # Debian ships no deb-src entry by default; add one for the source.
+      echo "wolfssl: adding a deb-src entry for Debian's source packages" >&2
+      cat >/etc/apt/sources.list.d/lanyard-deb-src.sources <<'EOF'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+      apt-get update -q >&2
+      apt-get source --download-only wolfssl >&2
+    fi
+    dpkg-source -x wolfssl_*.dsc >/dev/null
+  fi
+  src=$(find . -maxdepth 1 -type d -name 'wolfssl-*' | sort | tail -n 1)
+fi
+cd "$src"
+echo "wolfssl: building $(basename "$src") into $prefix" >&2
+[ -x configure ] || ./autogen.sh >/dev/null 2>&1
+make distclean >/dev/null 2>&1 || true
+./configure --prefix="$prefix" "${flags[@]}" CFLAGS="$cflags" >build.log 2>&1 ||
+  { tail -30 build.log >&2; exit 1; }
+make -j"$(nproc)" >>build.log 2>&1 || { tail -30 build.log >&2; exit 1; }
+rm -rf "$prefix"
+make install >>build.log 2>&1
+printf '%s' "$stamp_text" >"$prefix/.lanyard-stamp"
