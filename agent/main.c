@@ -1,6 +1,9 @@
 /* lanyard: one binary, subcommands (like consul or step). */
 #include "lanyard/cli.h"
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +25,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+  wolfSSL_Init();
   if (argc < 2) {
     usage(stderr);
     return LY_EXIT_USAGE;

@@ -60,11 +60,11 @@ const char *ly_duration_format(uint64_t ms, char *buf, size_t len) {
   const uint64_t h = s / 3600, m = (s % 3600) / 60, sec = s % 60;
   buf[0] = '\0';
   if (h && off < len)
-    off += (size_t)snprintf(buf + off, len - off, "%lluh",
-                            (unsigned long long)h);
+    off +=
+        (size_t)snprintf(buf + off, len - off, "%lluh", (unsigned long long)h);
   if (m && off < len)
-    off += (size_t)snprintf(buf + off, len - off, "%llum",
-                            (unsigned long long)m);
+    off +=
+        (size_t)snprintf(buf + off, len - off, "%llum", (unsigned long long)m);
   if (sec && off < len)
     snprintf(buf + off, len - off, "%llus", (unsigned long long)sec);
   return buf;

@@ -139,4 +139,9 @@ int ly_agent_config_load(const char *path, ly_agent_config_t **out,
 void ly_ca_config_free(ly_ca_config_t *c);
 void ly_agent_config_free(ly_agent_config_t *c);
 
+/* --check for the config part: loads a "ca" or "agent" config, prints
+ * every diagnostic to stderr (one line each, nothing else) and returns
+ * the exit code: 0 valid, 2 invalid. */
+int ly_config_check_print(const char *kind, const char *path);
+
 #endif

@@ -18,8 +18,7 @@ int ly_file_write_atomic(const char *path, const void *data, size_t len,
                          mode_t mode);
 
 /* Writes a new file, failing with UV_EEXIST if it is there (O_EXCL). */
-int ly_file_create(const char *path, const void *data, size_t len,
-                   mode_t mode);
+int ly_file_create(const char *path, const void *data, size_t len, mode_t mode);
 
 /* Joins a path relative to the directory of `base_file` (absolute paths
  * come back unchanged). Returns a malloc'd string, or NULL. */

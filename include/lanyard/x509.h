@@ -4,6 +4,9 @@
  * thread); it allocates freely and may block on nothing. Keys are wiped
  * when freed. Functions return 0 or a negative code (lanyard/err.h); where
  * a person needs to know why, *why gets a static reason (why may be NULL).
+ *
+ * wolfCrypt must be initialized once before any of this is used: the
+ * program calls wolfSSL_Init() at start (tests do the same).
  */
 #ifndef LANYARD_X509_H
 #define LANYARD_X509_H
@@ -32,7 +35,8 @@ void ly_chain_free(ly_chain_t *c); /* frees contents; c may be reused */
 /* Every CERTIFICATE block of a PEM text, in order (other blocks, such as a
  * key in the same file, are skipped). LY_EPARSE "not PEM" when the text
  * has no PEM block at all, LY_ENOT_FOUND "no certificate" when it has
- * blocks but no certificate, LY_ECERT for a block that does not decode. */
+ * blocks but no certificate, LY_ECERT "malformed certificate" for a block
+ * that does not decode or parse. *out is replaced only on success. */
 int ly_chain_from_pem(const char *pem, size_t len, ly_chain_t *out,
                       const char **why);
 /* Concatenated CERTIFICATE blocks; malloc'd, NUL-terminated. */
@@ -46,7 +50,9 @@ typedef struct ly_key_s ly_key_t; /* a private key: ECDSA (P-256/P-384) or
 int ly_key_generate(ly_key_t **out); /* ECDSA P-256, from wolfCrypt's RNG */
 /* The first private key block of a PEM text (PKCS#8 "PRIVATE KEY" or
  * "EC PRIVATE KEY" or "RSA PRIVATE KEY"); certificates in the same text
- * are skipped. LY_ENOT_FOUND "no key", LY_ECRYPTO "unparsable key". */
+ * are skipped. LY_EPARSE "not PEM", LY_ENOT_FOUND "no key", LY_ECRYPTO
+ * "unparsable key" (also for ECC curves other than P-256/P-384) or
+ * "encrypted keys are not supported". */
 int ly_key_from_pem(const char *pem, size_t len, ly_key_t **out,
                     const char **why);
 /* PKCS#8 PEM, malloc'd and NUL-terminated: the caller wipes and frees. */
@@ -90,8 +96,8 @@ int ly_csr_create(const ly_key_t *key, const char *spiffe_id, ly_der_t *out);
 
 /* What the CA takes from a request that passed ly_csr_check. */
 typedef struct {
-  ly_spiffe_id_t id;            /* the requested identity */
-  unsigned char pubkey[256];    /* SubjectPublicKeyInfo, DER */
+  ly_spiffe_id_t id;         /* the requested identity */
+  unsigned char pubkey[256]; /* SubjectPublicKeyInfo, DER */
   size_t pubkey_len;
 } ly_csr_t;
 
@@ -99,8 +105,7 @@ typedef struct {
  * verifies; the key is ECDSA P-256 or P-384 (anything else: "unsupported
  * key type"); exactly one subjectAltName, a URI holding a valid SPIFFE
  * ID; no basicConstraints with cA set. LY_ECSR with *why otherwise. */
-int ly_csr_check(const void *der, size_t len, ly_csr_t *out,
-                 const char **why);
+int ly_csr_check(const void *der, size_t len, ly_csr_t *out, const char **why);
 
 /* ---- issuing (CA side) ---------------------------------------------------*/
 
@@ -109,6 +114,8 @@ int ly_csr_check(const void *der, size_t len, ly_csr_t *out,
  * `signing.cert` (signing certificate first). */
 typedef struct ly_signer_s ly_signer_t;
 
+/* Fails with the PEM loaders' reasons, or LY_ECERT "key does not match the
+ * signing certificate" / ly_cert_check_issuer's reasons. */
 int ly_signer_load(const char *cert_pem, size_t cert_len, const char *key_pem,
                    size_t key_len, ly_signer_t **out, const char **why);
 void ly_signer_free(ly_signer_t *s);
@@ -119,8 +126,10 @@ const ly_chain_t *ly_signer_chain(const ly_signer_t *s);
  * URI SAN = id; basicConstraints cA=FALSE (critical); keyUsage
  * digitalSignature (critical); extKeyUsage serverAuth+clientAuth; subject
  * and authority key IDs; validity [not_before, not_after] (unix seconds,
- * the caller applies any backdating). `pubkey` is a SubjectPublicKeyInfo
- * in DER. Thread-safe for distinct signers; one signer is not. */
+ * the caller applies any backdating; UV_EINVAL unless not_before <
+ * not_after). `pubkey` is a SubjectPublicKeyInfo in DER for ECDSA P-256 or
+ * P-384, as ly_csr_check allows (LY_ECRYPTO otherwise); LY_ESPIFFE_ID for
+ * an invalid id. Thread-safe for distinct signers; one signer is not. */
 int ly_signer_issue(ly_signer_t *s, const unsigned char *pubkey,
                     size_t pubkey_len, const char *spiffe_id,
                     int64_t not_before, int64_t not_after, ly_der_t *out);
@@ -128,7 +137,9 @@ int ly_signer_issue(ly_signer_t *s, const unsigned char *pubkey,
 /* `lanyard ca init`: a self-signed root (cA, keyUsage keyCertSign|cRLSign,
  * URI SAN spiffe://<td>, subject O=lanyard, CN=lanyard root <td>) and an
  * intermediate it signs (cA, pathLenConstraint 0, same key usage, URI SAN
- * spiffe://<td>, CN=lanyard signing <td>). Fresh P-256 keys. */
+ * spiffe://<td>, CN=lanyard signing <td>). Fresh P-256 keys. A CN holds
+ * at most 64 characters, so a long trust domain is cut short there (the
+ * URI SAN has it in full). LY_ESPIFFE_ID for an invalid trust domain. */
 int ly_ca_create_root(const char *trust_domain, int64_t not_before,
                       int64_t not_after, ly_key_t **key, ly_der_t *cert);
 int ly_ca_create_intermediate(const ly_key_t *root_key, const ly_der_t *root,
@@ -144,9 +155,21 @@ int ly_ca_create_intermediate(const ly_key_t *root_key, const ly_der_t *root,
  * its validity window at `at` (unix seconds), every signature verifies,
  * and every issuer on it is a CA with keyCertSign. LY_ECERT with *why
  * ("unknown_ca: ...", "expired: ...", ...) otherwise. On success,
- * leaf_info (may be NULL) describes the leaf. */
+ * leaf_info (may be NULL) describes the leaf.
+ *
+ * Also enforced: pathLenConstraint (self-issued certificates do not count,
+ * RFC 5280 6.1.4), no unrecognized critical extension. Refused rather than
+ * evaluated: name constraints. Signatures: ECDSA, or RSA PKCS#1 v1.5 with
+ * keys of 2048 bits or more, with SHA-256/384/512. Bounded for hostile
+ * input: at most 32 chain certificates and 512 roots, paths of at most 8
+ * certificates below the root, 64 signature checks per call. */
 int ly_chain_verify(const ly_chain_t *chain, const ly_chain_t *roots,
                     int64_t at, ly_cert_info_t *leaf_info, const char **why);
+
+/* Is this certificate fit to sign others: cA set and keyUsage present with
+ * keyCertSign. LY_ECERT with "unknown_ca: signing certificate is not a CA"
+ * or "unknown_ca: signing certificate lacks keyCertSign". */
+int ly_cert_check_issuer(const ly_cert_info_t *ca, const char **why);
 
 /* The X.509-SVID rules on a leaf alone: not a CA; keyUsage present with
  * digitalSignature and without keyCertSign and cRLSign; exactly one URI
@@ -155,8 +178,8 @@ int ly_svid_check_leaf(const ly_cert_info_t *leaf, const char *trust_domain,
                        const char **why);
 
 /* Both: ly_chain_verify, then ly_svid_check_leaf. */
-int ly_svid_verify(const ly_chain_t *chain, const ly_chain_t *roots,
-                   int64_t at, const char *trust_domain,
-                   ly_cert_info_t *leaf_info, const char **why);
+int ly_svid_verify(const ly_chain_t *chain, const ly_chain_t *roots, int64_t at,
+                   const char *trust_domain, ly_cert_info_t *leaf_info,
+                   const char **why);
 
 #endif

@@ -12,10 +12,11 @@ static void test_valid(void **state) {
     const char *in;
     uint64_t ms;
   } cases[] = {
-      {"90s", 90000},      {"10m", 600000},   {"1h", 3600000},
-      {"1h30m", 5400000},  {"250ms", 250},    {"7d", 7 * 86400000ull},
-      {"0s", 0},           {"1m1s", 61000},   {"2h0m5s", 7205000},
-      {"3650d", 3650 * 86400000ull},
+      {"90s", 90000},      {"10m", 600000},
+      {"1h", 3600000},     {"1h30m", 5400000},
+      {"250ms", 250},      {"7d", 7 * 86400000ull},
+      {"0s", 0},           {"1m1s", 61000},
+      {"2h0m5s", 7205000}, {"3650d", 3650 * 86400000ull},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     uint64_t ms = 1;
@@ -27,8 +28,20 @@ static void test_valid(void **state) {
 
 static void test_invalid(void **state) {
   static const char *const bad[] = {
-      "", "10", "h", "1x", "1.5h", "-1s", " 1s", "1s ", "1H", "1hour",
-      "99999999999999999999s", "4000d", "1s-", "s1",
+      "",
+      "10",
+      "h",
+      "1x",
+      "1.5h",
+      "-1s",
+      " 1s",
+      "1s ",
+      "1H",
+      "1hour",
+      "99999999999999999999s",
+      "4000d",
+      "1s-",
+      "s1",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     uint64_t ms = 0;

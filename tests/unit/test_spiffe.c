@@ -35,25 +35,25 @@ static void test_invalid(void **state) {
   static const char *const bad[] = {
       "",
       "spiffe://",
-      "spiffe:///path",                 /* empty trust domain */
-      "SPIFFE://example.org",           /* scheme must be lowercase */
-      "https://example.org/x",          /* wrong scheme */
-      "spiffe:/example.org",            /* missing // */
-      "spiffe://Example.org",           /* uppercase trust domain */
-      "spiffe://example.org:8080/x",    /* port */
-      "spiffe://user@example.org/x",    /* userinfo */
-      "spiffe://example.org/",          /* trailing slash */
-      "spiffe://example.org/a/",        /* trailing slash */
-      "spiffe://example.org//a",        /* empty segment */
-      "spiffe://example.org/./a",       /* dot segment */
-      "spiffe://example.org/a/..",      /* dot-dot segment */
-      "spiffe://example.org/a%20b",     /* percent-encoding */
-      "spiffe://example.org/a?b=c",     /* query */
-      "spiffe://example.org/a#frag",    /* fragment */
-      "spiffe://example.org?q",         /* query after trust domain */
-      "spiffe://exa mple.org/a",        /* space */
-      "spiffe://example.org/a b",       /* space in path */
-      "spiffe://example.org/a*",        /* wildcard is not an ID */
+      "spiffe:///path",              /* empty trust domain */
+      "SPIFFE://example.org",        /* scheme must be lowercase */
+      "https://example.org/x",       /* wrong scheme */
+      "spiffe:/example.org",         /* missing // */
+      "spiffe://Example.org",        /* uppercase trust domain */
+      "spiffe://example.org:8080/x", /* port */
+      "spiffe://user@example.org/x", /* userinfo */
+      "spiffe://example.org/",       /* trailing slash */
+      "spiffe://example.org/a/",     /* trailing slash */
+      "spiffe://example.org//a",     /* empty segment */
+      "spiffe://example.org/./a",    /* dot segment */
+      "spiffe://example.org/a/..",   /* dot-dot segment */
+      "spiffe://example.org/a%20b",  /* percent-encoding */
+      "spiffe://example.org/a?b=c",  /* query */
+      "spiffe://example.org/a#frag", /* fragment */
+      "spiffe://example.org?q",      /* query after trust domain */
+      "spiffe://exa mple.org/a",     /* space */
+      "spiffe://example.org/a b",    /* space in path */
+      "spiffe://example.org/a*",     /* wildcard is not an ID */
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     if (parse(bad[i]) != LY_ESPIFFE_ID)
@@ -109,7 +109,8 @@ static void test_patterns(void **state) {
   assert_int_equal(ly_spiffe_pattern_check("spiffe://td/*/x", NULL),
                    LY_ESPIFFE_ID);
   assert_true(ly_spiffe_pattern_match("spiffe://td/ns/a", "spiffe://td/ns/a"));
-  assert_false(ly_spiffe_pattern_match("spiffe://td/ns/a", "spiffe://td/ns/ab"));
+  assert_false(
+      ly_spiffe_pattern_match("spiffe://td/ns/a", "spiffe://td/ns/ab"));
   assert_true(ly_spiffe_pattern_match("spiffe://td/ns/*", "spiffe://td/ns/a"));
   assert_true(
       ly_spiffe_pattern_match("spiffe://td/ns/*", "spiffe://td/ns/a/sa/b"));

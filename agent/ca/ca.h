@@ -1,0 +1,51 @@
+/* The CA component: its loaded state and the service it serves.
+ * Everything here runs on the CA's single event loop. */
+#ifndef LANYARD_CA_CA_H
+#define LANYARD_CA_CA_H
+
+#include "lanyard/attest.h"
+#include "lanyard/config.h"
+#include "lanyard/x509.h"
+
+#include "lanyard/ca/v1/ca.pb-c.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* Certificates issued to workloads may be backdated this much, so a peer
+ * whose clock runs a little behind still accepts them. */
+#define LY_CA_BACKDATE_S 10
+/* Shortest SVID lifetime the CA signs: below it, renewal at half-life
+ * leaves no room for a retry. */
+#define LY_CA_MIN_TTL_S 5
+
+typedef struct {
+  Lanyard__Ca__V1__CA_Service service; /* protobuf-c: methods below */
+  const ly_ca_config_t *cfg;
+  ly_signer_t *signer;
+  ly_chain_t roots;
+  struct timespec bundle_mtime; /* reloaded when the file changes */
+  unsigned char token_secret[LY_TOKEN_SECRET_LEN];
+  ly_jwks_t *jwks; /* NULL without a kubernetes: section */
+} ly_ca_t;
+
+/* Reads the signing certificate and key, the bundle, the token secret and
+ * the JWKS named by cfg. Every problem goes to diag ("file: message");
+ * returns LY_ECONFIG if there was any. With `deep`, also checks that the
+ * key matches the certificate and the signing chain verifies against the
+ * bundle now (what --check reports). */
+int ly_ca_load(ly_ca_t *ca, const ly_ca_config_t *cfg, int deep,
+               ly_diag_t *diag);
+void ly_ca_free(ly_ca_t *ca);
+
+/* Sets up ca->service for ly_rpc_server_start. */
+void ly_ca_service_init(ly_ca_t *ca);
+
+/* Re-reads the bundle when its file changed (root rotation without a
+ * restart). Keeps the old bundle if the new one does not parse. */
+void ly_ca_reload_bundle(ly_ca_t *ca);
+
+/* The CA's own SPIFFE ID, which agents expect the RPC server to present. */
+void ly_ca_server_id(const char *trust_domain, char *out, size_t len);
+
+#endif

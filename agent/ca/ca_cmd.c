@@ -1,0 +1,302 @@
+/* `lanyard ca init | token | serve` */
+#include "ca/ca.h"
+
+#include "lanyard/b64.h"
+#include "lanyard/cli.h"
+#include "lanyard/duration.h"
+#include "lanyard/err.h"
+#include "lanyard/fsutil.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int ly_cmd_ca_serve(int argc, char **argv);
+
+static const char *const init_files[] = {
+    "root.pem",   "root.key",     "signing.pem", "signing.key",
+    "bundle.pem", "token.secret", "ca.yaml",
+};
+
+static int write_new(const char *dir, const char *name, const void *data,
+                     size_t len, mode_t mode) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  int rc = ly_file_create(path, data, len, mode);
+  if (rc != 0)
+    fprintf(stderr, "lanyard ca init: %s: %s\n", path, ly_strerror(rc));
+  return rc;
+}
+
+static int write_cert(const char *dir, const char *name, const ly_der_t *d) {
+  ly_chain_t one = {.certs = (ly_der_t *)d, .n = 1};
+  char *pem = NULL;
+  size_t len = 0;
+  LY_GUARD(ly_chain_to_pem(&one, &pem, &len));
+  int rc = write_new(dir, name, pem, len, 0644);
+  free(pem);
+  return rc;
+}
+
+static int write_key(const char *dir, const char *name, const ly_key_t *k) {
+  char *pem = NULL;
+  size_t len = 0;
+  LY_GUARD(ly_key_to_pem(k, &pem, &len));
+  int rc = write_new(dir, name, pem, len, 0600);
+  ly_wipe(pem, len);
+  free(pem);
+  return rc;
+}
+
+static int ca_init(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"trust-domain", required_argument, NULL, 't'},
+      {"dir", required_argument, NULL, 'd'},
+      {"listen", required_argument, NULL, 'l'},
+      {"admin", required_argument, NULL, 'a'},
+      {"root-ttl", required_argument, NULL, 'r'},
+      {"signing-ttl", required_argument, NULL, 's'},
+      {"help", no_argument, NULL, 'h'},
+      {0}};
+  const char *td = NULL, *dir = NULL, *listen = "127.0.0.1:15012",
+             *admin = "127.0.0.1:15014", *why = NULL;
+  uint64_t root_ms = 3650ull * 86400000, signing_ms = 1825ull * 86400000;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "t:d:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 't':
+      td = optarg;
+      break;
+    case 'd':
+      dir = optarg;
+      break;
+    case 'l':
+      listen = optarg;
+      break;
+    case 'a':
+      admin = optarg;
+      break;
+    case 'r':
+    case 's':
+      if (ly_duration_parse(optarg, c == 'r' ? &root_ms : &signing_ms, &why) !=
+          0) {
+        fprintf(stderr, "lanyard ca init: --%s: %s\n",
+                c == 'r' ? "root-ttl" : "signing-ttl", why);
+        return LY_EXIT_USAGE;
+      }
+      break;
+    case 'h':
+      printf("usage: lanyard ca init --trust-domain TD --dir DIR "
+             "[--listen ADDR] [--admin ADDR]\n"
+             "                        [--root-ttl 3650d] "
+             "[--signing-ttl 1825d]\n");
+      return LY_EXIT_OK;
+    default:
+      return LY_EXIT_USAGE;
+    }
+  }
+  if (!td || !dir) {
+    fprintf(stderr, "lanyard ca init: --trust-domain and --dir are required\n");
+    return LY_EXIT_USAGE;
+  }
+  if (ly_trust_domain_check(td, strlen(td), &why) != 0) {
+    fprintf(stderr, "lanyard ca init: --trust-domain '%s': %s\n", td, why);
+    return LY_EXIT_USAGE;
+  }
+  ly_hostport_t hp;
+  if (ly_hostport_parse(listen, 0, &hp, &why) != 0 ||
+      ly_hostport_parse(admin, 0, &hp, &why) != 0) {
+    fprintf(stderr, "lanyard ca init: bad address: %s\n", why);
+    return LY_EXIT_USAGE;
+  }
+  if (signing_ms > root_ms) {
+    fprintf(stderr,
+            "lanyard ca init: --signing-ttl must not exceed --root-ttl\n");
+    return LY_EXIT_USAGE;
+  }
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "lanyard ca init: %s: %s\n", dir, strerror(errno));
+    return LY_EXIT_FAIL;
+  }
+  /* Refuse before writing anything: a half-overwritten CA is worse than
+   * none. */
+  for (size_t i = 0; i < sizeof(init_files) / sizeof(init_files[0]); i++) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, init_files[i]);
+    if (stat(path, &st) == 0) {
+      fprintf(stderr,
+              "lanyard ca init: %s already exists; refusing to overwrite a "
+              "CA\n",
+              path);
+      return LY_EXIT_FAIL;
+    }
+  }
+
+  int64_t now = (int64_t)time(NULL);
+  ly_key_t *root_key = NULL, *signing_key = NULL;
+  ly_der_t root = {0}, signing = {0};
+  unsigned char secret[LY_TOKEN_SECRET_LEN];
+  char secret_text[64];
+  char yaml[2048];
+  int rc = ly_ca_create_root(td, now - 60, now + (int64_t)(root_ms / 1000),
+                             &root_key, &root);
+  if (rc == 0)
+    rc = ly_ca_create_intermediate(root_key, &root, td, now - 60,
+                                   now + (int64_t)(signing_ms / 1000),
+                                   &signing_key, &signing);
+  if (rc == 0)
+    rc = ly_token_secret_generate(secret);
+  if (rc != 0) {
+    fprintf(stderr, "lanyard ca init: %s\n", ly_strerror(rc));
+    goto out;
+  }
+  ly_b64url_encode(secret, sizeof(secret), secret_text);
+  strcat(secret_text, "\n");
+  int n = snprintf(yaml, sizeof(yaml),
+                   "# Written by `lanyard ca init`; paths are relative to "
+                   "this file.\n"
+                   "trust_domain: %s\n"
+                   "listen: %s\n"
+                   "admin: %s\n"
+                   "signing:\n"
+                   "  cert: signing.pem\n"
+                   "  key: signing.key\n"
+                   "bundle: bundle.pem\n"
+                   "token_secret: token.secret\n"
+                   "svid:\n"
+                   "  default_ttl: 1h\n"
+                   "  max_ttl: 24h\n",
+                   td, listen, admin);
+  if ((rc = write_cert(dir, "root.pem", &root)) != 0 ||
+      (rc = write_key(dir, "root.key", root_key)) != 0 ||
+      (rc = write_cert(dir, "signing.pem", &signing)) != 0 ||
+      (rc = write_key(dir, "signing.key", signing_key)) != 0 ||
+      (rc = write_cert(dir, "bundle.pem", &root)) != 0 ||
+      (rc = write_new(dir, "token.secret", secret_text, strlen(secret_text),
+                      0600)) != 0 ||
+      (rc = write_new(dir, "ca.yaml", yaml, (size_t)n, 0644)) != 0)
+    goto out;
+  printf("CA for trust domain %s created in %s\n"
+         "  root.pem / root.key   the root (move root.key offline: only\n"
+         "                        signing a new intermediate needs it)\n"
+         "  signing.pem / .key    the intermediate that signs SVIDs\n"
+         "  bundle.pem            the trust bundle agents start with\n"
+         "  token.secret          signs join tokens\n"
+         "  ca.yaml               run: lanyard ca serve -c %s/ca.yaml\n",
+         td, dir, dir);
+out:
+  ly_key_free(root_key);
+  ly_key_free(signing_key);
+  free(root.der);
+  free(signing.der);
+  ly_wipe(secret, sizeof(secret));
+  ly_wipe(secret_text, sizeof(secret_text));
+  return rc == 0 ? LY_EXIT_OK : LY_EXIT_FAIL;
+}
+
+static int ca_token(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"spiffe-id", required_argument, NULL, 'i'},
+      {"ttl", required_argument, NULL, 't'},
+      {"help", no_argument, NULL, 'h'},
+      {0}};
+  const char *cfg_path = NULL, *id = NULL, *why = NULL;
+  uint64_t ttl_ms = 15 * 60000;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "c:i:t:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      cfg_path = optarg;
+      break;
+    case 'i':
+      id = optarg;
+      break;
+    case 't':
+      if (ly_duration_parse(optarg, &ttl_ms, &why) != 0 || ttl_ms < 1000) {
+        fprintf(stderr, "lanyard ca token: --ttl: %s\n",
+                why ? why : "at least 1s");
+        return LY_EXIT_USAGE;
+      }
+      break;
+    case 'h':
+      printf("usage: lanyard ca token -c ca.yaml --spiffe-id ID [--ttl 15m]\n"
+             "  ID is an exact SPIFFE ID, or one ending in /* for every ID "
+             "below it.\n");
+      return LY_EXIT_OK;
+    default:
+      return LY_EXIT_USAGE;
+    }
+  }
+  if (!cfg_path || !id) {
+    fprintf(stderr, "lanyard ca token: -c and --spiffe-id are required\n");
+    return LY_EXIT_USAGE;
+  }
+  if (ly_spiffe_pattern_check(id, &why) != 0) {
+    fprintf(stderr, "lanyard ca token: --spiffe-id '%s': %s\n", id, why);
+    return LY_EXIT_USAGE;
+  }
+  ly_diag_t diag;
+  ly_diag_init(&diag);
+  ly_ca_config_t *cfg = NULL;
+  ly_ca_t ca;
+  int rc = LY_EXIT_USAGE;
+  if (ly_ca_config_load(cfg_path, &cfg, &diag) != 0 ||
+      ly_ca_load(&ca, cfg, 0, &diag) != 0) {
+    ly_diag_print(&diag, stderr);
+    goto out;
+  }
+  ly_spiffe_id_t base;
+  size_t len = strlen(id);
+  if (len >= 2 && id[len - 1] == '*')
+    len -= 2;
+  ly_spiffe_id_parse(id, len, &base, NULL);
+  if (!ly_spiffe_id_in_domain(&base, cfg->trust_domain)) {
+    fprintf(stderr, "lanyard ca token: '%s' is not in trust domain '%s'\n", id,
+            cfg->trust_domain);
+  } else if (ly_spiffe_id_reserved(&base)) {
+    fprintf(stderr, "lanyard ca token: IDs under /lanyard/ are reserved\n");
+  } else {
+    char *token = NULL;
+    int64_t exp = (int64_t)time(NULL) + (int64_t)(ttl_ms / 1000);
+    if (ly_token_mint(ca.token_secret, id, exp, &token) == 0) {
+      printf("%s\n", token);
+      ly_wipe(token, strlen(token));
+      free(token);
+      rc = LY_EXIT_OK;
+    } else {
+      rc = LY_EXIT_FAIL;
+    }
+  }
+  ly_ca_free(&ca);
+out:
+  ly_ca_config_free(cfg);
+  ly_diag_free(&diag);
+  return rc;
+}
+
+int ly_cmd_ca(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "init"))
+    return ca_init(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "token"))
+    return ca_token(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "serve"))
+    return ly_cmd_ca_serve(argc - 1, argv + 1);
+  FILE *out =
+      argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+          ? stdout
+          : stderr;
+  fprintf(out, "usage: lanyard ca <init|token|serve> [options]\n"
+               "  init   create a root, a signing intermediate, a bundle, a "
+               "token secret and ca.yaml\n"
+               "  token  mint a join token for a SPIFFE ID (or ID/*)\n"
+               "  serve  run the CA's RPC server (-c ca.yaml [--check])\n");
+  return out == stdout ? LY_EXIT_OK : LY_EXIT_USAGE;
+}

@@ -1,0 +1,281 @@
+/* The CA service: Sign and TrustBundle.
+ *
+ * Sign decides in this order, and refuses with the first failing check:
+ *   1. the CSR is well formed and self-signed (INVALID_ARGUMENT);
+ *   2. the requested ID is in our trust domain and not reserved
+ *      (PERMISSION_DENIED);
+ *   3. the credential is valid (UNAUTHENTICATED): a join token, a
+ *      Kubernetes service-account JWT, or the caller's current SVID as its
+ *      TLS client certificate (renewal);
+ *   4. the credential allows the requested ID (PERMISSION_DENIED);
+ *   5. the TTL is sane (INVALID_ARGUMENT), capped by max_ttl.
+ * Every refusal is logged with the caller's address and the reason; no
+ * token or key ever is.
+ */
+#include "ca/ca.h"
+
+#include "lanyard/err.h"
+#include "lanyard/log.h"
+#include "lanyard/rpc.h"
+#include "lanyard/tls.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CA_OF(svc) ((ly_ca_t *)((char *)(svc)-offsetof(ly_ca_t, service)))
+
+typedef struct {
+  ly_rpc_call_t *call;
+  const char *credential; /* "join_token", "k8s_token", "mtls", "none" */
+  const char *id;         /* the requested ID, once known */
+} sign_ctx_t;
+
+static void refuse(sign_ctx_t *s, int code, const char *reason) {
+  ly_rpc_call_fail(s->call, code, "%s", reason);
+  ly_log(LY_WARN, "sign_refused", "peer", ly_rpc_call_peer(s->call),
+         "credential", s->credential, "spiffe_id", s->id, "code",
+         ly_rpc_code_name(code), "reason", reason, NULL);
+}
+
+/* Step 3 and 4 for each kind of credential. 0 or the code of a refusal
+ * (already logged). */
+static int check_join_token(ly_ca_t *ca, sign_ctx_t *s, const char *token) {
+  char pattern[LY_SPIFFE_ID_MAX + 3];
+  const char *why = "invalid token";
+  if (ly_token_verify(ca->token_secret, token, (int64_t)time(NULL), pattern,
+                      &why) != 0) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "join token rejected: %s", why);
+    refuse(s, LY_RPC_UNAUTHENTICATED, msg);
+    return LY_RPC_UNAUTHENTICATED;
+  }
+  if (!ly_spiffe_pattern_match(pattern, s->id)) {
+    char msg[LY_SPIFFE_ID_MAX + 64];
+    snprintf(msg, sizeof(msg), "join token is for '%s', not this ID", pattern);
+    refuse(s, LY_RPC_PERMISSION_DENIED, msg);
+    return LY_RPC_PERMISSION_DENIED;
+  }
+  return 0;
+}
+
+static int check_k8s_token(ly_ca_t *ca, sign_ctx_t *s, const char *jwt) {
+  const ly_ca_config_t *cfg = ca->cfg;
+  if (!ca->jwks) {
+    refuse(s, LY_RPC_UNAUTHENTICATED,
+           "this CA does not accept Kubernetes tokens (no kubernetes: "
+           "section in its config)");
+    return LY_RPC_UNAUTHENTICATED;
+  }
+  ly_k8s_identity_t who;
+  const char *why = "invalid token";
+  if (ly_jwt_verify_k8s(ca->jwks, jwt, cfg->kubernetes.issuer,
+                        cfg->kubernetes.audience, (int64_t)time(NULL), &who,
+                        &why) != 0) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "Kubernetes token rejected: %s", why);
+    refuse(s, LY_RPC_UNAUTHENTICATED, msg);
+    return LY_RPC_UNAUTHENTICATED;
+  }
+  ly_spiffe_id_t derived;
+  if (ly_spiffe_id_for_k8s(cfg->trust_domain, who.namespace_,
+                           who.service_account, &derived, &why) != 0 ||
+      strcmp(derived.id, s->id) != 0) {
+    char msg[LY_SPIFFE_ID_MAX + 64];
+    snprintf(msg, sizeof(msg), "Kubernetes token is for '%s', not this ID",
+             derived.id);
+    refuse(s, LY_RPC_PERMISSION_DENIED, msg);
+    return LY_RPC_PERMISSION_DENIED;
+  }
+  return 0;
+}
+
+static int check_renewal(ly_ca_t *ca, sign_ctx_t *s) {
+  ly_der_t leaf = {0};
+  ly_cert_info_t info;
+  const char *why = NULL;
+  if (ly_tls_peer_leaf(ly_rpc_call_ssl(s->call), &leaf) != 0) {
+    s->credential = "none";
+    refuse(s, LY_RPC_UNAUTHENTICATED,
+           "no credential: send a join token or a Kubernetes token, or "
+           "renew over mTLS with the current SVID");
+    return LY_RPC_UNAUTHENTICATED;
+  }
+  /* wolfSSL verified the client chain against the bundle in the
+   * handshake; here the SVID rules and the identity. */
+  int rc = ly_cert_info(leaf.der, leaf.len, &info);
+  free(leaf.der);
+  if (rc != 0 || ly_svid_check_leaf(&info, ca->cfg->trust_domain, &why) != 0) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "client certificate is not a valid SVID: %s",
+             rc ? "malformed" : why);
+    refuse(s, LY_RPC_UNAUTHENTICATED, msg);
+    return LY_RPC_UNAUTHENTICATED;
+  }
+  if (strcmp(info.spiffe_id, s->id) != 0) {
+    char msg[LY_SPIFFE_ID_MAX + 64];
+    snprintf(msg, sizeof(msg),
+             "renewal must keep the identity: the client is '%s'",
+             info.spiffe_id);
+    refuse(s, LY_RPC_PERMISSION_DENIED, msg);
+    return LY_RPC_PERMISSION_DENIED;
+  }
+  return 0;
+}
+
+static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
+                    const Lanyard__Ca__V1__SignRequest *req,
+                    Lanyard__Ca__V1__SignResponse_Closure closure,
+                    void *closure_data) {
+  ly_ca_t *ca = CA_OF(svc);
+  const ly_ca_config_t *cfg = ca->cfg;
+  sign_ctx_t s = {.call = closure_data, .credential = "mtls", .id = NULL};
+  ly_csr_t csr;
+  const char *why = "malformed";
+  char msg[256];
+
+  if (req->credential_case ==
+      LANYARD__CA__V1__SIGN_REQUEST__CREDENTIAL_JOIN_TOKEN)
+    s.credential = "join_token";
+  else if (req->credential_case ==
+           LANYARD__CA__V1__SIGN_REQUEST__CREDENTIAL_K8S_TOKEN)
+    s.credential = "k8s_token";
+
+  if (ly_csr_check(req->csr.data, req->csr.len, &csr, &why) != 0) {
+    snprintf(msg, sizeof(msg), "bad CSR: %s", why);
+    refuse(&s, LY_RPC_INVALID_ARGUMENT, msg);
+    goto fail;
+  }
+  s.id = csr.id.id;
+  if (!ly_spiffe_id_in_domain(&csr.id, cfg->trust_domain)) {
+    snprintf(msg, sizeof(msg), "SPIFFE ID is not in trust domain '%s'",
+             cfg->trust_domain);
+    refuse(&s, LY_RPC_PERMISSION_DENIED, msg);
+    goto fail;
+  }
+  if (ly_spiffe_id_reserved(&csr.id)) {
+    refuse(&s, LY_RPC_PERMISSION_DENIED,
+           "SPIFFE IDs under /lanyard/ are reserved for Lanyard itself");
+    goto fail;
+  }
+  int denied;
+  switch (req->credential_case) {
+  case LANYARD__CA__V1__SIGN_REQUEST__CREDENTIAL_JOIN_TOKEN:
+    denied = check_join_token(ca, &s, req->join_token);
+    break;
+  case LANYARD__CA__V1__SIGN_REQUEST__CREDENTIAL_K8S_TOKEN:
+    denied = check_k8s_token(ca, &s, req->k8s_token);
+    break;
+  default:
+    denied = check_renewal(ca, &s);
+    break;
+  }
+  if (denied)
+    goto fail;
+
+  uint64_t ttl_s =
+      req->ttl_seconds ? req->ttl_seconds : cfg->default_ttl_ms / 1000;
+  if (ttl_s < LY_CA_MIN_TTL_S) {
+    snprintf(msg, sizeof(msg), "ttl %llus is below the minimum of %ds",
+             (unsigned long long)ttl_s, LY_CA_MIN_TTL_S);
+    refuse(&s, LY_RPC_INVALID_ARGUMENT, msg);
+    goto fail;
+  }
+  if (ttl_s > cfg->max_ttl_ms / 1000)
+    ttl_s = cfg->max_ttl_ms / 1000;
+
+  /* An SVID cannot outlive the certificate that signs it. */
+  int64_t now = (int64_t)time(NULL);
+  int64_t not_after = now + (int64_t)ttl_s;
+  ly_cert_info_t signing;
+  const ly_chain_t *chain = ly_signer_chain(ca->signer);
+  if (ly_cert_info(chain->certs[0].der, chain->certs[0].len, &signing) == 0 &&
+      not_after > signing.not_after)
+    not_after = signing.not_after;
+
+  ly_der_t svid = {0};
+  uint64_t t0 = uv_hrtime();
+  if (ly_signer_issue(ca->signer, csr.pubkey, csr.pubkey_len, csr.id.id,
+                      now - LY_CA_BACKDATE_S, not_after, &svid) != 0) {
+    refuse(&s, LY_RPC_INTERNAL, "signing failed");
+    goto fail;
+  }
+  uint64_t sign_us = (uv_hrtime() - t0) / 1000;
+
+  ly_ca_reload_bundle(ca);
+  ProtobufCBinaryData *certs = calloc(1 + chain->n, sizeof(*certs));
+  ProtobufCBinaryData *roots = calloc(ca->roots.n + 1, sizeof(*roots));
+  if (!certs || !roots) {
+    free(certs);
+    free(roots);
+    free(svid.der);
+    refuse(&s, LY_RPC_INTERNAL, "out of memory");
+    goto fail;
+  }
+  certs[0].data = svid.der;
+  certs[0].len = svid.len;
+  for (size_t i = 0; i < chain->n; i++) {
+    certs[1 + i].data = chain->certs[i].der;
+    certs[1 + i].len = chain->certs[i].len;
+  }
+  for (size_t i = 0; i < ca->roots.n; i++) {
+    roots[i].data = ca->roots.certs[i].der;
+    roots[i].len = ca->roots.certs[i].len;
+  }
+  Lanyard__Ca__V1__SignResponse resp = LANYARD__CA__V1__SIGN_RESPONSE__INIT;
+  resp.n_chain = 1 + chain->n;
+  resp.chain = certs;
+  resp.n_bundle = ca->roots.n;
+  resp.bundle = roots;
+
+  ly_cert_info_t issued;
+  char na[32], us[32];
+  if (ly_cert_info(svid.der, svid.len, &issued) != 0)
+    issued.serial_hex[0] = '\0';
+  ly_log(LY_INFO, "svid_issued", "peer", ly_rpc_call_peer(s.call), "credential",
+         s.credential, "spiffe_id", s.id, "serial", issued.serial_hex,
+         "not_after", ly_fmt(na, sizeof(na), "%lld", (long long)not_after),
+         "sign_us", ly_fmt(us, sizeof(us), "%llu", (unsigned long long)sign_us),
+         NULL);
+  closure(&resp, closure_data);
+  free(certs);
+  free(roots);
+  free(svid.der);
+  return;
+fail:
+  closure(NULL, closure_data);
+}
+
+static void
+ca_trust_bundle(Lanyard__Ca__V1__CA_Service *svc,
+                const Lanyard__Ca__V1__TrustBundleRequest *req,
+                Lanyard__Ca__V1__TrustBundleResponse_Closure closure,
+                void *closure_data) {
+  ly_ca_t *ca = CA_OF(svc);
+  ly_ca_reload_bundle(ca);
+  ProtobufCBinaryData *roots = calloc(ca->roots.n + 1, sizeof(*roots));
+  if (!roots) {
+    ly_rpc_call_fail(closure_data, LY_RPC_INTERNAL, "out of memory");
+    closure(NULL, closure_data);
+    return;
+  }
+  for (size_t i = 0; i < ca->roots.n; i++) {
+    roots[i].data = ca->roots.certs[i].der;
+    roots[i].len = ca->roots.certs[i].len;
+  }
+  Lanyard__Ca__V1__TrustBundleResponse resp =
+      LANYARD__CA__V1__TRUST_BUNDLE_RESPONSE__INIT;
+  resp.trust_domain = ca->cfg->trust_domain;
+  resp.n_roots = ca->roots.n;
+  resp.roots = roots;
+  closure(&resp, closure_data);
+  free(roots);
+}
+
+void ly_ca_service_init(ly_ca_t *ca) {
+  lanyard__ca__v1__ca__init(&ca->service, NULL);
+  ca->service.sign = ca_sign;
+  ca->service.trust_bundle = ca_trust_bundle;
+}

@@ -1,0 +1,396 @@
+#include "lanyard/config.h"
+
+#include "config/schema.h"
+#include "lanyard/err.h"
+#include "lanyard/spiffe.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define AG(field) offsetof(ly_agent_config_t, field)
+#define LS(field) offsetof(ly_listener_config_t, field)
+static const uint64_t min_ttl_ms = 5000;
+
+static int f_own_id(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                    const ly_field_t *f);
+static int f_ca(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                const ly_field_t *f);
+static int f_fraction(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                      const ly_field_t *f);
+static int f_workers(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                     const ly_field_t *f);
+static int f_listeners(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                       const ly_field_t *f);
+static int f_inbound_allow(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                           const ly_field_t *f);
+static int f_meshed(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                    const ly_field_t *f);
+static int f_cidr(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                  const ly_field_t *f);
+
+static const char *const mode_names[] = {"strict", "permissive", NULL};
+static const char *const listener_modes[] = {"server", "client", NULL};
+static const char *const unmeshed_names[] = {"passthrough", "deny", NULL};
+
+enum { CA_TOKEN, CA_K8S_TOKEN };
+static const ly_field_t ca_fields[] = {
+    [CA_TOKEN] = LY_KEY("token_file", ly_f_path, 0, AG(ca.token_file)),
+    [CA_K8S_TOKEN] =
+        LY_KEY("k8s_token_file", ly_f_path, 0, AG(ca.k8s_token_file)),
+    LY_KEY("address", ly_f_address, 1, AG(ca.address)),
+    LY_KEY("bundle", ly_f_path, 1, AG(ca.bundle)),
+    LY_END,
+};
+
+static const ly_field_t svid_fields[] = {
+    LY_ARG("ttl", ly_f_duration, 0, AG(svid.ttl_ms), &min_ttl_ms),
+    LY_KEY("renew_fraction", f_fraction, 0, AG(svid.renew_fraction)),
+    LY_KEY("dir", ly_f_path, 0, AG(svid.dir)),
+    LY_END,
+};
+
+enum { L_NAME, L_MODE, L_LISTEN, L_FORWARD, L_CONNECT, L_ALLOW, L_EXPECT };
+static const ly_field_t listener_fields[] = {
+    [L_NAME] = LY_KEY("name", ly_f_string, 1, LS(name)),
+    [L_MODE] = LY_ARG("mode", ly_f_enum, 1, LS(mode), listener_modes),
+    [L_LISTEN] = LY_KEY("listen", ly_f_listen, 1, LS(listen)),
+    [L_FORWARD] = LY_KEY("forward", ly_f_address, 0, LS(forward)),
+    [L_CONNECT] = LY_KEY("connect", ly_f_address, 0, LS(connect)),
+    [L_ALLOW] = LY_LIST("allow", ly_f_patterns, 0, LS(allow), LS(nallow)),
+    [L_EXPECT] = LY_KEY("expect", ly_f_spiffe_id, 0, LS(expect)),
+    LY_END,
+};
+
+static const ly_field_t rule_fields[] = {
+    LY_LIST("ports", ly_f_ports, 0, offsetof(ly_inbound_rule_t, ports),
+            offsetof(ly_inbound_rule_t, nports)),
+    LY_LIST("from", ly_f_patterns, 1, offsetof(ly_inbound_rule_t, from),
+            offsetof(ly_inbound_rule_t, nfrom)),
+    LY_END,
+};
+
+static const ly_field_t meshed_fields[] = {
+    LY_KEY("cidr", f_cidr, 1, 0),
+    LY_LIST("ports", ly_f_ports, 0, offsetof(ly_cidr_t, ports),
+            offsetof(ly_cidr_t, nports)),
+    LY_END,
+};
+
+static const ly_field_t inbound_fields[] = {
+    LY_KEY("port", ly_f_port, 0, AG(inbound.port)),
+    LY_KEY("allow", f_inbound_allow, 0, 0),
+    LY_END,
+};
+
+static const ly_field_t outbound_fields[] = {
+    LY_KEY("port", ly_f_port, 0, AG(outbound.port)),
+    LY_KEY("meshed", f_meshed, 0, 0),
+    LY_ARG("unmeshed", ly_f_enum, 0, AG(outbound.deny_unmeshed),
+           unmeshed_names),
+    LY_END,
+};
+
+enum { A_SPIFFE_ID, A_NAMESPACE, A_SERVICE_ACCOUNT };
+static const ly_field_t agent_fields[] = {
+    [A_SPIFFE_ID] = LY_KEY("spiffe_id", f_own_id, 0, AG(spiffe_id)),
+    [A_NAMESPACE] = LY_KEY("namespace", ly_f_string, 0, SIZE_MAX),
+    [A_SERVICE_ACCOUNT] = LY_KEY("service_account", ly_f_string, 0, SIZE_MAX),
+    LY_KEY("trust_domain", ly_f_trust_domain, 1, AG(trust_domain)),
+    LY_KEY("ca", f_ca, 1, 0),
+    LY_ARG("svid", ly_f_map, 0, 0, svid_fields),
+    LY_KEY("admin", ly_f_listen, 0, AG(admin)),
+    LY_KEY("workers", f_workers, 0, AG(workers)),
+    LY_ARG("mode", ly_f_enum, 0, AG(mode), mode_names),
+    LY_KEY("listeners", f_listeners, 0, 0),
+    LY_ARG("inbound", ly_f_map, 0, 0, inbound_fields),
+    LY_ARG("outbound", ly_f_map, 0, 0, outbound_fields),
+    LY_END,
+};
+
+/* ly_f_enum stores an int. */
+_Static_assert(sizeof(ly_mode_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(ly_listener_mode_t) == sizeof(int), "enum size");
+
+static int f_own_id(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                    const ly_field_t *f) {
+  LY_GUARD(ly_f_spiffe_id(s, v, obj, f));
+  ly_spiffe_id_t id;
+  ly_spiffe_id_parse(v->str, strlen(v->str), &id, NULL);
+  if (ly_spiffe_id_reserved(&id)) {
+    LY_SCHEMA_ERR(s, v,
+                  "SPIFFE IDs under /lanyard/ are reserved for Lanyard itself");
+    return -1;
+  }
+  return 0;
+}
+
+static int f_ca(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                const ly_field_t *f) {
+  LY_GUARD(ly_schema_kind(s, v, LY_YNODE_MAP));
+  uint32_t seen = ly_schema_map(s, v, "ca", ca_fields, obj, NULL);
+  if (!(seen & (1u << CA_TOKEN | 1u << CA_K8S_TOKEN)))
+    LY_SCHEMA_ERR(s, v,
+                  "missing required key 'token_file' (or 'k8s_token_file')");
+  ly_schema_exclusive(s, v, "token_file", "k8s_token_file");
+  return 0;
+}
+
+static int f_fraction(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                      const ly_field_t *f) {
+  char *end = NULL;
+  if (v->invalid)
+    return -1;
+  double d = v->kind == LY_YNODE_SCALAR && v->plain && *v->str
+                 ? strtod(v->str, &end)
+                 : NAN;
+  if (!end || *end || !isfinite(d)) {
+    LY_SCHEMA_ERR(s, v, "expected a number");
+    return -1;
+  }
+  if (d < 0.1 || d > 0.9) {
+    LY_SCHEMA_ERR(s, v, "renew_fraction must be between 0.1 and 0.9");
+    return -1;
+  }
+  *(double *)((char *)obj + f->off) = d;
+  return 0;
+}
+
+static int f_workers(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                     const ly_field_t *f) {
+  ly_agent_config_t *c = obj;
+  if (v->invalid)
+    return -1;
+  const char *str = v->kind == LY_YNODE_SCALAR && v->plain ? v->str : "";
+  if (!strcmp(str, "auto")) {
+    c->workers = 0;
+    return 0;
+  }
+  size_t len = strlen(str);
+  int n =
+      len > 0 && len <= 3 && strspn(str, "0123456789") == len ? atoi(str) : 0;
+  if (n < 1 || n > 256) {
+    LY_SCHEMA_ERR(s, v, "workers must be auto or 1..256");
+    return -1;
+  }
+  c->workers = n;
+  return 0;
+}
+
+/* Server listeners forward plaintext and check the client's ID; client
+ * listeners connect with mTLS and check the server's. The keys of one
+ * kind make no sense on the other, so they are errors, not ignored. */
+static void listener_rules(ly_schema_t *s, const ly_ynode_t *item,
+                           const ly_listener_config_t *l, uint32_t seen,
+                           uint32_t ok) {
+  static const struct {
+    int key;
+    ly_listener_mode_t mode;
+  } only[] = {{L_FORWARD, LY_LISTENER_SERVER},
+              {L_ALLOW, LY_LISTENER_SERVER},
+              {L_CONNECT, LY_LISTENER_CLIENT},
+              {L_EXPECT, LY_LISTENER_CLIENT}};
+  if (!(ok & 1u << L_MODE))
+    return; /* reported already */
+  if (l->mode == LY_LISTENER_SERVER && !(seen & 1u << L_FORWARD))
+    LY_SCHEMA_ERR(s, item, "missing required key 'forward' (server listener)");
+  if (l->mode == LY_LISTENER_CLIENT && !(seen & 1u << L_CONNECT))
+    LY_SCHEMA_ERR(s, item, "missing required key 'connect' (client listener)");
+  for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++) {
+    const ly_ypair_t *p = ly_ynode_find(item, listener_fields[only[i].key].key);
+    if (p && l->mode != only[i].mode)
+      ly_schema_error(s, p->line, p->col, "'%s' is only for %s listeners",
+                      p->key, listener_modes[only[i].mode]);
+  }
+}
+
+static int f_listeners(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                       const ly_field_t *f) {
+  ly_agent_config_t *c = obj;
+  LY_GUARD(ly_schema_kind(s, v, LY_YNODE_SEQ));
+  if (v->n == 0)
+    return 0;
+  if (!(c->listeners = calloc(v->n, sizeof(*c->listeners)))) {
+    LY_SCHEMA_ERR(s, v, "out of memory");
+    return -1;
+  }
+  c->nlisteners = v->n;
+  for (size_t i = 0; i < v->n; i++) {
+    const ly_ynode_t *item = v->items[i];
+    ly_listener_config_t *l = &c->listeners[i];
+    if (ly_schema_kind(s, item, LY_YNODE_MAP) != 0)
+      continue;
+    uint32_t ok;
+    uint32_t seen =
+        ly_schema_map(s, item, "listeners", listener_fields, l, &ok);
+    listener_rules(s, item, l, seen, ok);
+    for (size_t j = 0; l->name && j < i; j++) {
+      if (c->listeners[j].name && !strcmp(c->listeners[j].name, l->name)) {
+        const ly_ypair_t *name = ly_ynode_find(item, "name");
+        LY_SCHEMA_ERR(s, name->value,
+                      "duplicate listener name '%.100s' (first at line %d)",
+                      l->name, ly_ynode_find(v->items[j], "name")->value->line);
+        break;
+      }
+    }
+  }
+  return 0;
+}
+
+static int f_inbound_allow(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                           const ly_field_t *f) {
+  ly_agent_config_t *c = obj;
+  LY_GUARD(ly_schema_kind(s, v, LY_YNODE_SEQ));
+  if (v->n == 0)
+    return 0;
+  if (!(c->inbound.allow = calloc(v->n, sizeof(*c->inbound.allow)))) {
+    LY_SCHEMA_ERR(s, v, "out of memory");
+    return -1;
+  }
+  c->inbound.nallow = v->n;
+  for (size_t i = 0; i < v->n; i++)
+    if (ly_schema_kind(s, v->items[i], LY_YNODE_MAP) == 0)
+      ly_schema_map(s, v->items[i], "inbound.allow", rule_fields,
+                    &c->inbound.allow[i], NULL);
+  return 0;
+}
+
+static int f_cidr(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                  const ly_field_t *f) {
+  ly_cidr_t *out = obj, tmp;
+  const char *str, *why = NULL;
+  LY_GUARD(ly_schema_str(s, v, &str));
+  if (ly_cidr_parse(str, &tmp, &why) != 0) {
+    LY_SCHEMA_ERR(s, v, "invalid CIDR: %s", why);
+    return -1;
+  }
+  /* keep ports: the mapping form may list them first */
+  out->family = tmp.family;
+  memcpy(out->addr, tmp.addr, sizeof(out->addr));
+  out->prefix_len = tmp.prefix_len;
+  return 0;
+}
+
+static int f_meshed(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                    const ly_field_t *f) {
+  ly_agent_config_t *c = obj;
+  LY_GUARD(ly_schema_kind(s, v, LY_YNODE_SEQ));
+  if (v->n == 0)
+    return 0;
+  if (!(c->outbound.meshed = calloc(v->n, sizeof(*c->outbound.meshed)))) {
+    LY_SCHEMA_ERR(s, v, "out of memory");
+    return -1;
+  }
+  c->outbound.nmeshed = v->n;
+  for (size_t i = 0; i < v->n; i++) {
+    const ly_ynode_t *item = v->items[i];
+    ly_cidr_t *cidr = &c->outbound.meshed[i];
+    if (item->invalid)
+      continue;
+    if (item->kind == LY_YNODE_SCALAR)
+      f_cidr(s, item, cidr, NULL);
+    else if (item->kind == LY_YNODE_MAP)
+      ly_schema_map(s, item, "outbound.meshed", meshed_fields, cidr, NULL);
+    else
+      LY_SCHEMA_ERR(s, item, "expected a CIDR or a mapping with 'cidr'");
+  }
+  return 0;
+}
+
+/* spiffe_id, or namespace + service_account: exactly one of the two. */
+static void identity_rules(ly_schema_t *s, const ly_ynode_t *root,
+                           uint32_t seen, ly_agent_config_t *c) {
+  const ly_ypair_t *ns = ly_ynode_find(root, "namespace");
+  const ly_ypair_t *sa = ly_ynode_find(root, "service_account");
+  const char *why = NULL;
+  ly_spiffe_id_t id;
+  if (seen & 1u << A_SPIFFE_ID) {
+    if (ns || sa)
+      ly_schema_exclusive(s, root, "spiffe_id",
+                          ns ? "namespace" : "service_account");
+    return;
+  }
+  if (!ns && !sa) {
+    LY_SCHEMA_ERR(s, root,
+                  "missing required key 'spiffe_id' (or "
+                  "'namespace' and 'service_account')");
+    return;
+  }
+  if (!ns || !sa) {
+    LY_SCHEMA_ERR(s, root, "missing required key '%s' (with '%s')",
+                  ns ? "service_account" : "namespace", ns ? ns->key : sa->key);
+    return;
+  }
+  const ly_ynode_t *nv = ns->value, *sv = sa->value;
+  if (!s->td || nv->kind != LY_YNODE_SCALAR || sv->kind != LY_YNODE_SCALAR ||
+      nv->invalid || sv->invalid || !*nv->str || !*sv->str)
+    return; /* reported already */
+  if (ly_spiffe_id_for_k8s(s->td, nv->str, sv->str, &id, &why) != 0) {
+    LY_SCHEMA_ERR(s, nv, "invalid SPIFFE ID: %s", why);
+    return;
+  }
+  if (!(c->spiffe_id = strdup(id.id)))
+    LY_SCHEMA_ERR(s, nv, "out of memory");
+}
+
+int ly_agent_config_load(const char *path, ly_agent_config_t **out,
+                         ly_diag_t *diag) {
+  ly_schema_t s = {.file = path, .diag = diag};
+  ly_ynode_t *tree = NULL;
+  ly_agent_config_t *c = calloc(1, sizeof(*c));
+  if (!c)
+    return UV_ENOMEM;
+  c->svid.ttl_ms = 3600 * 1000;
+  c->svid.renew_fraction = 0.5;
+  c->admin = (ly_hostport_t){"127.0.0.1", 15020};
+  c->mode = LY_MODE_STRICT;
+  c->inbound.port = 15006;
+  c->outbound.port = 15001;
+  const ly_ynode_t *root = ly_schema_load(&s, path, &tree);
+  if (root)
+    identity_rules(&s, root, ly_schema_map(&s, root, "", agent_fields, c, NULL),
+                   c);
+  if (!(c->file = strdup(path)))
+    ly_schema_error(&s, 0, 0, "out of memory");
+  ly_ynode_free(tree);
+  if (s.nerr) {
+    ly_agent_config_free(c);
+    return LY_ECONFIG;
+  }
+  *out = c;
+  return 0;
+}
+
+void ly_agent_config_free(ly_agent_config_t *c) {
+  if (!c)
+    return;
+  for (size_t i = 0; i < c->nlisteners; i++) {
+    ly_listener_config_t *l = &c->listeners[i];
+    free(l->name);
+    for (size_t j = 0; j < l->nallow; j++)
+      free(l->allow[j]);
+    free(l->allow);
+    free(l->expect);
+  }
+  for (size_t i = 0; i < c->inbound.nallow; i++) {
+    ly_inbound_rule_t *r = &c->inbound.allow[i];
+    free(r->ports);
+    for (size_t j = 0; j < r->nfrom; j++)
+      free(r->from[j]);
+    free(r->from);
+  }
+  for (size_t i = 0; i < c->outbound.nmeshed; i++)
+    free(c->outbound.meshed[i].ports);
+  free(c->file);
+  free(c->trust_domain);
+  free(c->spiffe_id);
+  free(c->ca.bundle);
+  free(c->ca.token_file);
+  free(c->ca.k8s_token_file);
+  free(c->svid.dir);
+  free(c->listeners);
+  free(c->inbound.allow);
+  free(c->outbound.meshed);
+  free(c);
+}

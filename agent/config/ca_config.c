@@ -1,0 +1,141 @@
+#include "lanyard/config.h"
+
+#include "config/schema.h"
+#include "lanyard/duration.h"
+#include "lanyard/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define CA(field) offsetof(ly_ca_config_t, field)
+static const uint64_t min_ttl_ms = 5000;
+
+static int f_svid(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                  const ly_field_t *f);
+static int f_kubernetes(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                        const ly_field_t *f);
+static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                 const ly_field_t *f);
+
+static const ly_field_t signing_fields[] = {
+    LY_KEY("cert", ly_f_path, 1, CA(signing_cert)),
+    LY_KEY("key", ly_f_path, 1, CA(signing_key)),
+    LY_END,
+};
+
+enum { SVID_DEFAULT, SVID_MAX };
+static const ly_field_t svid_fields[] = {
+    [SVID_DEFAULT] = LY_ARG("default_ttl", ly_f_duration, 0, CA(default_ttl_ms),
+                            &min_ttl_ms),
+    [SVID_MAX] =
+        LY_ARG("max_ttl", ly_f_duration, 0, CA(max_ttl_ms), &min_ttl_ms),
+    LY_END,
+};
+
+enum { K8S_JWKS, K8S_JWKS_URL };
+static const ly_field_t k8s_fields[] = {
+    [K8S_JWKS] = LY_KEY("jwks", ly_f_path, 0, CA(kubernetes.jwks)),
+    [K8S_JWKS_URL] = LY_KEY("jwks_url", f_url, 0, CA(kubernetes.jwks_url)),
+    LY_KEY("issuer", ly_f_string, 1, CA(kubernetes.issuer)),
+    LY_KEY("audience", ly_f_string, 0, CA(kubernetes.audience)),
+    LY_END,
+};
+
+static const ly_field_t ca_fields[] = {
+    LY_KEY("trust_domain", ly_f_trust_domain, 1, CA(trust_domain)),
+    LY_KEY("listen", ly_f_listen, 0, CA(listen)),
+    LY_KEY("admin", ly_f_listen, 0, CA(admin)),
+    LY_ARG("signing", ly_f_map, 1, 0, signing_fields),
+    LY_KEY("bundle", ly_f_path, 1, CA(bundle)),
+    LY_KEY("token_secret", ly_f_path, 1, CA(token_secret)),
+    LY_KEY("svid", f_svid, 0, 0),
+    LY_KEY("kubernetes", f_kubernetes, 0, 0),
+    LY_END,
+};
+
+static int f_svid(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                  const ly_field_t *f) {
+  const ly_ca_config_t *c = obj;
+  const uint32_t both = 1u << SVID_DEFAULT | 1u << SVID_MAX;
+  uint32_t ok;
+  char a[32], b[32];
+  LY_GUARD(ly_schema_kind(s, v, LY_YNODE_MAP));
+  uint32_t seen = ly_schema_map(s, v, "svid", svid_fields, obj, &ok);
+  if (((ok | ~seen) & both) != both || c->max_ttl_ms >= c->default_ttl_ms)
+    return 0; /* a bad value was reported already */
+  const ly_ypair_t *max = ly_ynode_find(v, "max_ttl");
+  LY_SCHEMA_ERR(s, (max ? max : ly_ynode_find(v, "default_ttl"))->value,
+                "max_ttl (%s) must be at least default_ttl (%s)",
+                ly_duration_format(c->max_ttl_ms, a, sizeof(a)),
+                ly_duration_format(c->default_ttl_ms, b, sizeof(b)));
+  return -1;
+}
+
+static int f_kubernetes(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                        const ly_field_t *f) {
+  ly_ca_config_t *c = obj;
+  LY_GUARD(ly_schema_kind(s, v, LY_YNODE_MAP));
+  c->kubernetes.enabled = 1;
+  uint32_t seen = ly_schema_map(s, v, "kubernetes", k8s_fields, obj, NULL);
+  if (!(seen & (1u << K8S_JWKS | 1u << K8S_JWKS_URL)))
+    LY_SCHEMA_ERR(s, v, "missing required key 'jwks' (or 'jwks_url')");
+  ly_schema_exclusive(s, v, "jwks", "jwks_url");
+  return 0;
+}
+
+static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                 const ly_field_t *f) {
+  const char *str;
+  LY_GUARD(ly_schema_str(s, v, &str));
+  size_t skip = !strncmp(str, "https://", 8)  ? 8
+                : !strncmp(str, "http://", 7) ? 7
+                                              : 0;
+  if (!skip || !str[skip]) {
+    LY_SCHEMA_ERR(s, v, "expected an http:// or https:// URL");
+    return -1;
+  }
+  return ly_f_string(s, v, obj, f);
+}
+
+int ly_ca_config_load(const char *path, ly_ca_config_t **out, ly_diag_t *diag) {
+  ly_schema_t s = {.file = path, .diag = diag};
+  ly_ynode_t *tree = NULL;
+  ly_ca_config_t *c = calloc(1, sizeof(*c));
+  if (!c)
+    return UV_ENOMEM;
+  c->listen = (ly_hostport_t){"127.0.0.1", 15012};
+  c->admin = (ly_hostport_t){"127.0.0.1", 15014};
+  c->default_ttl_ms = 3600 * 1000;
+  c->max_ttl_ms = 24 * 3600 * 1000;
+  const ly_ynode_t *root = ly_schema_load(&s, path, &tree);
+  if (root)
+    ly_schema_map(&s, root, "", ca_fields, c, NULL);
+  if ((c->kubernetes.enabled && !c->kubernetes.audience &&
+       !(c->kubernetes.audience = strdup("lanyard-ca"))) ||
+      !(c->file = strdup(path)))
+    ly_schema_error(&s, 0, 0, "out of memory");
+  ly_ynode_free(tree);
+  if (s.nerr) {
+    ly_ca_config_free(c);
+    return LY_ECONFIG;
+  }
+  *out = c;
+  return 0;
+}
+
+void ly_ca_config_free(ly_ca_config_t *c) {
+  if (!c)
+    return;
+  free(c->file);
+  free(c->trust_domain);
+  free(c->signing_cert);
+  free(c->signing_key);
+  free(c->bundle);
+  free(c->token_secret);
+  free(c->kubernetes.jwks);
+  free(c->kubernetes.jwks_url);
+  free(c->kubernetes.issuer);
+  free(c->kubernetes.audience);
+  free(c);
+}

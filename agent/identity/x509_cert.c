@@ -1,0 +1,326 @@
+/* Reading certificates: DER chains and PEM, wolfSSL's parse plus the raw
+ * fields it does not keep, and ly_cert_info. */
+#include "identity/x509_internal.h"
+
+#include "lanyard/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+static const unsigned char oid_san[] = {0x55, 0x1d, 0x11};
+static const unsigned char oid_skid[] = {0x55, 0x1d, 0x0e};
+static const unsigned char oid_akid[] = {0x55, 0x1d, 0x23};
+
+/* ---- chains
+ * ----------------------------------------------------------------*/
+
+int ly_chain_push(ly_chain_t *c, const void *der, size_t len) {
+  LY_ENSURE(len > 0, UV_EINVAL);
+  unsigned char *copy = malloc(len);
+  LY_ENSURE(copy, UV_ENOMEM);
+  ly_der_t *certs = realloc(c->certs, (c->n + 1) * sizeof(*certs));
+  if (!certs) {
+    free(copy);
+    return UV_ENOMEM;
+  }
+  memcpy(copy, der, len);
+  certs[c->n].der = copy;
+  certs[c->n].len = len;
+  c->certs = certs;
+  c->n++;
+  return 0;
+}
+
+void ly_chain_free(ly_chain_t *c) {
+  if (!c)
+    return;
+  for (size_t i = 0; i < c->n; i++)
+    free(c->certs[i].der);
+  free(c->certs);
+  c->certs = NULL;
+  c->n = 0;
+}
+
+int ly_chain_from_pem(const char *pem, size_t len, ly_chain_t *out,
+                      const char **why) {
+  ly_chain_t c = {0};
+  ly_pem_block_t b;
+  size_t pos = 0;
+  int seen = 0, r, rc = 0;
+  const char *reason = NULL;
+  unsigned char *der = NULL;
+  size_t der_len = 0;
+  while ((r = ly_pem_next(pem, len, &pos, &b)) == 1) {
+    seen = 1;
+    if (!ly_pem_label_is(&b, "CERTIFICATE"))
+      continue;
+    ly_x509_cert_t cert;
+    if (ly_pem_decode(&b, &der, &der_len) != 0 ||
+        ly_x509_cert_parse(der, der_len, &cert) != 0) {
+      rc = LY_ECERT;
+      reason = "malformed certificate";
+      goto out;
+    }
+    ly_x509_cert_free(&cert);
+    if ((rc = ly_chain_push(&c, der, der_len)) != 0)
+      goto out;
+    free(der);
+    der = NULL;
+  }
+  if (r < 0) {
+    rc = LY_EPARSE;
+    reason = "malformed PEM block";
+  } else if (!seen) {
+    rc = LY_EPARSE;
+    reason = "not PEM";
+  } else if (c.n == 0) {
+    rc = LY_ENOT_FOUND;
+    reason = "no certificate";
+  }
+out:
+  free(der);
+  if (rc != 0) {
+    ly_chain_free(&c);
+    if (why && reason)
+      *why = reason;
+    return rc;
+  }
+  *out = c;
+  return 0;
+}
+
+int ly_chain_to_pem(const ly_chain_t *c, char **pem, size_t *len) {
+  size_t cap = 1;
+  for (size_t i = 0; i < c->n; i++)
+    cap += ly_pem_encoded_len("CERTIFICATE", c->certs[i].len);
+  char *p = malloc(cap);
+  LY_ENSURE(p, UV_ENOMEM);
+  size_t n = 0;
+  for (size_t i = 0; i < c->n; i++)
+    n += ly_pem_write(p + n, "CERTIFICATE", c->certs[i].der, c->certs[i].len);
+  p[n] = '\0';
+  *pem = p;
+  *len = n;
+  return 0;
+}
+
+/* ---- extensions -------------------------------------------------------- */
+
+static int oid_is(const ly_tlv_t *t, const unsigned char *oid, size_t n) {
+  return t->len == n && memcmp(t->val, oid, n) == 0;
+}
+
+static int scan_san(const ly_tlv_t *value, ly_san_t *san) {
+  ly_dr_t r;
+  ly_tlv_t names, gn;
+  ly_dr_init(&r, value->val, value->len);
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &names));
+  LY_ENSURE(!ly_dr_more(&r), LY_EPARSE);
+  ly_dr_enter(&r, &names);
+  while (ly_dr_more(&r)) {
+    LY_GUARD(ly_dr_get(&r, &gn));
+    san->count++;
+    /* uniformResourceIdentifier [6] IA5String */
+    if (gn.tag == LY_DER_CTX(6)) {
+      if (san->uri_count++ == 0) {
+        san->uri = (const char *)gn.val;
+        san->uri_len = gn.len;
+      }
+    }
+  }
+  return 0;
+}
+
+static int scan_akid(const ly_tlv_t *value, ly_exts_t *out) {
+  ly_dr_t r;
+  ly_tlv_t seq, f;
+  ly_dr_init(&r, value->val, value->len);
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &seq));
+  ly_dr_enter(&r, &seq);
+  while (ly_dr_more(&r)) {
+    LY_GUARD(ly_dr_get(&r, &f));
+    if (f.tag == LY_DER_CTX(0)) {
+      out->akid = f.val;
+      out->akid_len = f.len;
+    }
+  }
+  return 0;
+}
+
+int ly_x509_exts_scan(const ly_tlv_t *exts_seq, ly_exts_t *out) {
+  memset(out, 0, sizeof(*out));
+  int seen_skid = 0, seen_akid = 0;
+  ly_dr_t r;
+  ly_dr_enter(&r, exts_seq);
+  while (ly_dr_more(&r)) {
+    ly_dr_t e;
+    ly_tlv_t ext, oid, value;
+    LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &ext));
+    ly_dr_enter(&e, &ext);
+    LY_GUARD(ly_dr_expect(&e, LY_DER_OID, &oid));
+    if (ly_dr_peek(&e) == LY_DER_BOOLEAN) {
+      ly_tlv_t crit;
+      LY_GUARD(ly_dr_get(&e, &crit));
+    }
+    LY_GUARD(ly_dr_expect(&e, LY_DER_OCTET_STRING, &value));
+    LY_ENSURE(!ly_dr_more(&e), LY_EPARSE);
+    if (oid_is(&oid, oid_san, sizeof(oid_san))) {
+      /* two SAN extensions would let a reader pick the one it likes */
+      LY_ENSURE(!out->has_san, LY_EPARSE);
+      out->has_san = 1;
+      LY_GUARD(scan_san(&value, &out->san));
+    } else if (oid_is(&oid, oid_skid, sizeof(oid_skid))) {
+      LY_ENSURE(!seen_skid++, LY_EPARSE);
+      ly_dr_t v;
+      ly_tlv_t id;
+      ly_dr_enter(&v, &value);
+      LY_GUARD(ly_dr_expect(&v, LY_DER_OCTET_STRING, &id));
+      out->skid = id.val;
+      out->skid_len = id.len;
+    } else if (oid_is(&oid, oid_akid, sizeof(oid_akid))) {
+      LY_ENSURE(!seen_akid++, LY_EPARSE);
+      LY_GUARD(scan_akid(&value, out));
+    }
+  }
+  return 0;
+}
+
+/* ---- certificates ------------------------------------------------------ */
+
+/* Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
+ * with TBSCertificate as RFC 5280 4.1; wolfSSL has checked it already. */
+static int walk_cert(ly_x509_cert_t *c, ly_tlv_t *validity, ly_tlv_t *exts) {
+  ly_dr_t r;
+  ly_tlv_t cert, t;
+  ly_dr_init(&r, c->der, c->len);
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &cert));
+  LY_ENSURE(!ly_dr_more(&r), LY_EPARSE); /* nothing after the certificate */
+  ly_dr_enter(&r, &cert);
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &c->tbs));
+  ly_dr_enter(&r, &c->tbs);
+  if (ly_dr_peek(&r) == LY_DER_CTX_CONS(0))
+    LY_GUARD(ly_dr_get(&r, &t)); /* version */
+  LY_GUARD(ly_dr_expect(&r, LY_DER_INTEGER, &t));
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &t));
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &c->issuer));
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, validity));
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &c->subject));
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &c->spki));
+  memset(exts, 0, sizeof(*exts));
+  while (ly_dr_more(&r)) {
+    LY_GUARD(ly_dr_get(&r, &t));
+    if (t.tag == LY_DER_CTX_CONS(3)) {
+      ly_dr_t e;
+      ly_dr_enter(&e, &t);
+      LY_GUARD(ly_dr_expect(&e, LY_DER_SEQ, exts));
+    }
+  }
+  return 0;
+}
+
+static void serial_hex(const unsigned char *p, size_t n, char *out,
+                       size_t cap) {
+  static const char hex[] = "0123456789abcdef";
+  /* the sign octet DER adds before a high bit is not part of the number */
+  while (n > 1 && p[0] == 0) {
+    p++;
+    n--;
+  }
+  if (2 * n + 1 > cap)
+    n = (cap - 1) / 2;
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = hex[p[i] >> 4];
+    out[2 * i + 1] = hex[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static int fill_info(ly_x509_cert_t *c, const ly_tlv_t *validity,
+                     const ly_exts_t *x) {
+  DecodedCert *dc = c->dc;
+  ly_cert_info_t *i = &c->info;
+  memset(i, 0, sizeof(*i));
+  LY_ENSURE(dc->serialSz > 0 && dc->serialSz <= 20 + 1, LY_EPARSE);
+  serial_hex(dc->serial, (size_t)dc->serialSz, i->serial_hex,
+             sizeof(i->serial_hex));
+
+  ly_dr_t r;
+  ly_tlv_t t;
+  ly_dr_enter(&r, validity);
+  LY_GUARD(ly_dr_get(&r, &t));
+  LY_GUARD(ly_x509_time_decode(t.tlv, t.tlv_len, &i->not_before));
+  LY_GUARD(ly_dr_get(&r, &t));
+  LY_GUARD(ly_x509_time_decode(t.tlv, t.tlv_len, &i->not_after));
+
+  i->is_ca = dc->isCA;
+  i->has_key_usage = dc->extKeyUsageSet;
+  if (dc->extKeyUsage & KEYUSE_DIGITAL_SIG)
+    i->key_usage |= LY_KU_DIGITAL_SIGNATURE;
+  if (dc->extKeyUsage & KEYUSE_KEY_CERT_SIGN)
+    i->key_usage |= LY_KU_KEY_CERT_SIGN;
+  if (dc->extKeyUsage & KEYUSE_CRL_SIGN)
+    i->key_usage |= LY_KU_CRL_SIGN;
+  i->has_ext_key_usage = dc->extExtKeyUsageSet;
+  if (dc->extExtKeyUsage & EXTKEYUSE_SERVER_AUTH)
+    i->ext_key_usage |= LY_EKU_SERVER_AUTH;
+  if (dc->extExtKeyUsage & EXTKEYUSE_CLIENT_AUTH)
+    i->ext_key_usage |= LY_EKU_CLIENT_AUTH;
+
+  i->san_count = x->san.count;
+  i->uri_san_count = x->san.uri_count;
+  if (x->san.uri_count == 1 &&
+      ly_spiffe_id_parse(x->san.uri, x->san.uri_len, NULL, NULL) == 0) {
+    memcpy(i->spiffe_id, x->san.uri, x->san.uri_len);
+    i->spiffe_id[x->san.uri_len] = '\0';
+  }
+  return 0;
+}
+
+int ly_x509_cert_parse(const void *der, size_t len, ly_x509_cert_t *c) {
+  memset(c, 0, sizeof(*c));
+  LY_ENSURE(len > 0 && len < UINT32_MAX, LY_ECERT);
+  c->der = der;
+  c->len = len;
+  c->dc = malloc(sizeof(*c->dc));
+  LY_ENSURE(c->dc, UV_ENOMEM);
+  wc_InitDecodedCert(c->dc, der, (word32)len, NULL);
+  /* NO_VERIFY: no signature, date or issuer checks here; ly_chain_verify
+   * makes them against its own idea of the time and the path */
+  int ret = wc_ParseCert(c->dc, CERT_TYPE, NO_VERIFY, NULL);
+  if (ret == ASN_CRIT_EXT_E) {
+    c->unknown_critical = 1;
+    ret = 0;
+  }
+  ly_tlv_t validity, exts;
+  ly_exts_t x = {0};
+  if (ret != 0 || walk_cert(c, &validity, &exts) != 0 ||
+      (exts.tag && ly_x509_exts_scan(&exts, &x) != 0) ||
+      fill_info(c, &validity, &x) != 0) {
+    ly_x509_cert_free(c);
+    return LY_ECERT;
+  }
+  c->skid = x.skid;
+  c->skid_len = x.skid_len;
+  c->akid = x.akid;
+  c->akid_len = x.akid_len;
+  c->path_len = c->dc->pathLengthSet ? c->dc->pathLength : -1;
+  c->name_constraints = c->dc->extNameConstraintSet;
+  return 0;
+}
+
+void ly_x509_cert_free(ly_x509_cert_t *c) {
+  if (c->dc) {
+    wc_FreeDecodedCert(c->dc);
+    free(c->dc);
+  }
+  c->dc = NULL;
+}
+
+int ly_cert_info(const void *der, size_t len, ly_cert_info_t *out) {
+  ly_x509_cert_t c;
+  LY_GUARD(ly_x509_cert_parse(der, len, &c));
+  *out = c.info;
+  ly_x509_cert_free(&c);
+  return 0;
+}

@@ -1,0 +1,293 @@
+/* RPC server: accepts TLS connections, reads frames, dispatches them to a
+ * protobuf-c service by method name, writes the responses.
+ *
+ * A connection has a handshake deadline and an idle deadline, and the
+ * server a connection limit, so a slow or silent peer costs one timer and
+ * one small buffer at most, and can never stall other callers: everything
+ * runs on one event loop and no handler blocks.
+ */
+#include "lanyard/err.h"
+#include "lanyard/log.h"
+#include "lanyard/rpc.h"
+#include "lanyard/tls.h"
+
+#include "lanyard/ca/v1/ca.pb-c.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define IDLE_TIMEOUT_MS 120000
+#define MAX_CONNECTIONS 4096
+
+typedef struct server_conn_s server_conn_t;
+
+struct ly_rpc_server_s {
+  uv_tcp_t listener;
+  WOLFSSL_CTX *ctx;
+  ProtobufCService *service;
+  server_conn_t *conns; /* doubly linked, for stop */
+  size_t nconns;
+  int stopping;
+};
+
+struct server_conn_s {
+  ly_rpc_server_t *server;
+  ly_tls_conn_t *tls;
+  uv_timer_t timer;
+  ly_rpc_reader_t reader;
+  char peer[64];
+  server_conn_t *prev, *next;
+  int timer_closed, tls_closed;
+};
+
+struct ly_rpc_call_s {
+  server_conn_t *conn;
+  uint32_t call_id;
+  const char *method;
+  int code;
+  char message[512];
+  int done;
+};
+
+void ly_rpc_call_fail(ly_rpc_call_t *call, int code, const char *fmt, ...) {
+  va_list ap;
+  call->code = code;
+  va_start(ap, fmt);
+  vsnprintf(call->message, sizeof(call->message), fmt, ap);
+  va_end(ap);
+}
+
+WOLFSSL *ly_rpc_call_ssl(ly_rpc_call_t *call) {
+  return call->conn->tls->ssl;
+}
+
+const char *ly_rpc_call_peer(ly_rpc_call_t *call) {
+  return call->conn->peer;
+}
+
+static void conn_free_if_closed(server_conn_t *sc) {
+  if (!sc->timer_closed || !sc->tls_closed)
+    return;
+  ly_rpc_reader_free(&sc->reader);
+  free(sc);
+}
+
+static void timer_closed(uv_handle_t *h) {
+  server_conn_t *sc = h->data;
+  sc->timer_closed = 1;
+  conn_free_if_closed(sc);
+}
+
+static void conn_close(server_conn_t *sc) {
+  if (sc->tls->closing)
+    return;
+  ly_rpc_server_t *s = sc->server;
+  if (sc->prev)
+    sc->prev->next = sc->next;
+  else
+    s->conns = sc->next;
+  if (sc->next)
+    sc->next->prev = sc->prev;
+  s->nconns--;
+  uv_close((uv_handle_t *)&sc->timer, timer_closed);
+  ly_tls_conn_close(sc->tls);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  server_conn_t *sc = t->data;
+  ly_log(LY_INFO, "rpc_conn_timeout", "peer", sc->peer, "phase",
+         sc->tls->handshake_done == 1 ? "idle" : "handshake", NULL);
+  conn_close(sc);
+}
+
+static void send_frame(server_conn_t *sc, uint32_t id, const char *method,
+                       int code, const char *message,
+                       const ProtobufCMessage *body) {
+  uint8_t *buf;
+  size_t len;
+  int rc = ly_rpc_frame_pack(id, method, code, message, body, &buf, &len);
+  if (rc == LY_ETOO_BIG && body) {
+    /* the response itself is too big: say so instead */
+    send_frame(sc, id, method, LY_RPC_RESOURCE_EXHAUSTED,
+               "response exceeds the frame size limit", NULL);
+    return;
+  }
+  if (rc != 0 || ly_tls_conn_write(sc->tls, buf, len) != 0)
+    conn_close(sc);
+  if (rc == 0)
+    free(buf);
+}
+
+/* The service's closure: one response per call. */
+static void call_done(const ProtobufCMessage *response, void *closure_data) {
+  ly_rpc_call_t *call = closure_data;
+  if (call->done)
+    return;
+  call->done = 1;
+  if (response == NULL && call->code == LY_RPC_OK) {
+    call->code = LY_RPC_INTERNAL;
+    snprintf(call->message, sizeof(call->message), "no response");
+  }
+  send_frame(call->conn, call->call_id, call->method, call->code, call->message,
+             call->code == LY_RPC_OK ? response : NULL);
+}
+
+static void dispatch(server_conn_t *sc, const Lanyard__Ca__V1__Frame *f) {
+  ProtobufCService *svc = sc->server->service;
+  const ProtobufCMethodDescriptor *m =
+      protobuf_c_service_descriptor_get_method_by_name(svc->descriptor,
+                                                       f->method);
+  if (!m) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "unknown method '%.64s'", f->method);
+    send_frame(sc, f->call_id, f->method, LY_RPC_UNIMPLEMENTED, msg, NULL);
+    return;
+  }
+  ProtobufCMessage *req =
+      protobuf_c_message_unpack(m->input, NULL, f->body.len, f->body.data);
+  if (!req) {
+    send_frame(sc, f->call_id, f->method, LY_RPC_INVALID_ARGUMENT,
+               "request body does not decode", NULL);
+    return;
+  }
+  ly_rpc_call_t call = {
+      .conn = sc, .call_id = f->call_id, .method = m->name, .code = LY_RPC_OK};
+  svc->invoke(svc, (unsigned)(m - svc->descriptor->methods), req, call_done,
+              &call);
+  if (!call.done) /* a method that forgot its closure still answers */
+    call_done(NULL, &call);
+  protobuf_c_message_free_unpacked(req, NULL);
+}
+
+static void on_handshake(ly_tls_conn_t *c, int status) {
+  server_conn_t *sc = c->data;
+  if (status != 0) {
+    ly_log(LY_INFO, "rpc_handshake_failed", "peer", sc->peer, "reason",
+           ly_tls_conn_error(c), NULL);
+    conn_close(sc);
+    return;
+  }
+  uv_timer_start(&sc->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+}
+
+static void on_data(ly_tls_conn_t *c, const char *buf, size_t len) {
+  server_conn_t *sc = c->data;
+  uv_timer_again(&sc->timer);
+  int err = ly_rpc_reader_feed(&sc->reader, buf, len);
+  while (err == 0 && !c->closing) {
+    ProtobufCMessage *m = ly_rpc_reader_next(&sc->reader, &err);
+    if (!m)
+      break;
+    dispatch(sc, (const Lanyard__Ca__V1__Frame *)m);
+    protobuf_c_message_free_unpacked(m, NULL);
+  }
+  if (err != 0 && !c->closing) {
+    const char *why =
+        err == LY_ETOO_BIG ? "frame too large" : "malformed frame";
+    ly_log(LY_WARN, "rpc_bad_frame", "peer", sc->peer, "reason", why, NULL);
+    send_frame(sc, 0, "",
+               err == LY_ETOO_BIG ? LY_RPC_RESOURCE_EXHAUSTED
+                                  : LY_RPC_INVALID_ARGUMENT,
+               why, NULL);
+    conn_close(sc);
+  }
+}
+
+static void on_end(ly_tls_conn_t *c, int status) {
+  conn_close(c->data);
+}
+
+static void on_close(ly_tls_conn_t *c) {
+  server_conn_t *sc = c->data;
+  sc->tls_closed = 1;
+  conn_free_if_closed(sc);
+}
+
+static const ly_tls_conn_cbs_t conn_cbs = {on_handshake, on_data, on_end,
+                                           on_close};
+
+static void on_connection(uv_stream_t *listener, int status) {
+  ly_rpc_server_t *s = listener->data;
+  if (status != 0)
+    return;
+  server_conn_t *sc = calloc(1, sizeof(*sc));
+  if (!sc)
+    return;
+  sc->server = s;
+  if (ly_tls_conn_new(listener->loop, s->ctx, 1, &conn_cbs, sc, &sc->tls) !=
+      0) {
+    free(sc);
+    return;
+  }
+  uv_timer_init(listener->loop, &sc->timer);
+  sc->timer.data = sc;
+  sc->next = s->conns;
+  if (s->conns)
+    s->conns->prev = sc;
+  s->conns = sc;
+  s->nconns++;
+  if (uv_accept(listener, (uv_stream_t *)&sc->tls->tcp) != 0) {
+    conn_close(sc);
+    return;
+  }
+  ly_tls_conn_peer_name(sc->tls, sc->peer, sizeof(sc->peer));
+  if (s->nconns > MAX_CONNECTIONS) {
+    ly_log(LY_WARN, "rpc_conn_refused", "peer", sc->peer, "reason",
+           "connection limit", NULL);
+    conn_close(sc);
+    return;
+  }
+  if (ly_tls_set_alpn(sc->tls->ssl, LY_ALPN_CA) != 0 ||
+      ly_tls_conn_start(sc->tls) != 0) {
+    conn_close(sc);
+    return;
+  }
+  uv_timer_start(&sc->timer, on_timeout, HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS);
+}
+
+int ly_rpc_server_start(uv_loop_t *loop, const struct sockaddr *addr,
+                        WOLFSSL_CTX *ctx, ProtobufCService *service,
+                        ly_rpc_server_t **out) {
+  ly_rpc_server_t *s = calloc(1, sizeof(*s));
+  LY_ENSURE(s != NULL, UV_ENOMEM);
+  int rc = uv_tcp_init(loop, &s->listener);
+  if (rc != 0) {
+    free(s);
+    return rc;
+  }
+  s->listener.data = s;
+  s->service = service;
+  if ((rc = uv_tcp_bind(&s->listener, addr, 0)) != 0 ||
+      (rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection)) != 0) {
+    uv_close((uv_handle_t *)&s->listener, (uv_close_cb)free);
+    return rc;
+  }
+  wolfSSL_CTX_up_ref(ctx);
+  s->ctx = ctx;
+  *out = s;
+  return 0;
+}
+
+void ly_rpc_server_set_ctx(ly_rpc_server_t *s, WOLFSSL_CTX *ctx) {
+  wolfSSL_CTX_up_ref(ctx);
+  wolfSSL_CTX_free(s->ctx); /* live sessions hold their own reference */
+  s->ctx = ctx;
+}
+
+static void listener_closed(uv_handle_t *h) {
+  ly_rpc_server_t *s = h->data;
+  wolfSSL_CTX_free(s->ctx);
+  free(s);
+}
+
+void ly_rpc_server_stop(ly_rpc_server_t *s) {
+  if (s->stopping)
+    return;
+  s->stopping = 1;
+  while (s->conns)
+    conn_close(s->conns);
+  uv_close((uv_handle_t *)&s->listener, listener_closed);
+}

@@ -1,0 +1,96 @@
+#include "lanyard/tls.h"
+
+#include "lanyard/err.h"
+#include "lanyard/fsutil.h"
+
+#include <stdlib.h>
+#include <uv.h>
+#include <string.h>
+
+static int load_roots(WOLFSSL_CTX *ctx, const ly_chain_t *roots) {
+  for (size_t i = 0; i < roots->n; i++)
+    if (wolfSSL_CTX_load_verify_buffer(
+            ctx, roots->certs[i].der, (long)roots->certs[i].len,
+            WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS)
+      return LY_ECERT;
+  return 0;
+}
+
+static int use_identity(WOLFSSL_CTX *ctx, const ly_chain_t *chain,
+                        const ly_key_t *key) {
+  char *pem = NULL;
+  size_t pem_len = 0;
+  ly_der_t kder = {0};
+  int rc = ly_chain_to_pem(chain, &pem, &pem_len);
+  if (rc != 0)
+    goto out;
+  rc = LY_ECERT;
+  if (wolfSSL_CTX_use_certificate_chain_buffer(
+          ctx, (const unsigned char *)pem, (long)pem_len) != WOLFSSL_SUCCESS)
+    goto out;
+  if ((rc = ly_key_to_der(key, &kder)) != 0)
+    goto out;
+  rc = wolfSSL_CTX_use_PrivateKey_buffer(ctx, kder.der, (long)kder.len,
+                                         WOLFSSL_FILETYPE_ASN1) ==
+               WOLFSSL_SUCCESS
+           ? 0
+           : LY_ECRYPTO;
+out:
+  free(pem);
+  if (kder.der) {
+    ly_wipe(kder.der, kder.len);
+    free(kder.der);
+  }
+  return rc;
+}
+
+int ly_tls_ctx_new(const ly_tls_ctx_opts_t *opts, WOLFSSL_CTX **out,
+                   const char **why) {
+  WOLFSSL_CTX *ctx =
+      wolfSSL_CTX_new(opts->is_server ? wolfTLSv1_3_server_method()
+                                      : wolfTLSv1_3_client_method());
+  LY_ENSURE_WHY(ctx != NULL, UV_ENOMEM, why, "out of memory");
+  int rc = 0;
+  if (opts->chain && opts->chain->n > 0 &&
+      (rc = use_identity(ctx, opts->chain, opts->key)) != 0) {
+    if (why)
+      *why = "certificate chain or key not accepted by TLS";
+    goto fail;
+  }
+  if (opts->roots && (rc = load_roots(ctx, opts->roots)) != 0) {
+    if (why)
+      *why = "trust bundle not accepted by TLS";
+    goto fail;
+  }
+  int mode = WOLFSSL_VERIFY_PEER;
+  if (opts->is_server && opts->require_peer_cert)
+    mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  wolfSSL_CTX_set_verify(ctx, mode, NULL);
+  *out = ctx;
+  return 0;
+fail:
+  wolfSSL_CTX_free(ctx);
+  return rc;
+}
+
+int ly_tls_set_alpn(WOLFSSL *ssl, const char *proto) {
+  return wolfSSL_UseALPN(ssl, (char *)proto, (unsigned)strlen(proto),
+                         WOLFSSL_ALPN_FAILED_ON_MISMATCH) == WOLFSSL_SUCCESS
+             ? 0
+             : LY_ETLS;
+}
+
+int ly_tls_peer_leaf(WOLFSSL *ssl, ly_der_t *out) {
+  WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+  LY_ENSURE(x != NULL, LY_ENOT_FOUND);
+  int len = 0;
+  const unsigned char *der = wolfSSL_X509_get_der(x, &len);
+  int rc = LY_ECERT;
+  if (der && len > 0 && (out->der = malloc((size_t)len)) != NULL) {
+    memcpy(out->der, der, (size_t)len);
+    out->len = (size_t)len;
+    rc = 0;
+  }
+  wolfSSL_X509_free(x);
+  return rc;
+}

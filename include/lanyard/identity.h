@@ -1,0 +1,54 @@
+/* The agent's identity lifecycle: obtain an X.509-SVID, keep it fresh,
+ * keep the trust bundle fresh, and publish both.
+ *
+ *   start ──> request (join token / Kubernetes token) ──> valid
+ *   valid ──(renew_fraction of the lifetime, with jitter)──> renew (mTLS)
+ *   renew ──ok──> valid (new key, new serial)
+ *   renew ──fail──> retry with capped exponential backoff; the current
+ *                   SVID keeps serving until it expires
+ *   expired ──> no identity: fail closed, request with the token again
+ *
+ * Keys are generated here, in memory, for every request; they never leave
+ * the process except into svid.dir (mode 0600) when configured.
+ * Runs on one loop; `on_change` lets the data plane pick up new contexts.
+ */
+#ifndef LANYARD_IDENTITY_H
+#define LANYARD_IDENTITY_H
+
+#include "lanyard/config.h"
+#include "lanyard/x509.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct ly_identity_s ly_identity_t;
+
+typedef struct {
+  int have;                /* a valid SVID is held */
+  const ly_chain_t *chain; /* SVID first, then intermediates */
+  const ly_key_t *key;
+  const ly_chain_t *bundle;
+  const ly_cert_info_t *info;
+  int64_t renew_at;       /* unix seconds */
+  const char *last_error; /* why the last request failed, or "" */
+} ly_identity_view_t;
+
+typedef void (*ly_identity_change_cb)(ly_identity_t *id, void *data);
+
+/* Loads the bootstrap bundle and starts the lifecycle. 0, or an error with
+ * *why (a bundle that cannot be read or parsed). */
+int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
+                      ly_identity_change_cb on_change, void *data,
+                      ly_identity_t **out, const char **why);
+/* Rotates now (a game day's POST /rotate). */
+void ly_identity_rotate_now(ly_identity_t *id);
+void ly_identity_view(const ly_identity_t *id, ly_identity_view_t *v);
+/* Stops timers and calls; frees once the loop has closed its handles. */
+void ly_identity_stop(ly_identity_t *id);
+
+/* Writes svid.pem (chain), svid.key (0600) and bundle.pem (0644)
+ * atomically into dir. */
+int ly_svid_dir_write(const char *dir, const ly_chain_t *chain,
+                      const ly_key_t *key, const ly_chain_t *bundle);
+
+#endif

@@ -1,0 +1,36 @@
+/* TLS contexts for Lanyard's own protocols (TLS 1.3 only) and the peer
+ * checks that go with them. */
+#ifndef LANYARD_TLS_H
+#define LANYARD_TLS_H
+
+#include "lanyard/x509.h"
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+/* ALPN protocol of the CA's RPC. */
+#define LY_ALPN_CA "lanyard-ca/1"
+
+typedef struct {
+  int is_server;
+  const ly_chain_t *chain; /* our certificate chain, leaf first; may be NULL
+                              on a client (no client certificate) */
+  const ly_key_t *key;     /* its key */
+  const ly_chain_t *roots; /* trust anchors for the peer's chain */
+  /* server: 0 = a client certificate is optional but verified if sent;
+   * 1 = required. Clients always verify the server. */
+  int require_peer_cert;
+} ly_tls_ctx_opts_t;
+
+/* A new context (refcounted by wolfSSL; free with wolfSSL_CTX_free). */
+int ly_tls_ctx_new(const ly_tls_ctx_opts_t *opts, WOLFSSL_CTX **out,
+                   const char **why);
+
+/* Sets ALPN on a connection; a mismatch fails the handshake. */
+int ly_tls_set_alpn(WOLFSSL *ssl, const char *proto);
+
+/* The peer's leaf certificate, once the handshake is done: LY_ENOT_FOUND
+ * when the peer sent none. DER is copied into out. */
+int ly_tls_peer_leaf(WOLFSSL *ssl, ly_der_t *out);
+
+#endif

@@ -1,0 +1,103 @@
+# Shared helpers for the integration suites (sourced, bash).
+# Environment from CTest: LANYARD (the binary), LY_SOURCE_DIR, LY_TESTDATA,
+# CA_PROBE (the probe tool).
+set -euo pipefail
+
+: "${LANYARD:?LANYARD must point at the lanyard binary}"
+T=$(mktemp -d /tmp/lanyard-test.XXXXXX)
+PIDS=()
+FAILS=0
+CHECKS=0
+
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+  if [ "$FAILS" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi
+}
+trap cleanup EXIT
+
+ok() { CHECKS=$((CHECKS + 1)); echo "ok   - $*"; }
+bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+check() { # check "description" command...
+  local what=$1; shift
+  if "$@"; then ok "$what"; else bad "$what"; fi
+}
+finish() {
+  echo "$((CHECKS - FAILS)) passed, $FAILS failed"
+  [ "$FAILS" -eq 0 ]
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # host port [seconds]
+  local i
+  for i in $(seq 1 $((${3:-10} * 10))); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+wait_file() { # path [seconds]
+  local i
+  for i in $(seq 1 $((${2:-10} * 10))); do
+    [ -s "$1" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# ca_setup DIR TD: a CA in DIR on a free port; sets CA_PORT.
+ca_setup() {
+  CA_PORT=$(free_port)
+  "$LANYARD" ca init --trust-domain "$2" --dir "$1" \
+    --listen "127.0.0.1:$CA_PORT" --admin "127.0.0.1:$(free_port)" >/dev/null
+}
+
+# ca_start DIR: starts `ca serve`, logs to DIR/ca.log; sets CA_PID.
+ca_start() {
+  "$LANYARD" ca serve -c "$1/ca.yaml" >>"$1/ca.log" 2>&1 &
+  CA_PID=$!
+  PIDS+=("$CA_PID")
+  wait_port 127.0.0.1 "$CA_PORT" 10
+}
+
+ca_stop() {
+  kill "$CA_PID" 2>/dev/null || true
+  wait "$CA_PID" 2>/dev/null || true
+}
+
+# agent_config DIR CA_DIR ID TTL: writes DIR/agent.yaml with a join token.
+agent_config() {
+  mkdir -p "$1/svid"
+  "$LANYARD" ca token -c "$2/ca.yaml" --spiffe-id "$3" --ttl 10m >"$1/join.token"
+  cat >"$1/agent.yaml" <<YAML
+trust_domain: ${3#spiffe://}
+spiffe_id: $3
+ca:
+  address: 127.0.0.1:$CA_PORT
+  bundle: $2/bundle.pem
+  token_file: join.token
+svid:
+  ttl: $4
+  dir: svid
+admin: 127.0.0.1:$(free_port)
+YAML
+  # trust_domain is the ID's authority
+  sed -i "s|^trust_domain: \([^/]*\)/.*|trust_domain: \1|" "$1/agent.yaml"
+}
+
+# agent_start DIR: sets AGENT_PID; logs to DIR/agent.log.
+agent_start() {
+  "$LANYARD" agent -c "$1/agent.yaml" >>"$1/agent.log" 2>&1 &
+  AGENT_PID=$!
+  PIDS+=("$AGENT_PID")
+}
+
+serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }

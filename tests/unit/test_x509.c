@@ -1,0 +1,856 @@
+#include "lanyard/err.h"
+#include "lanyard/x509.h"
+
+#include "identity/x509_internal.h"
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/coding.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define TD "example.org"
+#define ID "spiffe://example.org/ns/default/sa/web"
+#define T0 ((int64_t)1700000000) /* 2023-11-14T22:13:20Z */
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int starts_with(const char *s, const char *prefix) {
+  return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* PEM around DER with a given label, via wolfCrypt's base64. */
+static char *pem_wrap(const char *label, const unsigned char *der, size_t len) {
+  word32 b64_len = (word32)(len * 2 + 16);
+  unsigned char *b64 = malloc(b64_len);
+  assert_non_null(b64);
+  assert_int_equal(Base64_Encode(der, (word32)len, b64, &b64_len), 0);
+  size_t cap = b64_len + 2 * strlen(label) + 64;
+  char *pem = malloc(cap);
+  assert_non_null(pem);
+  snprintf(pem, cap, "-----BEGIN %s-----\n%.*s-----END %s-----\n", label,
+           (int)b64_len, (const char *)b64, label);
+  free(b64);
+  return pem;
+}
+
+static void free_der(ly_der_t *d) {
+  free(d->der);
+  d->der = NULL;
+  d->len = 0;
+}
+
+/* A GeneralNames SEQUENCE from (tag, value) pairs. */
+static void general_names(ly_dw_t *w, int n, const unsigned char *tags,
+                          const char *const *values) {
+  size_t m = ly_dw_open(w, LY_DER_SEQ);
+  for (int i = 0; i < n; i++)
+    ly_dw_tlv(w, tags[i], values[i], strlen(values[i]));
+  ly_dw_close(w, m);
+  assert_int_equal(ly_dw_finish(w), 0);
+}
+
+static int check_crafted(const ly_key_t *key, int n, const unsigned char *tags,
+                         const char *const *values, int is_ca,
+                         const char **why) {
+  ly_dw_t gn = {0};
+  ly_der_t csr = {0};
+  if (n > 0)
+    general_names(&gn, n, tags, values);
+  assert_int_equal(
+      ly_x509_csr_build(key, n > 0 ? gn.p : NULL, gn.len, is_ca, &csr), 0);
+  int rc = ly_csr_check(csr.der, csr.len, NULL, why);
+  ly_dw_free(&gn);
+  free_der(&csr);
+  return rc;
+}
+
+static void spki_of(const ly_key_t *key, unsigned char **spki, size_t *len) {
+  assert_int_equal(ly_key_spki(key, spki, len), 0);
+}
+
+/* Checks a request's self-signature with ly_x509_sig_verify, the routine
+ * chain validation uses, before and after flipping a signature bit. */
+static void check_self_signature(const ly_der_t *csr, unsigned sig_oid) {
+  ly_dr_t r;
+  ly_tlv_t req, info, alg, sig, t, spki;
+  ly_dr_init(&r, csr->der, csr->len);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_SEQ, &req), 0);
+  ly_dr_enter(&r, &req);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_SEQ, &info), 0);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_SEQ, &alg), 0);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_BIT_STRING, &sig), 0);
+  ly_dr_enter(&r, &info);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_INTEGER, &t), 0);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_SEQ, &t), 0);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_SEQ, &spki), 0);
+  /* past the unused-bits octet */
+  assert_int_equal(ly_x509_sig_verify(info.tlv, info.tlv_len, sig_oid,
+                                      sig.val + 1, sig.len - 1, spki.tlv,
+                                      spki.tlv_len),
+                   0);
+  unsigned char *copy = malloc(sig.len);
+  assert_non_null(copy);
+  memcpy(copy, sig.val, sig.len);
+  copy[sig.len / 2] ^= 0x10;
+  assert_int_equal(ly_x509_sig_verify(info.tlv, info.tlv_len, sig_oid, copy + 1,
+                                      sig.len - 1, spki.tlv, spki.tlv_len),
+                   LY_ECRYPTO);
+  free(copy);
+}
+
+/* A CA: root, signing intermediate, and a signer loaded from PEM. */
+typedef struct {
+  ly_key_t *root_key, *inter_key;
+  ly_der_t root, inter;
+  ly_signer_t *signer;
+  ly_chain_t roots;
+} ca_t;
+
+static void ca_make(ca_t *ca, const char *td) {
+  memset(ca, 0, sizeof(*ca));
+  assert_int_equal(ly_ca_create_root(td, T0 - 86400, T0 + 10 * 86400,
+                                     &ca->root_key, &ca->root),
+                   0);
+  assert_int_equal(ly_ca_create_intermediate(ca->root_key, &ca->root, td,
+                                             T0 - 3600, T0 + 5 * 86400,
+                                             &ca->inter_key, &ca->inter),
+                   0);
+  char *cert_pem, *key_pem;
+  size_t cert_len, key_len;
+  ly_chain_t one = {.certs = &ca->inter, .n = 1};
+  assert_int_equal(ly_chain_to_pem(&one, &cert_pem, &cert_len), 0);
+  assert_int_equal(ly_key_to_pem(ca->inter_key, &key_pem, &key_len), 0);
+  const char *why = NULL;
+  assert_int_equal(
+      ly_signer_load(cert_pem, cert_len, key_pem, key_len, &ca->signer, &why),
+      0);
+  free(cert_pem);
+  free(key_pem);
+  assert_int_equal(ly_chain_push(&ca->roots, ca->root.der, ca->root.len), 0);
+}
+
+static void ca_free(ca_t *ca) {
+  ly_signer_free(ca->signer);
+  ly_key_free(ca->root_key);
+  ly_key_free(ca->inter_key);
+  free_der(&ca->root);
+  free_der(&ca->inter);
+  ly_chain_free(&ca->roots);
+}
+
+/* A fresh key and its SVID from `ca`, as the CA would issue it. */
+static void issue(ca_t *ca, const char *id, int64_t nb, int64_t na,
+                  ly_key_t **key, ly_der_t *svid) {
+  ly_der_t csr = {0};
+  ly_csr_t req;
+  const char *why = NULL;
+  assert_int_equal(ly_key_generate(key), 0);
+  assert_int_equal(ly_csr_create(*key, id, &csr), 0);
+  assert_int_equal(ly_csr_check(csr.der, csr.len, &req, &why), 0);
+  assert_int_equal(ly_signer_issue(ca->signer, req.pubkey, req.pubkey_len,
+                                   req.id.id, nb, na, svid),
+                   0);
+  free_der(&csr);
+}
+
+/* ---- keys
+ * ------------------------------------------------------------------*/
+
+static void test_key_pem_roundtrip(void **state) {
+  ly_key_t *key = NULL, *back = NULL;
+  assert_int_equal(ly_key_generate(&key), 0);
+  char *pem;
+  size_t len;
+  assert_int_equal(ly_key_to_pem(key, &pem, &len), 0);
+  assert_int_equal(strlen(pem), len);
+  assert_true(starts_with(pem, "-----BEGIN PRIVATE KEY-----\n"));
+  const char *why = NULL;
+  assert_int_equal(ly_key_from_pem(pem, len, &back, &why), 0);
+
+  ly_der_t a = {0}, b = {0};
+  assert_int_equal(ly_key_to_der(key, &a), 0);
+  assert_int_equal(ly_key_to_der(back, &b), 0);
+  assert_int_equal(a.len, b.len);
+  assert_memory_equal(a.der, b.der, a.len);
+
+  /* the same key in SEC1 ("EC PRIVATE KEY"), as older tools write it */
+  unsigned char sec1[256];
+  int n = wc_EccKeyToDer(&key->k.ecc, sec1, sizeof(sec1));
+  assert_true(n > 0);
+  char *sec1_pem = pem_wrap("EC PRIVATE KEY", sec1, (size_t)n);
+  ly_key_t *third = NULL;
+  assert_int_equal(ly_key_from_pem(sec1_pem, strlen(sec1_pem), &third, &why),
+                   0);
+  ly_der_t c = {0};
+  assert_int_equal(ly_key_to_der(third, &c), 0);
+  assert_int_equal(a.len, c.len);
+  assert_memory_equal(a.der, c.der, a.len);
+
+  free(sec1_pem);
+  free_der(&a);
+  free_der(&b);
+  free_der(&c);
+  free(pem);
+  ly_key_free(key);
+  ly_key_free(back);
+  ly_key_free(third);
+}
+
+static void test_key_pem_errors(void **state) {
+  ly_key_t *key = NULL;
+  const char *why = NULL;
+  const char junk[] = "this is not a key\n";
+  assert_int_equal(ly_key_from_pem(junk, sizeof(junk) - 1, &key, &why),
+                   LY_EPARSE);
+  assert_string_equal(why, "not PEM");
+
+  const char cert_only[] = "-----BEGIN CERTIFICATE-----\nQUJD\n"
+                           "-----END CERTIFICATE-----\n";
+  assert_int_equal(
+      ly_key_from_pem(cert_only, sizeof(cert_only) - 1, &key, &why),
+      LY_ENOT_FOUND);
+  assert_string_equal(why, "no key");
+
+  const char corrupt[] = "-----BEGIN PRIVATE KEY-----\nQ09SUlVQVA==\n"
+                         "-----END PRIVATE KEY-----\n";
+  assert_int_equal(ly_key_from_pem(corrupt, sizeof(corrupt) - 1, &key, &why),
+                   LY_ECRYPTO);
+  assert_string_equal(why, "unparsable key");
+
+  const char unterminated[] = "-----BEGIN PRIVATE KEY-----\nQUJD\n";
+  assert_int_equal(
+      ly_key_from_pem(unterminated, sizeof(unterminated) - 1, &key, &why),
+      LY_EPARSE);
+  assert_null(key);
+}
+
+/* ---- CSRs
+ * ------------------------------------------------------------------*/
+
+static void test_csr_accepts(void **state) {
+  ly_key_t *key = NULL;
+  ly_der_t csr = {0};
+  assert_int_equal(ly_key_generate(&key), 0);
+  assert_int_equal(ly_csr_create(key, ID, &csr), 0);
+  ly_csr_t req;
+  const char *why = NULL;
+  assert_int_equal(ly_csr_check(csr.der, csr.len, &req, &why), 0);
+  assert_string_equal(req.id.id, ID);
+  check_self_signature(&csr, CTC_SHA256wECDSA);
+  unsigned char *spki;
+  size_t spki_len;
+  spki_of(key, &spki, &spki_len);
+  assert_int_equal(req.pubkey_len, spki_len);
+  assert_memory_equal(req.pubkey, spki, spki_len);
+  free(spki);
+  free_der(&csr);
+  ly_key_free(key);
+}
+
+static void test_csr_p384_accepted(void **state) {
+  WC_RNG rng;
+  ecc_key ecc;
+  assert_int_equal(wc_InitRng(&rng), 0);
+  assert_int_equal(wc_ecc_init(&ecc), 0);
+  assert_int_equal(wc_ecc_make_key_ex(&rng, 48, &ecc, ECC_SECP384R1), 0);
+  unsigned char sec1[512];
+  int n = wc_EccKeyToDer(&ecc, sec1, sizeof(sec1));
+  assert_true(n > 0);
+  char *pem = pem_wrap("EC PRIVATE KEY", sec1, (size_t)n);
+  ly_key_t *key = NULL;
+  const char *why = NULL;
+  assert_int_equal(ly_key_from_pem(pem, strlen(pem), &key, &why), 0);
+  ly_der_t csr = {0};
+  ly_csr_t req;
+  assert_int_equal(ly_csr_create(key, ID, &csr), 0);
+  assert_int_equal(ly_csr_check(csr.der, csr.len, &req, &why), 0);
+  assert_string_equal(req.id.id, ID);
+  check_self_signature(&csr, CTC_SHA384wECDSA);
+  free_der(&csr);
+  free(pem);
+  ly_key_free(key);
+  wc_ecc_free(&ecc);
+  wc_FreeRng(&rng);
+}
+
+static void test_csr_refuses(void **state) {
+  ly_key_t *key = NULL;
+  ly_der_t csr = {0};
+  const char *why = NULL;
+  assert_int_equal(ly_key_generate(&key), 0);
+  assert_int_equal(ly_csr_create(key, ID, &csr), 0);
+
+  /* the last byte belongs to the signature's s value */
+  csr.der[csr.len - 1] ^= 0x01;
+  assert_int_equal(ly_csr_check(csr.der, csr.len, NULL, &why), LY_ECSR);
+  assert_string_equal(why, "CSR signature does not verify");
+  csr.der[csr.len - 1] ^= 0x01;
+  assert_int_equal(ly_csr_check(csr.der, csr.len, NULL, &why), 0);
+
+  /* truncated anywhere */
+  assert_int_equal(ly_csr_check(csr.der, csr.len - 1, NULL, &why), LY_ECSR);
+  assert_string_equal(why, "malformed CSR");
+  assert_int_equal(ly_csr_check(csr.der, csr.len / 2, NULL, &why), LY_ECSR);
+  assert_int_equal(ly_csr_check(csr.der, 0, NULL, &why), LY_ECSR);
+
+  /* garbage */
+  unsigned char junk[200];
+  for (size_t i = 0; i < sizeof(junk); i++)
+    junk[i] = (unsigned char)(i * 37 + 11);
+  assert_int_equal(ly_csr_check(junk, sizeof(junk), NULL, &why), LY_ECSR);
+  assert_string_equal(why, "malformed CSR");
+  junk[0] = 0x30;
+  junk[1] = 0x81;
+  junk[2] = (unsigned char)(sizeof(junk) - 3);
+  assert_int_equal(ly_csr_check(junk, sizeof(junk), NULL, &why), LY_ECSR);
+
+  static const unsigned char uri[] = {LY_DER_CTX(6)};
+  static const unsigned char uri_uri[] = {LY_DER_CTX(6), LY_DER_CTX(6)};
+  static const unsigned char uri_dns[] = {LY_DER_CTX(6), LY_DER_CTX(2)};
+  static const unsigned char dns[] = {LY_DER_CTX(2)};
+  const char *one[] = {ID};
+  const char *two[] = {ID, "spiffe://example.org/other"};
+  const char *with_dns[] = {ID, "web.example.org"};
+  const char *dns_only[] = {"web.example.org"};
+  const char *not_spiffe[] = {"https://example.org/web"};
+  const char *bad_td[] = {"spiffe://Example.org/web"};
+
+  /* the builder itself is sound */
+  assert_int_equal(check_crafted(key, 1, uri, one, 0, &why), 0);
+
+  assert_int_equal(check_crafted(key, 1, uri, one, 1, &why), LY_ECSR);
+  assert_string_equal(why, "CSR requests a CA certificate");
+  assert_int_equal(check_crafted(key, 2, uri_uri, two, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR must have exactly one subjectAltName");
+  assert_int_equal(check_crafted(key, 2, uri_dns, with_dns, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR must have exactly one subjectAltName");
+  assert_int_equal(check_crafted(key, 1, dns, dns_only, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR subjectAltName is not a URI");
+  assert_int_equal(check_crafted(key, 0, NULL, NULL, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR has no subjectAltName");
+  assert_int_equal(check_crafted(key, 1, uri, not_spiffe, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR URI SAN is not a valid SPIFFE ID");
+  assert_int_equal(check_crafted(key, 1, uri, bad_td, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR URI SAN is not a valid SPIFFE ID");
+
+  /* and ly_csr_create will not make such requests */
+  ly_der_t bad = {0};
+  assert_int_equal(ly_csr_create(key, "spiffe://Example.org/x", &bad),
+                   LY_ESPIFFE_ID);
+
+  free_der(&csr);
+  ly_key_free(key);
+}
+
+static void test_csr_refuses_rsa(void **state) {
+  WC_RNG rng;
+  RsaKey rsa;
+  assert_int_equal(wc_InitRng(&rng), 0);
+  assert_int_equal(wc_InitRsaKey(&rsa, NULL), 0);
+  assert_int_equal(wc_MakeRsaKey(&rsa, 2048, WC_RSA_EXPONENT, &rng), 0);
+  unsigned char der[4096];
+  int n = wc_RsaKeyToDer(&rsa, der, sizeof(der));
+  assert_true(n > 0);
+  char *pem = pem_wrap("RSA PRIVATE KEY", der, (size_t)n);
+  ly_key_t *key = NULL;
+  const char *why = NULL;
+  assert_int_equal(ly_key_from_pem(pem, strlen(pem), &key, &why), 0);
+  ly_der_t csr = {0};
+  assert_int_equal(ly_csr_create(key, ID, &csr), 0);
+  assert_int_equal(ly_csr_check(csr.der, csr.len, NULL, &why), LY_ECSR);
+  assert_string_equal(why, "unsupported key type");
+  /* RSA signatures verify (chains from other CAs may use them) */
+  check_self_signature(&csr, CTC_SHA256wRSA);
+
+  /* an RSA key also survives the PKCS#8 round trip */
+  char *p8;
+  size_t p8_len;
+  ly_key_t *back = NULL;
+  assert_int_equal(ly_key_to_pem(key, &p8, &p8_len), 0);
+  assert_int_equal(ly_key_from_pem(p8, p8_len, &back, &why), 0);
+  free(p8);
+
+  free_der(&csr);
+  free(pem);
+  ly_key_free(key);
+  ly_key_free(back);
+  wc_FreeRsaKey(&rsa);
+  wc_FreeRng(&rng);
+}
+
+/* wolfSSL's own request encoder (5.5.4) leaves the SAN out: such a request
+ * parses, and is refused for the missing identity. */
+static void test_csr_from_wolfssl(void **state) {
+  ly_key_t *key = NULL;
+  assert_int_equal(ly_key_generate(&key), 0);
+  Cert *req = malloc(sizeof(*req));
+  assert_non_null(req);
+  assert_int_equal(wc_InitCert(req), 0);
+  req->sigType = CTC_SHA256wECDSA;
+  strcpy(req->subject.commonName, "web");
+  unsigned char buf[2048];
+  int body = wc_MakeCertReq_ex(req, buf, sizeof(buf), ECC_TYPE, &key->k.ecc);
+  assert_true(body > 0);
+  WC_RNG rng;
+  assert_int_equal(wc_InitRng(&rng), 0);
+  int n = wc_SignCert_ex(body, req->sigType, buf, sizeof(buf), ECC_TYPE,
+                         &key->k.ecc, &rng);
+  assert_true(n > 0);
+  const char *why = NULL;
+  assert_int_equal(ly_csr_check(buf, (size_t)n, NULL, &why), LY_ECSR);
+  assert_string_equal(why, "CSR has no subjectAltName");
+  wc_FreeRng(&rng);
+  free(req);
+  ly_key_free(key);
+}
+
+/* ---- issuing and verifying
+ * --------------------------------------------------*/
+
+static void test_ca_certs(void **state) {
+  ca_t ca;
+  ca_make(&ca, TD);
+  ly_cert_info_t info;
+  const char *why = NULL;
+  assert_int_equal(ly_cert_info(ca.root.der, ca.root.len, &info), 0);
+  assert_true(info.is_ca);
+  assert_int_equal(info.key_usage, LY_KU_KEY_CERT_SIGN | LY_KU_CRL_SIGN);
+  assert_string_equal(info.spiffe_id, "spiffe://" TD);
+  assert_int_equal(info.not_before, T0 - 86400);
+  assert_int_equal(info.not_after, T0 + 10 * 86400);
+  assert_int_equal(ly_cert_check_issuer(&info, &why), 0);
+  assert_int_equal(ly_cert_info(ca.inter.der, ca.inter.len, &info), 0);
+  assert_true(info.is_ca);
+  assert_int_equal(ly_cert_check_issuer(&info, &why), 0);
+  assert_true(ly_key_matches_cert(ca.root_key, ca.root.der, ca.root.len));
+  assert_true(ly_key_matches_cert(ca.inter_key, ca.inter.der, ca.inter.len));
+  assert_false(ly_key_matches_cert(ca.root_key, ca.inter.der, ca.inter.len));
+
+  /* the intermediate chains to the root on its own */
+  ly_chain_t chain = {.certs = &ca.inter, .n = 1};
+  assert_int_equal(ly_chain_verify(&chain, &ca.roots, T0, NULL, &why), 0);
+  const ly_chain_t *sc = ly_signer_chain(ca.signer);
+  assert_int_equal(sc->n, 1);
+  assert_int_equal(sc->certs[0].len, ca.inter.len);
+  assert_memory_equal(sc->certs[0].der, ca.inter.der, ca.inter.len);
+  ca_free(&ca);
+}
+
+static void test_issue_and_verify(void **state) {
+  ca_t ca;
+  ca_make(&ca, TD);
+  ly_key_t *key = NULL;
+  ly_der_t svid = {0};
+  const int64_t nb = T0 - 60, na = T0 + 3600;
+  issue(&ca, ID, nb, na, &key, &svid);
+
+  ly_chain_t chain = {0};
+  assert_int_equal(ly_chain_push(&chain, svid.der, svid.len), 0);
+  assert_int_equal(ly_chain_push(&chain, ca.inter.der, ca.inter.len), 0);
+  ly_cert_info_t info, direct;
+  const char *why = NULL;
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, T0, TD, &info, &why), 0);
+  assert_string_equal(info.spiffe_id, ID);
+  assert_int_equal(info.not_before, nb);
+  assert_int_equal(info.not_after, na);
+  assert_int_equal(info.is_ca, 0);
+  assert_true(info.has_key_usage);
+  assert_int_equal(info.key_usage, LY_KU_DIGITAL_SIGNATURE);
+  assert_true(info.has_ext_key_usage);
+  assert_int_equal(info.ext_key_usage, LY_EKU_SERVER_AUTH | LY_EKU_CLIENT_AUTH);
+  assert_int_equal(info.san_count, 1);
+  assert_int_equal(info.uri_san_count, 1);
+  assert_int_equal(strlen(info.serial_hex), 32);
+  assert_int_equal(ly_cert_info(svid.der, svid.len, &direct), 0);
+  assert_string_equal(direct.serial_hex, info.serial_hex);
+
+  /* the window is inclusive at both ends */
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, nb, TD, NULL, &why), 0);
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, na, TD, NULL, &why), 0);
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, na + 1, TD, NULL, &why),
+                   LY_ECERT);
+  assert_string_equal(why, "expired: certificate has expired");
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, nb - 1, TD, NULL, &why),
+                   LY_ECERT);
+  assert_string_equal(why, "expired: certificate is not yet valid");
+  /* the intermediate's own window counts too */
+  assert_int_equal(ly_chain_verify(&chain, &ca.roots, T0 - 3601, NULL, &why),
+                   LY_ECERT);
+  assert_string_equal(why, "expired: certificate is not yet valid");
+
+  assert_int_equal(
+      ly_svid_verify(&chain, &ca.roots, T0, "other.org", NULL, &why), LY_ECERT);
+  assert_string_equal(why, "bad_identity: SPIFFE ID not in trust domain");
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, T0, NULL, NULL, &why), 0);
+
+  /* ... and the intermediate is needed */
+  ly_chain_t leaf_only = {.certs = &svid, .n = 1};
+  assert_int_equal(ly_svid_verify(&leaf_only, &ca.roots, T0, TD, NULL, &why),
+                   LY_ECERT);
+  assert_true(starts_with(why, "unknown_ca: "));
+
+  assert_true(ly_key_matches_cert(key, svid.der, svid.len));
+  assert_false(ly_key_matches_cert(ca.inter_key, svid.der, svid.len));
+
+  ly_chain_free(&chain);
+  free_der(&svid);
+  ly_key_free(key);
+  ca_free(&ca);
+}
+
+static void test_verify_unknown_roots(void **state) {
+  ca_t ca, same_name, other;
+  ca_make(&ca, TD);
+  /* same trust domain, so the same names, but other keys */
+  ca_make(&same_name, TD);
+  ca_make(&other, "other.org");
+  ly_key_t *key = NULL;
+  ly_der_t svid = {0};
+  issue(&ca, ID, T0 - 60, T0 + 3600, &key, &svid);
+  ly_chain_t chain = {0};
+  assert_int_equal(ly_chain_push(&chain, svid.der, svid.len), 0);
+  assert_int_equal(ly_chain_push(&chain, ca.inter.der, ca.inter.len), 0);
+  const char *why = NULL;
+  assert_int_equal(ly_svid_verify(&chain, &same_name.roots, T0, TD, NULL, &why),
+                   LY_ECERT);
+  assert_true(starts_with(why, "unknown_ca: "));
+  assert_int_equal(ly_svid_verify(&chain, &other.roots, T0, TD, NULL, &why),
+                   LY_ECERT);
+  assert_string_equal(why, "unknown_ca: no path to a trusted root");
+
+  /* a bundle with several roots: any one of them will do */
+  ly_chain_t bundle = {0};
+  assert_int_equal(ly_chain_push(&bundle, other.root.der, other.root.len), 0);
+  assert_int_equal(
+      ly_chain_push(&bundle, same_name.root.der, same_name.root.len), 0);
+  assert_int_equal(ly_chain_push(&bundle, ca.root.der, ca.root.len), 0);
+  assert_int_equal(ly_svid_verify(&chain, &bundle, T0, TD, NULL, &why), 0);
+
+  /* intermediates in any order, with strangers among them */
+  ly_chain_t mixed = {0};
+  assert_int_equal(ly_chain_push(&mixed, svid.der, svid.len), 0);
+  assert_int_equal(
+      ly_chain_push(&mixed, same_name.inter.der, same_name.inter.len), 0);
+  assert_int_equal(ly_chain_push(&mixed, other.inter.der, other.inter.len), 0);
+  assert_int_equal(ly_chain_push(&mixed, ca.root.der, ca.root.len), 0);
+  assert_int_equal(ly_chain_push(&mixed, ca.inter.der, ca.inter.len), 0);
+  assert_int_equal(ly_svid_verify(&mixed, &ca.roots, T0, TD, NULL, &why), 0);
+
+  ly_chain_free(&mixed);
+  ly_chain_free(&bundle);
+  ly_chain_free(&chain);
+  free_der(&svid);
+  ly_key_free(key);
+  ca_free(&ca);
+  ca_free(&same_name);
+  ca_free(&other);
+}
+
+static void test_verify_bad_signature(void **state) {
+  ca_t ca;
+  ca_make(&ca, TD);
+  ly_key_t *key = NULL;
+  ly_der_t svid = {0};
+  issue(&ca, ID, T0 - 60, T0 + 3600, &key, &svid);
+  svid.der[svid.len - 1] ^= 0x01;
+  ly_chain_t chain = {0};
+  assert_int_equal(ly_chain_push(&chain, svid.der, svid.len), 0);
+  assert_int_equal(ly_chain_push(&chain, ca.inter.der, ca.inter.len), 0);
+  const char *why = NULL;
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, T0, TD, NULL, &why),
+                   LY_ECERT);
+  assert_string_equal(why, "unknown_ca: certificate signature does not verify");
+
+  ly_chain_t junk = {0};
+  assert_int_equal(ly_chain_push(&junk, "\x30\x03\x02\x01\x01", 5), 0);
+  assert_int_equal(ly_chain_verify(&junk, &ca.roots, T0, NULL, &why), LY_ECERT);
+  assert_string_equal(why, "protocol: malformed certificate");
+
+  ly_chain_free(&junk);
+  ly_chain_free(&chain);
+  free_der(&svid);
+  ly_key_free(key);
+  ca_free(&ca);
+}
+
+/* A chain leaf <- sub-CA for `sub_td` <- the pathLen-0 signing certificate
+ * <- root, verified at T0. */
+static int verify_under_sub_ca(ca_t *ca, const char *sub_td, const char **why) {
+  ly_key_t *sub_key = NULL, *leaf_key = NULL;
+  ly_der_t sub = {0}, leaf = {0};
+  assert_int_equal(ly_ca_create_intermediate(ca->inter_key, &ca->inter, sub_td,
+                                             T0 - 60, T0 + 3600, &sub_key,
+                                             &sub),
+                   0);
+  char *cert_pem, *key_pem;
+  size_t cert_len, key_len;
+  ly_chain_t one = {.certs = &sub, .n = 1};
+  assert_int_equal(ly_chain_to_pem(&one, &cert_pem, &cert_len), 0);
+  assert_int_equal(ly_key_to_pem(sub_key, &key_pem, &key_len), 0);
+  ca_t sub_ca = {0};
+  assert_int_equal(
+      ly_signer_load(cert_pem, cert_len, key_pem, key_len, &sub_ca.signer, why),
+      0);
+  issue(&sub_ca, ID, T0 - 60, T0 + 60, &leaf_key, &leaf);
+  ly_chain_t chain = {0};
+  assert_int_equal(ly_chain_push(&chain, leaf.der, leaf.len), 0);
+  assert_int_equal(ly_chain_push(&chain, sub.der, sub.len), 0);
+  assert_int_equal(ly_chain_push(&chain, ca->inter.der, ca->inter.len), 0);
+  int rc = ly_chain_verify(&chain, &ca->roots, T0, NULL, why);
+  ly_chain_free(&chain);
+  ly_signer_free(sub_ca.signer);
+  free(cert_pem);
+  free(key_pem);
+  free_der(&sub);
+  free_der(&leaf);
+  ly_key_free(sub_key);
+  ly_key_free(leaf_key);
+  return rc;
+}
+
+/* The signing certificate has pathLenConstraint 0: no CA below it, except
+ * a self-issued one (same name, a new key), which RFC 5280 6.1.4 (l) does
+ * not count. */
+static void test_verify_path_length(void **state) {
+  ca_t ca;
+  ca_make(&ca, TD);
+  const char *why = NULL;
+  assert_int_equal(verify_under_sub_ca(&ca, "sub." TD, &why), LY_ECERT);
+  assert_string_equal(why, "unknown_ca: path length constraint exceeded");
+  assert_int_equal(verify_under_sub_ca(&ca, TD, &why), 0);
+  ca_free(&ca);
+}
+
+/* Validity past 2049 is written as GeneralizedTime and read back exactly. */
+static void test_generalized_time(void **state) {
+  ca_t ca;
+  memset(&ca, 0, sizeof(ca));
+  const int64_t y2050 = 2524608000; /* 2050-01-01T00:00:00Z */
+  assert_int_equal(
+      ly_ca_create_root(TD, T0, y2050 + 86399, &ca.root_key, &ca.root), 0);
+  ly_cert_info_t info;
+  assert_int_equal(ly_cert_info(ca.root.der, ca.root.len, &info), 0);
+  assert_int_equal(info.not_before, T0);
+  assert_int_equal(info.not_after, y2050 + 86399);
+  ly_der_t bad = {0};
+  ly_key_t *k = NULL;
+  assert_int_not_equal(ly_ca_create_root(TD, T0, T0, &k, &bad), 0);
+  assert_int_equal(ly_ca_create_root("Bad.Domain", T0, T0 + 1, &k, &bad),
+                   LY_ESPIFFE_ID);
+  ly_key_free(ca.root_key);
+  free_der(&ca.root);
+}
+
+static void test_signer_load_errors(void **state) {
+  ca_t ca;
+  ca_make(&ca, TD);
+  char *inter_pem, *root_key_pem;
+  size_t inter_len, root_key_len;
+  ly_chain_t one = {.certs = &ca.inter, .n = 1};
+  assert_int_equal(ly_chain_to_pem(&one, &inter_pem, &inter_len), 0);
+  assert_int_equal(ly_key_to_pem(ca.root_key, &root_key_pem, &root_key_len), 0);
+  ly_signer_t *s = NULL;
+  const char *why = NULL;
+  assert_int_equal(ly_signer_load(inter_pem, inter_len, root_key_pem,
+                                  root_key_len, &s, &why),
+                   LY_ECERT);
+  assert_string_equal(why, "key does not match the signing certificate");
+  assert_null(s);
+  assert_int_equal(ly_signer_load(root_key_pem, root_key_len, root_key_pem,
+                                  root_key_len, &s, &why),
+                   LY_ENOT_FOUND);
+  assert_string_equal(why, "no certificate");
+
+  /* a leaf cannot sign */
+  ly_key_t *key = NULL;
+  ly_der_t svid = {0};
+  issue(&ca, ID, T0 - 60, T0 + 60, &key, &svid);
+  char *svid_pem, *key_pem;
+  size_t svid_len, key_len;
+  ly_chain_t leaf = {.certs = &svid, .n = 1};
+  assert_int_equal(ly_chain_to_pem(&leaf, &svid_pem, &svid_len), 0);
+  assert_int_equal(ly_key_to_pem(key, &key_pem, &key_len), 0);
+  assert_int_equal(
+      ly_signer_load(svid_pem, svid_len, key_pem, key_len, &s, &why), LY_ECERT);
+  assert_string_equal(why, "unknown_ca: signing certificate is not a CA");
+
+  /* issuing refuses what a CSR check would */
+  unsigned char *spki;
+  size_t spki_len;
+  spki_of(key, &spki, &spki_len);
+  ly_der_t out = {0};
+  assert_int_equal(ly_signer_issue(ca.signer, spki, spki_len, "spiffe://x/", T0,
+                                   T0 + 1, &out),
+                   LY_ESPIFFE_ID);
+  assert_int_not_equal(
+      ly_signer_issue(ca.signer, spki, spki_len - 1, ID, T0, T0 + 1, &out), 0);
+  assert_int_not_equal(
+      ly_signer_issue(ca.signer, spki, spki_len, ID, T0, T0 - 1, &out), 0);
+  assert_null(out.der);
+
+  free(spki);
+  free(svid_pem);
+  free(key_pem);
+  free(inter_pem);
+  free(root_key_pem);
+  free_der(&svid);
+  ly_key_free(key);
+  ca_free(&ca);
+}
+
+/* ---- chains and leaf rules
+ * -------------------------------------------------*/
+
+static void test_chain_pem(void **state) {
+  ca_t ca;
+  ca_make(&ca, TD);
+  ly_chain_t two = {0}, back = {0};
+  assert_int_equal(ly_chain_push(&two, ca.inter.der, ca.inter.len), 0);
+  assert_int_equal(ly_chain_push(&two, ca.root.der, ca.root.len), 0);
+  char *pem;
+  size_t len;
+  assert_int_equal(ly_chain_to_pem(&two, &pem, &len), 0);
+  assert_int_equal(strlen(pem), len);
+
+  /* a key block in between is skipped */
+  char *key_pem;
+  size_t key_len;
+  assert_int_equal(ly_key_to_pem(ca.root_key, &key_pem, &key_len), 0);
+  size_t cap = len + key_len + 1;
+  char *mixed = malloc(cap);
+  assert_non_null(mixed);
+  snprintf(mixed, cap, "%s%s", key_pem, pem);
+  const char *why = NULL;
+  assert_int_equal(ly_chain_from_pem(mixed, strlen(mixed), &back, &why), 0);
+  assert_int_equal(back.n, 2);
+  for (size_t i = 0; i < 2; i++) {
+    assert_int_equal(back.certs[i].len, two.certs[i].len);
+    assert_memory_equal(back.certs[i].der, two.certs[i].der, two.certs[i].len);
+  }
+  ly_chain_free(&back);
+
+  ly_chain_t none = {0};
+  assert_int_equal(ly_chain_from_pem(key_pem, key_len, &none, &why),
+                   LY_ENOT_FOUND);
+  assert_string_equal(why, "no certificate");
+  assert_int_equal(ly_chain_from_pem("hello", 5, &none, &why), LY_EPARSE);
+  assert_string_equal(why, "not PEM");
+  const char corrupt[] = "-----BEGIN CERTIFICATE-----\nQ09SUlVQVA==\n"
+                         "-----END CERTIFICATE-----\n";
+  assert_int_equal(ly_chain_from_pem(corrupt, sizeof(corrupt) - 1, &none, &why),
+                   LY_ECERT);
+  assert_string_equal(why, "malformed certificate");
+  assert_int_equal(none.n, 0);
+
+  free(mixed);
+  free(key_pem);
+  free(pem);
+  ly_chain_free(&two);
+  ca_free(&ca);
+}
+
+static void test_leaf_rules(void **state) {
+  ly_cert_info_t good = {
+      .has_key_usage = 1,
+      .key_usage = LY_KU_DIGITAL_SIGNATURE,
+      .san_count = 1,
+      .uri_san_count = 1,
+      .spiffe_id = ID,
+  };
+  const char *why = NULL;
+  assert_int_equal(ly_svid_check_leaf(&good, TD, &why), 0);
+  static const struct {
+    int field;
+    const char *why;
+  } cases[] = {
+      {0, "bad_identity: leaf is a CA"},
+      {1, "bad_identity: leaf lacks digitalSignature"},
+      {2, "bad_identity: leaf lacks digitalSignature"},
+      {3, "bad_identity: leaf has keyCertSign"},
+      {4, "bad_identity: leaf has cRLSign"},
+      {5, "bad_identity: no URI SAN"},
+      {6, "bad_identity: leaf has more than one URI SAN"},
+      {7, "bad_identity: URI SAN is not a valid SPIFFE ID"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    ly_cert_info_t bad = good;
+    switch (cases[i].field) {
+    case 0:
+      bad.is_ca = 1;
+      break;
+    case 1:
+      bad.has_key_usage = 0;
+      break;
+    case 2:
+      bad.key_usage = LY_KU_KEY_CERT_SIGN;
+      break;
+    case 3:
+      bad.key_usage |= LY_KU_KEY_CERT_SIGN;
+      break;
+    case 4:
+      bad.key_usage |= LY_KU_CRL_SIGN;
+      break;
+    case 5:
+      bad.uri_san_count = 0;
+      bad.spiffe_id[0] = '\0';
+      break;
+    case 6:
+      bad.uri_san_count = 2;
+      bad.spiffe_id[0] = '\0';
+      break;
+    default:
+      bad.spiffe_id[0] = '\0';
+      break;
+    }
+    assert_int_equal(ly_svid_check_leaf(&bad, NULL, &why), LY_ECERT);
+    assert_string_equal(why, cases[i].why);
+  }
+
+  ly_cert_info_t ca = {
+      .is_ca = 1, .has_key_usage = 1, .key_usage = LY_KU_KEY_CERT_SIGN};
+  assert_int_equal(ly_cert_check_issuer(&ca, &why), 0);
+  ca.key_usage = LY_KU_CRL_SIGN;
+  assert_int_equal(ly_cert_check_issuer(&ca, &why), LY_ECERT);
+  assert_string_equal(why, "unknown_ca: signing certificate lacks keyCertSign");
+  ca.is_ca = 0;
+  assert_int_equal(ly_cert_check_issuer(&ca, &why), LY_ECERT);
+  assert_string_equal(why, "unknown_ca: signing certificate is not a CA");
+}
+
+static int setup(void **state) {
+  return wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  wolfSSL_Cleanup();
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_key_pem_roundtrip),
+      cmocka_unit_test(test_key_pem_errors),
+      cmocka_unit_test(test_csr_accepts),
+      cmocka_unit_test(test_csr_p384_accepted),
+      cmocka_unit_test(test_csr_refuses),
+      cmocka_unit_test(test_csr_refuses_rsa),
+      cmocka_unit_test(test_csr_from_wolfssl),
+      cmocka_unit_test(test_ca_certs),
+      cmocka_unit_test(test_issue_and_verify),
+      cmocka_unit_test(test_verify_unknown_roots),
+      cmocka_unit_test(test_verify_bad_signature),
+      cmocka_unit_test(test_verify_path_length),
+      cmocka_unit_test(test_generalized_time),
+      cmocka_unit_test(test_signer_load_errors),
+      cmocka_unit_test(test_chain_pem),
+      cmocka_unit_test(test_leaf_rules),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
