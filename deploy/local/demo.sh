@@ -21,13 +21,14 @@ while [ $# -gt 0 ]; do
 done
 
 deploy/deps.sh
-if [ ! -x build/lanyard ] || [ -n "$(find agent include proto -newer build/lanyard -print -quit)" ]; then
+# LANYARD=/path/to/lanyard uses that binary (the tests do) instead of build/.
+if [ -z "${LANYARD:-}" ] && { [ ! -x build/lanyard ] || [ -n "$(find agent include proto -newer build/lanyard -print -quit)" ]; }; then
   echo "building lanyard..."
   cmake -S . -B build -DLANYARD_WOLFSSL_WORKDIR="$root/.cache/wolfssl-src" \
     -DLANYARD_WOLFSSL_PREFIX="$root/.cache/wolfssl" >/dev/null
   cmake --build build -j"$(nproc)" --target lanyard >/dev/null
 fi
-L=$root/build/lanyard
+L=${LANYARD:-$root/build/lanyard}
 work=$(mktemp -d /tmp/lanyard-demo.XXXXXX)
 pids=()
 stop() {

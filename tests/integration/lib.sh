@@ -26,7 +26,28 @@ check() { # check "description" command...
   local what=$1; shift
   if "$@"; then ok "$what"; else bad "$what"; fi
 }
+# stop_daemon PID: SIGTERM, then the exit status must be 0 (a clean,
+# graceful exit: under the sanitizers a leak or error makes it non-zero).
+stop_daemon() {
+  local rc=0
+  kill -TERM "$1" 2>/dev/null || return 0
+  wait "$1" 2>/dev/null || rc=$?
+  [ "$rc" -eq 0 ] || bad "process $1 exited with status $rc after SIGTERM"
+}
+
 finish() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && stop_daemon "$p"
+  done
+  PIDS=()
+  local reports
+  reports=$(grep -rlE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T" --include='*.log' || true)
+  if [ -n "$reports" ]; then
+    bad "sanitizer reports in: $reports"
+    grep -hE -A12 "ERROR: (Address|Leak)Sanitizer|runtime error:" $reports | head -60
+  else
+    ok "no sanitizer reports in the daemons' logs"
+  fi
   echo "$((CHECKS - FAILS)) passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
 }
@@ -69,8 +90,7 @@ ca_start() {
 }
 
 ca_stop() {
-  kill "$CA_PID" 2>/dev/null || true
-  wait "$CA_PID" 2>/dev/null || true
+  stop_daemon "$CA_PID"
 }
 
 # agent_config DIR CA_DIR ID TTL: writes DIR/agent.yaml with a join token.
