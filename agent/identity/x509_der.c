@@ -2,6 +2,7 @@
  * and PEM blocks. */
 #include "identity/x509_internal.h"
 
+#include "lanyard/b64.h"
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
 
@@ -334,64 +335,23 @@ int ly_pem_label_is(const ly_pem_block_t *b, const char *label) {
          memcmp(b->label, label, b->label_len) == 0;
 }
 
-static int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+')
-    return 62;
-  if (c == '/')
-    return 63;
-  return -1;
-}
-
 int ly_pem_decode(const ly_pem_block_t *b, unsigned char **der, size_t *len) {
-  int rc = 0;
-  unsigned char *out = malloc(b->body_len / 4 * 3 + 3);
+  size_t cap = b->body_len / 4 * 3 + 3;
+  unsigned char *out = malloc(cap);
   if (!out)
     return UV_ENOMEM;
-  size_t n = 0, pad = 0;
-  unsigned acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < b->body_len; i++) {
-    unsigned char c = (unsigned char)b->body[i];
-    if (c == '\n' || c == '\r' || c == ' ' || c == '\t')
-      continue;
-    if (c == '=') {
-      pad++;
-      continue;
-    }
-    int v = b64_value(c);
-    /* data after padding, or a stray character */
-    if (v < 0 || pad > 0) {
-      rc = LY_EPARSE;
-      goto out;
-    }
-    acc = (acc << 6) | (unsigned)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[n++] = (unsigned char)(acc >> bits);
-      acc &= (1u << bits) - 1;
-    }
-  }
-  /* 6 or more dangling bits, or padding that does not fit */
-  if (bits >= 6 || pad > 2 || n == 0) {
+  size_t n = 0;
+  int rc = ly_b64_decode(b->body, b->body_len, out, cap, &n);
+  if (rc == 0 && n == 0)
     rc = LY_EPARSE;
-    goto out;
+  if (rc != 0) {
+    ly_wipe(out, cap); /* the block may have been a key */
+    free(out);
+    return rc;
   }
   *der = out;
   *len = n;
-  out = NULL;
-out:
-  if (out) {
-    ly_wipe(out, n); /* the block may have been a key */
-    free(out);
-  }
-  return rc;
+  return 0;
 }
 
 size_t ly_pem_encoded_len(const char *label, size_t n) {
@@ -402,8 +362,6 @@ size_t ly_pem_encoded_len(const char *label, size_t n) {
 
 size_t ly_pem_write(char *dst, const char *label, const unsigned char *der,
                     size_t n) {
-  static const char tab[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   char *p = dst;
   size_t ll = strlen(label);
   memcpy(p, pem_begin, sizeof(pem_begin) - 1);
@@ -412,25 +370,13 @@ size_t ly_pem_write(char *dst, const char *label, const unsigned char *der,
   p += ll;
   memcpy(p, "-----\n", 6);
   p += 6;
-  int col = 0;
-  for (size_t i = 0; i < n; i += 3) {
-    unsigned v = (unsigned)der[i] << 16;
-    if (i + 1 < n)
-      v |= (unsigned)der[i + 1] << 8;
-    if (i + 2 < n)
-      v |= der[i + 2];
-    *p++ = tab[v >> 18];
-    *p++ = tab[(v >> 12) & 63];
-    *p++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-    *p++ = i + 2 < n ? tab[v & 63] : '=';
-    col += 4;
-    if (col == 64) {
-      *p++ = '\n';
-      col = 0;
-    }
-  }
-  if (col)
+  /* 48 bytes make one 64-character line */
+  for (size_t i = 0; i < n; i += 48) {
+    size_t chunk = n - i < 48 ? n - i : 48;
+    ly_b64_encode(der + i, chunk, p);
+    p += ly_b64_len(chunk);
     *p++ = '\n';
+  }
   memcpy(p, pem_end, sizeof(pem_end) - 1);
   p += sizeof(pem_end) - 1;
   memcpy(p, label, ll);
