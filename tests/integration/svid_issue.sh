@@ -5,6 +5,14 @@
 
 TD=example.org
 ID=spiffe://$TD/ns/default/sa/web
+
+"$LANYARD" version >"$T/version"
+check "version names the wolfSSL release" grep -qE "^wolfssl [0-9]+\.[0-9]+" "$T/version"
+if [ "$(uname -m)" = x86_64 ]; then
+  check "AES-NI and Intel assembly compiled in" \
+    grep -qzE "aesni yes.*intel_asm yes.*sp_asm yes" "$T/version"
+fi
+
 ca_setup "$T/ca" "$TD"
 
 check "ca init refuses to overwrite an existing CA" \
