@@ -14,6 +14,7 @@ static const struct {
 } commands[] = {
     {"agent", ly_cmd_agent, "run the per-pod agent (-c agent.yaml)"},
     {"ca", ly_cmd_ca, "the certificate authority: init, token, serve"},
+    {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
     {"version", ly_cmd_version, "print version and crypto build"},
 };
 

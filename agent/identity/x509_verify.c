@@ -36,6 +36,22 @@ int ly_cert_check_issuer(const ly_cert_info_t *ca, const char **why) {
   return 0;
 }
 
+int ly_cert_check_end_entity(const ly_cert_info_t *leaf, unsigned eku,
+                             const char **why) {
+  LY_ENSURE_WHY(!leaf->is_ca, LY_ECERT, why, "bad_identity: leaf is a CA");
+  if (!leaf->has_ext_key_usage)
+    return 0;
+  LY_ENSURE_WHY(!(eku & LY_EKU_SERVER_AUTH) ||
+                    (leaf->ext_key_usage & LY_EKU_SERVER_AUTH),
+                LY_ECERT, why,
+                "bad_identity: leaf's extended key usage lacks serverAuth");
+  LY_ENSURE_WHY(!(eku & LY_EKU_CLIENT_AUTH) ||
+                    (leaf->ext_key_usage & LY_EKU_CLIENT_AUTH),
+                LY_ECERT, why,
+                "bad_identity: leaf's extended key usage lacks clientAuth");
+  return 0;
+}
+
 int ly_svid_check_leaf(const ly_cert_info_t *leaf, const char *trust_domain,
                        const char **why) {
   LY_ENSURE_WHY(!leaf->is_ca, LY_ECERT, why, "bad_identity: leaf is a CA");

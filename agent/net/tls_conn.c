@@ -9,31 +9,23 @@
 #include <string.h>
 
 /* One TLS record at most, plus its header and tag. */
-#define READ_CHUNK (16384 + 512)
-/* Control-plane messages are small; a peer that makes us hold more
- * ciphertext than this without progress is misbehaving. */
-#define BUF_LIMIT (1u << 20)
+#define RECORD_MAX (16384 + 512)
+#define PLAINTEXT_CHUNK 16384
+/* Ciphertext held for wolfSSL: a paused connection stops reading, so this
+ * only bounds a peer that sends faster than we decrypt. */
+#define IN_LIMIT (256u * 1024)
+/* A TLS handshake record starts with this content type. */
+#define TLS_HANDSHAKE 0x16
 
-typedef struct {
+/* Output ciphertext and its write request in one allocation: flush hands
+ * the block to uv_write as it is. */
+struct ly_tls_out_s {
   uv_write_t req;
   ly_tls_conn_t *conn;
-  size_t len;
+  size_t len, cap;
   char data[];
-} write_req_t;
-
-static int grow(char **buf, size_t *cap, size_t need) {
-  if (need <= *cap)
-    return 0;
-  LY_ENSURE(need <= BUF_LIMIT, LY_ETOO_BIG);
-  size_t ncap = *cap ? *cap : 4096;
-  while (ncap < need)
-    ncap *= 2;
-  char *nb = realloc(*buf, ncap);
-  LY_ENSURE(nb != NULL, UV_ENOMEM);
-  *buf = nb;
-  *cap = ncap;
-  return 0;
-}
+};
+typedef struct ly_tls_out_s out_t;
 
 /* wolfSSL I/O callbacks: memory only. */
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx) {
@@ -44,42 +36,55 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx) {
   size_t n = (size_t)sz < avail ? (size_t)sz : avail;
   memcpy(buf, c->in + c->in_off, n);
   c->in_off += n;
-  if (c->in_off == c->in_len)
-    c->in_off = c->in_len = 0;
+  if (c->in_off == c->in_len) {
+    /* drained: give the memory back, an idle connection holds none */
+    free(c->in);
+    c->in = NULL;
+    c->in_off = c->in_len = c->in_cap = 0;
+  }
   return (int)n;
 }
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx) {
   ly_tls_conn_t *c = ctx;
-  if (grow(&c->out, &c->out_cap, c->out_len + (size_t)sz) != 0)
-    return WOLFSSL_CBIO_ERR_GENERAL;
-  memcpy(c->out + c->out_len, buf, (size_t)sz);
-  c->out_len += (size_t)sz;
+  size_t need = (c->out ? c->out->len : 0) + (size_t)sz;
+  if (!c->out || need > c->out->cap) {
+    size_t cap = need < RECORD_MAX ? RECORD_MAX : need;
+    out_t *o = realloc(c->out, sizeof(*o) + cap);
+    if (!o)
+      return WOLFSSL_CBIO_ERR_GENERAL;
+    if (!c->out)
+      o->len = 0;
+    o->cap = cap;
+    c->out = o;
+  }
+  memcpy(c->out->data + c->out->len, buf, (size_t)sz);
+  c->out->len += (size_t)sz;
   return sz;
 }
 
 static void on_written(uv_write_t *req, int status) {
-  write_req_t *w = (write_req_t *)req;
-  w->conn->write_queue_bytes -= w->len;
-  free(w);
+  out_t *o = (out_t *)req;
+  ly_tls_conn_t *c = o->conn;
+  c->write_queue_bytes -= o->len;
+  free(o);
+  if (c->write_queue_bytes == 0 && !c->closing && c->cbs->on_drain)
+    c->cbs->on_drain(c);
 }
 
 static int flush(ly_tls_conn_t *c) {
-  if (c->out_len == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
+  out_t *o = c->out;
+  if (!o || o->len == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
     return 0;
-  write_req_t *w = malloc(sizeof(*w) + c->out_len);
-  LY_ENSURE(w != NULL, UV_ENOMEM);
-  memcpy(w->data, c->out, c->out_len);
-  w->conn = c;
-  w->len = c->out_len;
-  c->out_len = 0;
-  uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
-  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+  c->out = NULL;
+  o->conn = c;
+  uv_buf_t b = uv_buf_init(o->data, (unsigned)o->len);
+  int rc = uv_write(&o->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
   if (rc != 0) {
-    free(w);
+    free(o);
     return rc;
   }
-  c->write_queue_bytes += w->len;
+  c->write_queue_bytes += o->len;
   return 0;
 }
 
@@ -87,7 +92,8 @@ static void set_error(ly_tls_conn_t *c, int ret) {
   c->ssl_error = wolfSSL_get_error(c->ssl, ret);
   char text[WOLFSSL_MAX_ERROR_SZ];
   wolfSSL_ERR_error_string_n((unsigned long)c->ssl_error, text, sizeof(text));
-  snprintf(c->error_text, sizeof(c->error_text), "%s (%d)", text, c->ssl_error);
+  snprintf(c->error_text, sizeof(c->error_text), "%s (%d)", text,
+           c->ssl_error);
 }
 
 static void end(ly_tls_conn_t *c, int status) {
@@ -97,28 +103,38 @@ static void end(ly_tls_conn_t *c, int status) {
   c->cbs->on_end(c, status);
 }
 
-/* Drives the handshake and delivers whatever can be decrypted. */
-static void pump(ly_tls_conn_t *c) {
-  if (!c->handshake_done) {
+static void handshake_failed(ly_tls_conn_t *c, int status) {
+  c->handshake_done = -1;
+  c->cbs->on_handshake(c, status);
+}
+
+static void drive(ly_tls_conn_t *c) {
+  if (c->handshake_done == 0) {
     int ret = c->is_server ? wolfSSL_accept(c->ssl) : wolfSSL_connect(c->ssl);
     int frc = flush(c);
     if (ret != WOLFSSL_SUCCESS) {
       int err = wolfSSL_get_error(c->ssl, ret);
-      if (frc == 0 &&
-          (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE))
+      if (frc == 0 && (err == WOLFSSL_ERROR_WANT_READ ||
+                       err == WOLFSSL_ERROR_WANT_WRITE))
         return;
       set_error(c, ret);
-      c->handshake_done = -1;
-      c->cbs->on_handshake(c, LY_ETLS);
+      handshake_failed(c, LY_ETLS);
       return;
     }
     c->handshake_done = 1;
     c->cbs->on_handshake(c, 0);
   }
-  char buf[16384];
-  while (!c->closing && !c->ended) {
-    int n = wolfSSL_read(c->ssl, buf, sizeof(buf));
-    if (flush(c) != 0) {
+  if (c->handshake_done != 1)
+    return;
+  while (!c->closing && !c->ended && !c->paused) {
+    char *buf = malloc(PLAINTEXT_CHUNK);
+    if (!buf) {
+      end(c, UV_ENOMEM);
+      return;
+    }
+    int n = wolfSSL_read(c->ssl, buf, PLAINTEXT_CHUNK);
+    if (flush(c) != 0) { /* post-handshake messages, alerts */
+      free(buf);
       end(c, UV_EIO);
       return;
     }
@@ -126,61 +142,87 @@ static void pump(ly_tls_conn_t *c) {
       c->cbs->on_data(c, buf, (size_t)n);
       continue;
     }
+    free(buf);
     int err = wolfSSL_get_error(c->ssl, n);
     if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE)
       return;
-    if (err == WOLFSSL_ERROR_ZERO_RETURN ||
-        (c->eof && err == SOCKET_PEER_CLOSED_E)) {
+    if (err == WOLFSSL_ERROR_ZERO_RETURN) {
       end(c, 0);
       return;
     }
+    if (c->eof && (err == SOCKET_PEER_CLOSED_E || err == SOCKET_ERROR_E)) {
+      end(c, UV_EOF);
+      return;
+    }
     set_error(c, n);
-    end(c, c->eof ? UV_EOF : LY_ETLS);
+    end(c, LY_ETLS);
     return;
   }
 }
 
+/* Re-entry guard: a callback inside drive() may resume this connection;
+ * the running loop then simply goes on. */
+static void pump(ly_tls_conn_t *c) {
+  if (c->in_pump)
+    return;
+  c->in_pump = 1;
+  drive(c);
+  c->in_pump = 0;
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   ly_tls_conn_t *c = h->data;
-  if (grow(&c->in, &c->in_cap, c->in_len + READ_CHUNK) != 0) {
-    *buf = uv_buf_init(NULL, 0); /* read_cb sees UV_ENOBUFS */
-    return;
+  size_t need = c->in_len + RECORD_MAX;
+  if (need > c->in_cap) {
+    char *nb = need <= IN_LIMIT ? realloc(c->in, need) : NULL;
+    if (!nb) {
+      *buf = uv_buf_init(NULL, 0); /* read_cb sees UV_ENOBUFS */
+      return;
+    }
+    c->in = nb;
+    c->in_cap = need;
   }
-  *buf = uv_buf_init(c->in + c->in_len, READ_CHUNK);
+  *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   ly_tls_conn_t *c = s->data;
   if (nread == 0 || c->closing)
     return;
-  if (nread < 0) {
-    if (nread != UV_EOF) {
-      snprintf(c->error_text, sizeof(c->error_text), "%s",
-               uv_strerror((int)nread));
-      if (!c->handshake_done) {
-        c->handshake_done = -1;
-        c->cbs->on_handshake(c, (int)nread);
-      } else {
-        end(c, (int)nread);
-      }
-      return;
-    }
+  if (nread < 0 && nread != UV_EOF) {
+    snprintf(c->error_text, sizeof(c->error_text), "%s",
+             uv_strerror((int)nread));
+    if (c->handshake_done == 0)
+      handshake_failed(c, (int)nread);
+    else
+      end(c, (int)nread);
+    return;
+  }
+  if (nread == UV_EOF) {
     c->eof = 1;
     uv_read_stop(s);
   } else {
+    if (!c->saw_first_byte && c->is_server) {
+      c->saw_first_byte = 1;
+      if ((unsigned char)buf->base[0] != TLS_HANDSHAKE) {
+        /* Not TLS at all: say so, rather than wolfSSL's parse error. */
+        c->not_tls = 1;
+        snprintf(c->error_text, sizeof(c->error_text),
+                 "the client did not start a TLS handshake");
+        handshake_failed(c, LY_ETLS);
+        return;
+      }
+    }
     c->in_len += (size_t)nread;
   }
   pump(c);
-  if (c->eof && !c->closing && !c->ended) {
-    if (c->handshake_done != 1) {
-      if (c->handshake_done == 0) {
-        snprintf(c->error_text, sizeof(c->error_text),
-                 "connection closed during the handshake");
-        c->handshake_done = -1;
-        c->cbs->on_handshake(c, UV_EOF);
-      }
-    } else {
-      end(c, 0);
+  if (c->eof && !c->closing && !c->ended && !c->paused) {
+    if (c->handshake_done == 0) {
+      snprintf(c->error_text, sizeof(c->error_text),
+               "connection closed during the handshake");
+      handshake_failed(c, UV_EOF);
+    } else if (c->handshake_done == 1) {
+      end(c, UV_EOF);
     }
   }
 }
@@ -209,7 +251,7 @@ int ly_tls_conn_new(uv_loop_t *loop, WOLFSSL_CTX *ctx, int is_server,
   c->tcp.data = c;
   c->cbs = cbs;
   c->data = data;
-  c->is_server = is_server;
+  c->is_server = is_server != 0;
   *out = c;
   return 0;
 }
@@ -225,10 +267,10 @@ int ly_tls_conn_start(ly_tls_conn_t *c) {
 }
 
 int ly_tls_conn_write(ly_tls_conn_t *c, const void *data, size_t len) {
-  LY_ENSURE(c->handshake_done == 1 && !c->closing, UV_ENOTCONN);
+  LY_ENSURE(c->handshake_done == 1 && !c->closing && !c->shut, UV_ENOTCONN);
   const char *p = data;
   while (len > 0) {
-    int chunk = len > 16384 ? 16384 : (int)len;
+    int chunk = len > PLAINTEXT_CHUNK ? PLAINTEXT_CHUNK : (int)len;
     int n = wolfSSL_write(c->ssl, p, chunk);
     if (n <= 0) {
       set_error(c, n);
@@ -240,7 +282,28 @@ int ly_tls_conn_write(ly_tls_conn_t *c, const void *data, size_t len) {
   return flush(c);
 }
 
-static void close_cb(uv_handle_t *h) {
+void ly_tls_conn_pause(ly_tls_conn_t *c) {
+  if (c->paused)
+    return;
+  c->paused = 1;
+  if (!c->eof && !c->closing)
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void ly_tls_conn_resume(ly_tls_conn_t *c) {
+  if (!c->paused || c->closing)
+    return;
+  c->paused = 0;
+  if (!c->eof)
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+  /* wolfSSL may hold decrypted or undelivered data already */
+  pump(c);
+  if (c->eof && !c->closing && !c->ended && !c->paused &&
+      c->handshake_done == 1)
+    end(c, UV_EOF);
+}
+
+static void free_conn(uv_handle_t *h) {
   ly_tls_conn_t *c = h->data;
   if (c->cbs->on_close)
     c->cbs->on_close(c);
@@ -251,26 +314,47 @@ static void close_cb(uv_handle_t *h) {
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
+  free(req);
+}
+
+static void close_after_shutdown(uv_shutdown_t *req, int status) {
   uv_handle_t *h = (uv_handle_t *)req->handle;
   free(req);
-  uv_close(h, close_cb);
+  uv_close(h, free_conn);
+}
+
+/* close_notify, then a FIN once every queued write is out. */
+static int send_fin(ly_tls_conn_t *c, uv_shutdown_cb cb) {
+  if (c->handshake_done == 1)
+    wolfSSL_shutdown(c->ssl); /* queues close_notify */
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (!req)
+    return UV_ENOMEM;
+  int rc = flush(c);
+  if (rc == 0)
+    rc = uv_shutdown(req, (uv_stream_t *)&c->tcp, cb);
+  if (rc != 0)
+    free(req);
+  return rc;
+}
+
+void ly_tls_conn_shutdown(ly_tls_conn_t *c) {
+  if (c->shut || c->closing)
+    return;
+  c->shut = 1;
+  send_fin(c, shutdown_cb);
 }
 
 void ly_tls_conn_close(ly_tls_conn_t *c) {
   if (c->closing)
     return;
   c->closing = 1;
-  if (c->handshake_done == 1 && !c->eof) {
-    wolfSSL_shutdown(c->ssl); /* queues close_notify */
-    /* A shutdown request runs after every queued write, so the last
-     * response and the close_notify reach the peer before the FIN. */
-    uv_shutdown_t *req = malloc(sizeof(*req));
-    if (req && flush(c) == 0 &&
-        uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) == 0)
-      return;
-    free(req);
-  }
-  uv_close((uv_handle_t *)&c->tcp, close_cb);
+  /* A graceful end lets the last response and the close_notify reach the
+   * peer before the FIN; a failed or half-closed connection just closes. */
+  if (c->handshake_done == 1 && !c->eof && !c->shut &&
+      send_fin(c, close_after_shutdown) == 0)
+    return;
+  uv_close((uv_handle_t *)&c->tcp, free_conn);
 }
 
 const char *ly_tls_conn_error(const ly_tls_conn_t *c) {
@@ -282,6 +366,7 @@ void ly_tls_conn_peer_name(const ly_tls_conn_t *c, char *buf, size_t len) {
   int sl = sizeof(ss);
   char ip[64] = "?";
   int port = 0;
+  ss.ss_family = AF_UNSPEC;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
     if (ss.ss_family == AF_INET) {
       struct sockaddr_in *a = (struct sockaddr_in *)&ss;

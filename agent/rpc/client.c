@@ -174,12 +174,13 @@ static void maybe_replace_conn(ly_rpc_client_t *c) {
   }
 }
 
-static void on_data(ly_tls_conn_t *tls, const char *buf, size_t len) {
+static void on_data(ly_tls_conn_t *tls, char *buf, size_t len) {
   conn_t *conn = tls->data;
   ly_rpc_client_t *c = conn->client;
+  int err = c ? ly_rpc_reader_feed(&conn->reader, buf, len) : 0;
+  free(buf);
   if (!c)
     return;
-  int err = ly_rpc_reader_feed(&conn->reader, buf, len);
   while (err == 0 && c->conn == conn) {
     ProtobufCMessage *m = ly_rpc_reader_next(&conn->reader, &err);
     if (!m)
@@ -224,8 +225,12 @@ static void on_end(ly_tls_conn_t *tls, int status) {
     conn_failed(conn->client, "the CA closed the connection");
 }
 
-static const ly_tls_conn_cbs_t conn_cbs = {on_handshake, on_data, on_end,
-                                           conn_closed};
+static const ly_tls_conn_cbs_t conn_cbs = {
+    .on_handshake = on_handshake,
+    .on_data = on_data,
+    .on_end = on_end,
+    .on_close = conn_closed,
+};
 
 static void on_connect(uv_connect_t *req, int status) {
   conn_t *conn = req->data;

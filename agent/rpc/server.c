@@ -173,10 +173,11 @@ static void on_handshake(ly_tls_conn_t *c, int status) {
   uv_timer_start(&sc->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
 }
 
-static void on_data(ly_tls_conn_t *c, const char *buf, size_t len) {
+static void on_data(ly_tls_conn_t *c, char *buf, size_t len) {
   server_conn_t *sc = c->data;
   uv_timer_again(&sc->timer);
   int err = ly_rpc_reader_feed(&sc->reader, buf, len);
+  free(buf);
   while (err == 0 && !c->closing) {
     ProtobufCMessage *m = ly_rpc_reader_next(&sc->reader, &err);
     if (!m)
@@ -206,8 +207,12 @@ static void on_close(ly_tls_conn_t *c) {
   conn_free_if_closed(sc);
 }
 
-static const ly_tls_conn_cbs_t conn_cbs = {on_handshake, on_data, on_end,
-                                           on_close};
+static const ly_tls_conn_cbs_t conn_cbs = {
+    .on_handshake = on_handshake,
+    .on_data = on_data,
+    .on_end = on_end,
+    .on_close = on_close,
+};
 
 static void on_connection(uv_stream_t *listener, int status) {
   ly_rpc_server_t *s = listener->data;

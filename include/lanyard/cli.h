@@ -11,5 +11,6 @@
 int ly_cmd_version(int argc, char **argv);
 int ly_cmd_ca(int argc, char **argv);    /* ca init|token|serve */
 int ly_cmd_agent(int argc, char **argv); /* agent -c agent.yaml [--check] */
+int ly_cmd_svid(int argc, char **argv);  /* svid verify ... CERT.pem */
 
 #endif

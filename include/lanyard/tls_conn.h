@@ -1,9 +1,21 @@
-/* A TLS connection over a libuv TCP handle, for the control plane (RPC).
+/* A TLS connection over a libuv TCP handle, for the data path and the RPC.
  *
  * wolfSSL never touches the socket: its I/O callbacks read ciphertext from
- * `in` (filled by uv_read) and append ciphertext to `out` (handed to
- * uv_write), so one event loop drives any number of connections and the
- * TLS code stays independent of the loop.
+ * `in` (filled by uv_read) and append ciphertext to an output block that
+ * is handed to uv_write as it is, so one event loop drives any number of
+ * connections and the TLS code stays independent of the loop.
+ *
+ * Copies per 16 KB record, and why this shape:
+ *   receive: kernel -> `in` (one read(2) may carry several records),
+ *            `in` -> wolfSSL's record buffer (its I/O contract), decrypted
+ *            in place, -> a fresh 16 KB buffer handed to on_data, which
+ *            the proxy writes out as it is (no further copy).
+ *   send:    caller's plaintext -> wolfSSL encrypts into its buffer ->
+ *            io_send appends to the output block -> the block itself is
+ *            the uv_write request (no copy in flush).
+ * Letting wolfSSL own the non-blocking fd would save the `in` copy but
+ * costs one recv(2) per record header and body; see tests/bench for the
+ * measurement that decides it.
  *
  * Lifetime: ly_tls_conn_new allocates; ly_tls_conn_close starts an
  * asynchronous close; on_close runs exactly once after that and the memory
@@ -25,10 +37,14 @@ typedef struct {
   /* The handshake finished (status 0) or failed (negative; the reason is
    * in ly_tls_conn_error). After a failure, close the connection. */
   void (*on_handshake)(ly_tls_conn_t *c, int status);
-  /* Decrypted application data. */
-  void (*on_data)(ly_tls_conn_t *c, const char *buf, size_t len);
-  /* The peer closed (status 0) or the connection failed (negative). */
+  /* Decrypted application data in a malloc'd buffer that the callee owns
+   * (and frees). */
+  void (*on_data)(ly_tls_conn_t *c, char *buf, size_t len);
+  /* The peer finished sending: 0 after close_notify, UV_EOF after a bare
+   * TCP FIN, another negative code on error. Writing may go on. */
   void (*on_end)(ly_tls_conn_t *c, int status);
+  /* Optional: every queued write has reached the kernel. */
+  void (*on_drain)(ly_tls_conn_t *c);
   /* Last call; the connection is freed when it returns. */
   void (*on_close)(ly_tls_conn_t *c);
 } ly_tls_conn_cbs_t;
@@ -40,17 +56,17 @@ struct ly_tls_conn_s {
   void *data; /* the user's */
   char *in;   /* ciphertext received, wolfSSL not done with it yet */
   size_t in_off, in_len, in_cap;
-  char *out; /* ciphertext produced, not yet written */
-  size_t out_len, out_cap;
+  struct ly_tls_out_s *out; /* ciphertext produced, not yet written */
   size_t write_queue_bytes; /* handed to uv_write, not yet written */
-  int is_server;
-  int started, handshake_done, eof, closing, ended;
+  unsigned is_server : 1, started : 1, eof : 1, closing : 1, ended : 1,
+      paused : 1, in_pump : 1, shut : 1, saw_first_byte : 1, not_tls : 1;
+  int handshake_done;   /* 0 in progress, 1 done, -1 failed */
   int ssl_error;        /* wolfSSL_get_error code of the last failure */
   char error_text[160]; /* and its text */
 };
 
-/* Allocates a connection with a new WOLFSSL from ctx (ALPN set by the
- * caller's ctx setup). 0 or a negative code. */
+/* Allocates a connection with a new WOLFSSL from ctx. 0 or a negative
+ * code. */
 int ly_tls_conn_new(uv_loop_t *loop, WOLFSSL_CTX *ctx, int is_server,
                     const ly_tls_conn_cbs_t *cbs, void *data,
                     ly_tls_conn_t **out);
@@ -61,6 +77,15 @@ int ly_tls_conn_start(ly_tls_conn_t *c);
 
 /* Encrypts and queues data. 0 or a negative code (then close). */
 int ly_tls_conn_write(ly_tls_conn_t *c, const void *data, size_t len);
+
+/* Backpressure: stop delivering data (and reading from the socket) until
+ * resumed. Safe to call from any callback. */
+void ly_tls_conn_pause(ly_tls_conn_t *c);
+void ly_tls_conn_resume(ly_tls_conn_t *c);
+
+/* Half-close: close_notify and a TCP FIN after every queued write; data
+ * from the peer keeps coming. */
+void ly_tls_conn_shutdown(ly_tls_conn_t *c);
 
 /* Sends close_notify (best effort) and closes. Idempotent. */
 void ly_tls_conn_close(ly_tls_conn_t *c);

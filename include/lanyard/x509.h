@@ -171,6 +171,15 @@ int ly_chain_verify(const ly_chain_t *chain, const ly_chain_t *roots,
  * or "unknown_ca: signing certificate lacks keyCertSign". */
 int ly_cert_check_issuer(const ly_cert_info_t *ca, const char **why);
 
+/* The rules on a leaf for plain X.509 use, where there is no SPIFFE ID to
+ * check (`lanyard svid verify --chain-only`): not a CA, since a CA
+ * certificate is no one's end-entity identity; and, if it carries
+ * extendedKeyUsage, that allows every LY_EKU_* purpose in `eku` (0: no
+ * purpose required). A leaf without the extension is not limited. LY_ECERT
+ * with "bad_identity: ..." otherwise. */
+int ly_cert_check_end_entity(const ly_cert_info_t *leaf, unsigned eku,
+                             const char **why);
+
 /* The X.509-SVID rules on a leaf alone: not a CA; keyUsage present with
  * digitalSignature and without keyCertSign and cRLSign; exactly one URI
  * SAN, a valid SPIFFE ID; if trust_domain is not NULL, in that domain. */

@@ -81,9 +81,10 @@ static void raw_handshake(ly_tls_conn_t *c, int status) {
   free(b);
 }
 
-static void raw_data(ly_tls_conn_t *c, const char *buf, size_t len) {
+static void raw_data(ly_tls_conn_t *c, char *buf, size_t len) {
   int err = 0;
   ly_rpc_reader_feed(&raw_reader, buf, len);
+  free(buf);
   ProtobufCMessage *m = ly_rpc_reader_next(&raw_reader, &err);
   if (!m)
     return;
@@ -105,8 +106,12 @@ static void raw_closed(ly_tls_conn_t *c) {
   ly_rpc_reader_free(&raw_reader);
 }
 
-static const ly_tls_conn_cbs_t raw_cbs = {raw_handshake, raw_data, raw_end,
-                                          raw_closed};
+static const ly_tls_conn_cbs_t raw_cbs = {
+    .on_handshake = raw_handshake,
+    .on_data = raw_data,
+    .on_end = raw_end,
+    .on_close = raw_closed,
+};
 
 static void raw_connected(uv_connect_t *req, int status) {
   ly_tls_conn_t *c = req->data;

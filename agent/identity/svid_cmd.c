@@ -1,0 +1,394 @@
+/* `lanyard svid verify`: an operator's view of the verification the data
+ * path makes. The verdict comes from ly_svid_verify (or, with
+ * --chain-only, ly_chain_verify and the plain end-entity rules), never
+ * from a second implementation, so "OK" here means the agent would accept
+ * the same chain at the same time, and "REJECTED" carries the same reason
+ * the agent would log. */
+#include "lanyard/cli.h"
+#include "lanyard/err.h"
+#include "lanyard/fsutil.h"
+#include "lanyard/spiffe.h"
+#include "lanyard/x509.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PEM_MAX (16u << 20) /* bundles with hundreds of roots still fit */
+#define UNTRUSTED_MAX 8
+
+static const char prog[] = "lanyard svid verify";
+
+static void verify_usage(FILE *out) {
+  fprintf(out,
+          "usage: lanyard svid verify --bundle BUNDLE.pem [--at TIME] "
+          "[--chain-only]\n"
+          "         [--id SPIFFE-ID] [--trust-domain TD] [--key KEY.pem]\n"
+          "         [--untrusted FILE]... [--eku serverAuth|clientAuth] "
+          "CERT.pem\n"
+          "\n"
+          "Verifies CERT.pem (the SVID, then its intermediates) against the\n"
+          "roots in BUNDLE.pem, as the agent does.\n"
+          "  --at TIME          verify at TIME: unix seconds or RFC 3339\n"
+          "                     (2026-01-02T03:04:05Z); default: now\n"
+          "  --chain-only       plain X.509: skip the SPIFFE rules\n"
+          "  --id ID            require exactly this SPIFFE ID\n"
+          "  --trust-domain TD  require an ID in this trust domain\n"
+          "  --key KEY.pem      require the leaf to carry this key\n"
+          "  --untrusted FILE   more intermediates (repeatable)\n"
+          "  --eku PURPOSE      a leaf with extendedKeyUsage must allow it\n"
+          "                     (repeatable)\n"
+          "Prints 'OK <id> serial=... not_after=...' or 'REJECTED <reason>'.\n"
+          "Exit status: 0 valid, 1 rejected, 2 usage or unreadable input.\n");
+}
+
+/* ---- times ---------------------------------------------------------------*/
+
+static int parse_digits(const char **p, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)(*p)[i]))
+      return -1;
+    v = v * 10 + ((*p)[i] - '0');
+  }
+  *p += n;
+  *out = v;
+  return 0;
+}
+
+static int expect_char(const char **p, const char *set) {
+  if (!**p || !strchr(set, **p))
+    return -1;
+  (*p)++;
+  return 0;
+}
+
+/* RFC 3339 date-time (fractions of a second are dropped: certificates
+ * count whole seconds), or plain unix seconds. */
+static int parse_time(const char *s, int64_t *out) {
+  if (*s && strspn(s, "0123456789") == strlen(s)) {
+    if (strlen(s) > 15)
+      return -1;
+    *out = (int64_t)strtoll(s, NULL, 10);
+    return 0;
+  }
+  const char *p = s;
+  int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+  if (parse_digits(&p, 4, &y) || expect_char(&p, "-") ||
+      parse_digits(&p, 2, &mo) || expect_char(&p, "-") ||
+      parse_digits(&p, 2, &d) || expect_char(&p, "Tt ") ||
+      parse_digits(&p, 2, &h) || expect_char(&p, ":") ||
+      parse_digits(&p, 2, &mi) || expect_char(&p, ":") ||
+      parse_digits(&p, 2, &sec))
+    return -1;
+  if (*p == '.') {
+    p++;
+    if (!isdigit((unsigned char)*p))
+      return -1;
+    while (isdigit((unsigned char)*p))
+      p++;
+  }
+  if (*p == 'Z' || *p == 'z') {
+    p++;
+  } else if (*p == '+' || *p == '-') {
+    sign = *p++ == '-' ? -1 : 1;
+    if (parse_digits(&p, 2, &oh) || expect_char(&p, ":") ||
+        parse_digits(&p, 2, &om) || oh > 23 || om > 59)
+      return -1;
+  } else {
+    return -1;
+  }
+  /* 60 is a leap second; timegm folds it into the next minute */
+  if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+      sec > 60)
+    return -1;
+  struct tm tm = {.tm_year = y - 1900,
+                  .tm_mon = mo - 1,
+                  .tm_mday = d,
+                  .tm_hour = h,
+                  .tm_min = mi,
+                  .tm_sec = sec};
+  time_t t = timegm(&tm);
+  /* timegm normalizes 31 February into March; a date that moved was not
+   * a date */
+  if (tm.tm_mday != d && sec != 60)
+    return -1;
+  *out = (int64_t)t - sign * (oh * 3600 + om * 60);
+  return 0;
+}
+
+static void format_time(int64_t t, char *buf, size_t cap) {
+  time_t tt = (time_t)t;
+  struct tm tm;
+  if (!gmtime_r(&tt, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    snprintf(buf, cap, "%lld", (long long)t);
+}
+
+/* ---- inputs -----------------------------------------------------------------
+ * A file that cannot be read, or holds no certificate at all, is a usage
+ * problem (exit 2); a certificate that is there but malformed is a verdict
+ * on what was presented (exit 1). */
+
+typedef enum { LOAD_OK, LOAD_UNREADABLE, LOAD_MALFORMED } load_t;
+
+static load_t load_certs(const char *what, const char *path, ly_chain_t *out) {
+  char *pem = NULL;
+  size_t len = 0;
+  const char *why = NULL;
+  int rc = ly_file_read(path, PEM_MAX, &pem, &len);
+  if (rc != 0) {
+    fprintf(stderr, "%s: %s %s: %s\n", prog, what, path, ly_strerror(rc));
+    return LOAD_UNREADABLE;
+  }
+  rc = ly_chain_from_pem(pem, len, out, &why);
+  free(pem);
+  if (rc == 0)
+    return LOAD_OK;
+  if (rc == LY_ECERT)
+    return LOAD_MALFORMED;
+  fprintf(stderr, "%s: %s %s: %s\n", prog, what, path,
+          why ? why : ly_strerror(rc));
+  return LOAD_UNREADABLE;
+}
+
+static int load_key(const char *path, ly_key_t **key) {
+  char *pem = NULL;
+  size_t len = 0;
+  const char *why = NULL;
+  int rc = ly_file_read(path, PEM_MAX, &pem, &len);
+  if (rc == 0)
+    rc = ly_key_from_pem(pem, len, key, &why);
+  if (rc != 0)
+    fprintf(stderr, "%s: key %s: %s\n", prog, path,
+            why ? why : ly_strerror(rc));
+  if (pem)
+    ly_wipe(pem, len);
+  free(pem);
+  return rc;
+}
+
+static int append_chain(ly_chain_t *dst, const ly_chain_t *src) {
+  for (size_t i = 0; i < src->n; i++)
+    LY_GUARD(ly_chain_push(dst, src->certs[i].der, src->certs[i].len));
+  return 0;
+}
+
+static int parse_eku(const char *s, unsigned *eku) {
+  if (!strcmp(s, "serverAuth"))
+    *eku |= LY_EKU_SERVER_AUTH;
+  else if (!strcmp(s, "clientAuth"))
+    *eku |= LY_EKU_CLIENT_AUTH;
+  else
+    return -1;
+  return 0;
+}
+
+/* ---- verify ---------------------------------------------------------------*/
+
+typedef struct {
+  const char *bundle, *cert, *key, *id, *td;
+  const char *untrusted[UNTRUSTED_MAX];
+  int n_untrusted;
+  int chain_only, has_at;
+  int64_t at;
+  unsigned eku;
+} verify_opts_t;
+
+/* 0 with o filled in, LY_EXIT_OK for --help, or LY_EXIT_USAGE. */
+static int verify_parse(int argc, char **argv, verify_opts_t *o, int *exit) {
+  static const struct option opts[] = {
+      {"bundle", required_argument, NULL, 'b'},
+      {"at", required_argument, NULL, 'a'},
+      {"chain-only", no_argument, NULL, 'c'},
+      {"id", required_argument, NULL, 'i'},
+      {"trust-domain", required_argument, NULL, 't'},
+      {"key", required_argument, NULL, 'k'},
+      {"untrusted", required_argument, NULL, 'u'},
+      {"eku", required_argument, NULL, 'e'},
+      {"help", no_argument, NULL, 'h'},
+      {0}};
+  const char *why = NULL;
+  int c;
+  optind = 1;
+  *exit = LY_EXIT_USAGE;
+  while ((c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'b':
+      o->bundle = optarg;
+      break;
+    case 'a':
+      if (parse_time(optarg, &o->at) != 0) {
+        fprintf(stderr,
+                "%s: --at '%s': not unix seconds or an RFC 3339 time "
+                "(2026-01-02T03:04:05Z)\n",
+                prog, optarg);
+        return -1;
+      }
+      o->has_at = 1;
+      break;
+    case 'c':
+      o->chain_only = 1;
+      break;
+    case 'i':
+      o->id = optarg;
+      break;
+    case 't':
+      o->td = optarg;
+      break;
+    case 'k':
+      o->key = optarg;
+      break;
+    case 'u':
+      if (o->n_untrusted == UNTRUSTED_MAX) {
+        fprintf(stderr, "%s: at most %d --untrusted files\n", prog,
+                UNTRUSTED_MAX);
+        return -1;
+      }
+      o->untrusted[o->n_untrusted++] = optarg;
+      break;
+    case 'e':
+      if (parse_eku(optarg, &o->eku) != 0) {
+        fprintf(stderr, "%s: --eku '%s': serverAuth or clientAuth\n", prog,
+                optarg);
+        return -1;
+      }
+      break;
+    case 'h':
+      verify_usage(stdout);
+      *exit = LY_EXIT_OK;
+      return -1;
+    default:
+      verify_usage(stderr);
+      return -1;
+    }
+  }
+  if (!o->bundle || optind != argc - 1) {
+    fprintf(stderr, "%s: --bundle and exactly one certificate file are "
+                    "required\n",
+            prog);
+    verify_usage(stderr);
+    return -1;
+  }
+  o->cert = argv[optind];
+  if (o->chain_only && (o->id || o->td)) {
+    fprintf(stderr,
+            "%s: --chain-only skips the SPIFFE checks; it does not go with "
+            "--id or --trust-domain\n",
+            prog);
+    return -1;
+  }
+  if (o->td && ly_trust_domain_check(o->td, strlen(o->td), &why) != 0) {
+    fprintf(stderr, "%s: --trust-domain '%s': %s\n", prog, o->td, why);
+    return -1;
+  }
+  if (o->id) {
+    ly_spiffe_id_t id;
+    if (ly_spiffe_id_parse(o->id, strlen(o->id), &id, &why) != 0) {
+      fprintf(stderr, "%s: --id '%s': %s\n", prog, o->id, why);
+      return -1;
+    }
+    if (o->td && !ly_spiffe_id_in_domain(&id, o->td)) {
+      fprintf(stderr, "%s: --id '%s' is not in --trust-domain '%s'\n", prog,
+              o->id, o->td);
+      return -1;
+    }
+  }
+  if (!o->has_at)
+    o->at = (int64_t)time(NULL);
+  return 0;
+}
+
+static int verify(int argc, char **argv) {
+  verify_opts_t o = {0};
+  ly_chain_t roots = {0}, chain = {0}, extra = {0};
+  ly_key_t *key = NULL;
+  ly_cert_info_t info;
+  const char *why = NULL;
+  char detail[2 * LY_SPIFFE_ID_MAX + 64] = "";
+  load_t l;
+  int rc, exit;
+
+  if (verify_parse(argc, argv, &o, &exit) != 0)
+    return exit;
+  exit = LY_EXIT_USAGE;
+  /* the bundle is the reference, not the thing judged: a bad one is an
+   * input problem */
+  if ((l = load_certs("bundle", o.bundle, &roots)) != LOAD_OK) {
+    if (l == LOAD_MALFORMED)
+      fprintf(stderr, "%s: bundle %s: malformed certificate\n", prog,
+              o.bundle);
+    goto out;
+  }
+  if (o.key && load_key(o.key, &key) != 0)
+    goto out;
+  /* everything the caller presents is judged, malformed or not */
+  l = load_certs("certificate file", o.cert, &chain);
+  for (int i = 0; l == LOAD_OK && i < o.n_untrusted; i++) {
+    l = load_certs("untrusted file", o.untrusted[i], &extra);
+    if (l == LOAD_OK && append_chain(&chain, &extra) != 0) {
+      fprintf(stderr, "%s: out of memory\n", prog);
+      goto out;
+    }
+    ly_chain_free(&extra);
+  }
+  if (l == LOAD_UNREADABLE)
+    goto out;
+  exit = LY_EXIT_FAIL;
+  if (l == LOAD_MALFORMED) {
+    printf("REJECTED protocol: malformed certificate\n");
+    goto out;
+  }
+
+  if (o.chain_only) {
+    rc = ly_chain_verify(&chain, &roots, o.at, &info, &why);
+    if (rc == 0)
+      rc = ly_cert_check_end_entity(&info, o.eku, &why);
+  } else {
+    rc = ly_svid_verify(&chain, &roots, o.at, o.td, &info, &why);
+    if (rc == 0 && o.eku)
+      rc = ly_cert_check_end_entity(&info, o.eku, &why);
+    if (rc == 0 && o.id && strcmp(o.id, info.spiffe_id) != 0) {
+      rc = LY_ECERT;
+      snprintf(detail, sizeof(detail),
+               "bad_identity: SPIFFE ID %s is not the expected %s",
+               info.spiffe_id, o.id);
+    }
+  }
+  if (rc == 0 && key &&
+      !ly_key_matches_cert(key, chain.certs[0].der, chain.certs[0].len)) {
+    rc = LY_ECERT;
+    why = "bad_identity: key does not match the leaf";
+  }
+  if (rc != 0) {
+    printf("REJECTED %s\n",
+           detail[0] ? detail : why ? why : ly_strerror(rc));
+    goto out;
+  }
+  char not_after[32];
+  format_time(info.not_after, not_after, sizeof(not_after));
+  printf("OK %s%sserial=%s not_after=%s\n", info.spiffe_id,
+         info.spiffe_id[0] ? " " : "", info.serial_hex, not_after);
+  exit = LY_EXIT_OK;
+out:
+  ly_chain_free(&roots);
+  ly_chain_free(&chain);
+  ly_chain_free(&extra);
+  ly_key_free(key);
+  return exit;
+}
+
+int ly_cmd_svid(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "verify"))
+    return verify(argc - 1, argv + 1);
+  FILE *out =
+      argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+          ? stdout
+          : stderr;
+  fprintf(out, "usage: lanyard svid <verify> [options]\n"
+               "  verify  verify an SVID and its chain against a trust "
+               "bundle, and say why not\n");
+  return out == stdout ? LY_EXIT_OK : LY_EXIT_USAGE;
+}
