@@ -1,10 +1,12 @@
 /* `lanyard agent -c agent.yaml [--check]` */
 #include "lanyard/cli.h"
 #include "lanyard/config.h"
+#include "lanyard/dataplane.h"
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
 #include "lanyard/identity.h"
 #include "lanyard/log.h"
+#include "lanyard/tls.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -13,9 +15,49 @@
 #include <unistd.h>
 
 typedef struct {
+  const ly_agent_config_t *cfg;
   ly_identity_t *identity;
+  ly_dataplane_t *dp;
   uv_signal_t sigint, sigterm;
 } agent_t;
+
+/* A new identity or bundle: build the data path's contexts here, on the
+ * control thread, and hand them to the workers. Connections already
+ * established keep the contexts they started with. */
+static void on_identity(ly_identity_t *id, void *data) {
+  agent_t *a = data;
+  ly_identity_view_t v;
+  ly_identity_view(id, &v);
+  if (!a->dp)
+    return;
+  if (!v.have) {
+    ly_dataplane_publish(a->dp, NULL, NULL);
+    return;
+  }
+  WOLFSSL_CTX *server = NULL, *client = NULL;
+  const char *why = NULL;
+  ly_tls_ctx_opts_t o = {.chain = v.chain,
+                         .key = v.key,
+                         .roots = v.bundle,
+                         .require_peer_cert = 1,
+                         .spiffe_peer = 1};
+  o.is_server = 1;
+  int rc = ly_tls_ctx_new(&o, &server, &why);
+  o.is_server = 0;
+  if (rc == 0)
+    rc = ly_tls_ctx_new(&o, &client, &why);
+  if (rc != 0) {
+    ly_log(LY_ERROR, "tls_context_failed", "reason", why, NULL);
+  } else {
+    ly_dataplane_publish(a->dp, server, client);
+    ly_log(LY_INFO, "tls_context_published", "serial", v.info->serial_hex,
+           NULL);
+  }
+  if (server)
+    wolfSSL_CTX_free(server);
+  if (client)
+    wolfSSL_CTX_free(client);
+}
 
 /* --check beyond the schema: the files the agent will need are there and
  * make sense. */
@@ -48,17 +90,25 @@ static void on_signal(uv_signal_t *s, int signum) {
   agent_t *a = s->data;
   ly_log(LY_INFO, "agent_stopping", "signal",
          signum == SIGINT ? "SIGINT" : "SIGTERM", NULL);
-  ly_identity_stop(a->identity);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
+  if (a->dp) {
+    /* Stop accepting, let connections finish up to the drain deadline. */
+    ly_dataplane_stop(a->dp);
+    a->dp = NULL;
+    ly_log(LY_INFO, "agent_drained", NULL);
+  }
+  ly_identity_stop(a->identity);
 }
 
 int ly_cmd_agent(int argc, char **argv) {
-  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                       {"check", no_argument, NULL, 'k'},
-                                       {"log-json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
+  static const struct option opts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"check", no_argument, NULL, 'k'},
+      {"log-json", no_argument, NULL, 'j'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"help", no_argument, NULL, 'h'},
+      {0}};
   const char *cfg_path = NULL, *why = NULL;
   int check = 0, c;
   optind = 1;
@@ -73,8 +123,16 @@ int ly_cmd_agent(int argc, char **argv) {
     case 'j':
       ly_log_set_json(1);
       break;
+    case 'l':
+      if (ly_log_parse_level(optarg) != 0) {
+        fprintf(stderr, "lanyard agent: --log-level: debug, info, warn or "
+                        "error\n");
+        return LY_EXIT_USAGE;
+      }
+      break;
     case 'h':
-      printf("usage: lanyard agent -c agent.yaml [--check] [--log-json]\n");
+      printf("usage: lanyard agent -c agent.yaml [--check] [--log-json] "
+             "[--log-level info]\n");
       return LY_EXIT_OK;
     default:
       return LY_EXIT_USAGE;
@@ -102,11 +160,21 @@ int ly_cmd_agent(int argc, char **argv) {
     goto out;
   }
   uv_loop_t *loop = uv_default_loop();
-  agent_t a = {0};
-  rc = ly_identity_start(loop, cfg, NULL, NULL, &a.identity, &why);
+  agent_t a = {.cfg = cfg};
+  ly_dataplane_limits_t limits;
+  ly_dataplane_defaults(&limits);
+  char err[512];
+  rc = ly_dataplane_start(cfg, &limits, &a.dp, err, sizeof(err));
+  if (rc != 0) {
+    ly_log(LY_ERROR, "agent_start_failed", "reason", err, NULL);
+    rc = LY_EXIT_FAIL;
+    goto out;
+  }
+  rc = ly_identity_start(loop, cfg, on_identity, &a, &a.identity, &why);
   if (rc != 0) {
     ly_log(LY_ERROR, "agent_start_failed", "reason",
            why ? why : ly_strerror(rc), NULL);
+    ly_dataplane_stop(a.dp);
     rc = LY_EXIT_FAIL;
     goto out;
   }

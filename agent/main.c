@@ -4,6 +4,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +15,8 @@ static const struct {
 } commands[] = {
     {"agent", ly_cmd_agent, "run the per-pod agent (-c agent.yaml)"},
     {"ca", ly_cmd_ca, "the certificate authority: init, token, serve"},
+    {"iptables", ly_cmd_iptables,
+     "install the interception rules (init container)"},
     {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
     {"version", ly_cmd_version, "print version and crypto build"},
 };
@@ -26,6 +29,10 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+  /* A peer that resets a connection must cost that connection only: with
+   * SIGPIPE ignored, writes fail with EPIPE and are handled where they
+   * happen. */
+  signal(SIGPIPE, SIG_IGN);
   wolfSSL_Init();
   if (argc < 2) {
     usage(stderr);

@@ -31,6 +31,7 @@ typedef struct {
   uv_timer_t timer;
   uv_signal_t sigint, sigterm;
   int64_t serving_renew_at;
+  struct timespec ctx_bundle; /* the bundle file the context was built on */
 } serve_t;
 
 /* A fresh serving identity and a TLS context around it and the bundle. */
@@ -68,7 +69,8 @@ static int make_ctx(ly_ca_t *ca, WOLFSSL_CTX **out, int64_t *renew_at) {
                             .chain = &chain,
                             .key = key,
                             .roots = &ca->roots,
-                            .require_peer_cert = 0};
+                            .require_peer_cert = 0,
+                            .capture_peer_chain = 1};
   if ((rc = ly_tls_ctx_new(&opts, out, &why)) != 0)
     goto out;
   *renew_at = now + (not_after - now) / 2;
@@ -85,15 +87,18 @@ out:
 
 static void on_timer(uv_timer_t *t) {
   serve_t *sv = t->data;
-  struct timespec before = sv->ca.bundle_mtime;
   ly_ca_reload_bundle(&sv->ca);
-  int bundle_changed = before.tv_sec != sv->ca.bundle_mtime.tv_sec ||
-                       before.tv_nsec != sv->ca.bundle_mtime.tv_nsec;
+  /* Compared with what the context was built on, not with the last
+   * reload: RPCs reload the bundle too. */
+  int bundle_changed = sv->ctx_bundle.tv_sec != sv->ca.bundle_mtime.tv_sec ||
+                       sv->ctx_bundle.tv_nsec != sv->ca.bundle_mtime.tv_nsec;
   if (!bundle_changed && (int64_t)time(NULL) < sv->serving_renew_at)
     return;
   WOLFSSL_CTX *ctx;
+  struct timespec built_on = sv->ca.bundle_mtime;
   if (make_ctx(&sv->ca, &ctx, &sv->serving_renew_at) != 0)
     return; /* the current context keeps serving; retried next tick */
+  sv->ctx_bundle = built_on;
   ly_rpc_server_set_ctx(sv->server, ctx);
   wolfSSL_CTX_free(ctx);
   ly_log(LY_INFO, "ca_tls_context_rotated", "reason",
@@ -175,6 +180,7 @@ int ly_cmd_ca_serve(int argc, char **argv) {
   WOLFSSL_CTX *ctx = NULL;
   int err;
   ly_ca_service_init(&sv.ca);
+  sv.ctx_bundle = sv.ca.bundle_mtime;
   if (listen_addr(&cfg->listen, &addr) != 0 ||
       make_ctx(&sv.ca, &ctx, &sv.serving_renew_at) != 0)
     goto free_ca;

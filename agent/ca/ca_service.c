@@ -93,24 +93,23 @@ static int check_k8s_token(ly_ca_t *ca, sign_ctx_t *s, const char *jwt) {
 }
 
 static int check_renewal(ly_ca_t *ca, sign_ctx_t *s) {
-  ly_der_t leaf = {0};
+  const ly_chain_t *chain = ly_rpc_call_peer_chain(s->call);
   ly_cert_info_t info;
   const char *why = NULL;
-  if (ly_tls_peer_leaf(ly_rpc_call_ssl(s->call), &leaf) != 0) {
+  if (chain->n == 0) {
     s->credential = "none";
     refuse(s, LY_RPC_UNAUTHENTICATED,
            "no credential: send a join token or a Kubernetes token, or "
            "renew over mTLS with the current SVID");
     return LY_RPC_UNAUTHENTICATED;
   }
-  /* wolfSSL verified the client chain against the bundle in the
-   * handshake; here the SVID rules and the identity. */
-  int rc = ly_cert_info(leaf.der, leaf.len, &info);
-  free(leaf.der);
-  if (rc != 0 || ly_svid_check_leaf(&info, ca->cfg->trust_domain, &why) != 0) {
+  /* Again, now, against the bundle as it is now: the connection may be
+   * older than the certificate's expiry or than a root's retirement. */
+  if (ly_svid_verify(chain, &ca->roots, (int64_t)time(NULL),
+                     ca->cfg->trust_domain, &info, &why) != 0) {
     char msg[160];
     snprintf(msg, sizeof(msg), "client certificate is not a valid SVID: %s",
-             rc ? "malformed" : why);
+             why);
     refuse(s, LY_RPC_UNAUTHENTICATED, msg);
     return LY_RPC_UNAUTHENTICATED;
   }

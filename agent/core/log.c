@@ -25,6 +25,16 @@ void ly_log_set_fd(int fd) {
   out_fd = fd;
 }
 
+int ly_log_parse_level(const char *name) {
+  static const char *const names[] = {"debug", "info", "warn", "error"};
+  for (int i = 0; i < 4; i++)
+    if (strcmp(name, names[i]) == 0) {
+      min_level = (ly_log_level_t)i;
+      return 0;
+    }
+  return -1;
+}
+
 const char *ly_fmt(char *buf, size_t len, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

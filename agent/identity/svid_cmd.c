@@ -1,9 +1,9 @@
-/* `lanyard svid verify`: an operator's view of the verification the data
- * path makes. The verdict comes from ly_svid_verify (or, with
- * --chain-only, ly_chain_verify and the plain end-entity rules), never
- * from a second implementation, so "OK" here means the agent would accept
- * the same chain at the same time, and "REJECTED" carries the same reason
- * the agent would log. */
+/* `lanyard svid verify`: an operator's view of SVID verification. The
+ * verdict comes from ly_svid_verify (with --chain-only, ly_chain_verify and
+ * ly_cert_check_end_entity), the library code the agent checks its SVIDs
+ * and the CA its chain with, never from a second implementation; REJECTED
+ * carries the library's reason, which starts with the closed reason word
+ * the metrics use (unknown_ca, expired, bad_identity, protocol). */
 #include "lanyard/cli.h"
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
@@ -197,8 +197,9 @@ typedef struct {
   unsigned eku;
 } verify_opts_t;
 
-/* 0 with o filled in, LY_EXIT_OK for --help, or LY_EXIT_USAGE. */
-static int verify_parse(int argc, char **argv, verify_opts_t *o, int *exit) {
+/* 0 with o filled in; else -1 with the exit code in *status: LY_EXIT_OK
+ * after --help, LY_EXIT_USAGE otherwise (the problem is on stderr). */
+static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
   static const struct option opts[] = {
       {"bundle", required_argument, NULL, 'b'},
       {"at", required_argument, NULL, 'a'},
@@ -213,7 +214,7 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *exit) {
   const char *why = NULL;
   int c;
   optind = 1;
-  *exit = LY_EXIT_USAGE;
+  *status = LY_EXIT_USAGE;
   while ((c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
     switch (c) {
     case 'b':
@@ -258,7 +259,7 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *exit) {
       break;
     case 'h':
       verify_usage(stdout);
-      *exit = LY_EXIT_OK;
+      *status = LY_EXIT_OK;
       return -1;
     default:
       verify_usage(stderr);
@@ -266,8 +267,9 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *exit) {
     }
   }
   if (!o->bundle || optind != argc - 1) {
-    fprintf(stderr, "%s: --bundle and exactly one certificate file are "
-                    "required\n",
+    fprintf(stderr,
+            "%s: --bundle and exactly one certificate file are "
+            "required\n",
             prog);
     verify_usage(stderr);
     return -1;
@@ -309,19 +311,21 @@ static int verify(int argc, char **argv) {
   const char *why = NULL;
   char detail[2 * LY_SPIFFE_ID_MAX + 64] = "";
   load_t l;
-  int rc, exit;
+  int rc, status;
 
-  if (verify_parse(argc, argv, &o, &exit) != 0)
-    return exit;
-  exit = LY_EXIT_USAGE;
-  /* the bundle is the reference, not the thing judged: a bad one is an
-   * input problem */
-  if ((l = load_certs("bundle", o.bundle, &roots)) != LOAD_OK) {
-    if (l == LOAD_MALFORMED)
-      fprintf(stderr, "%s: bundle %s: malformed certificate\n", prog,
-              o.bundle);
+  if (verify_parse(argc, argv, &o, &status) != 0)
+    return status;
+  status = LY_EXIT_USAGE;
+  /* a root that does not parse fails every verification against the
+   * bundle, as ly_chain_verify says: a verdict, not a usage problem */
+  if ((l = load_certs("bundle", o.bundle, &roots)) == LOAD_MALFORMED) {
+    fprintf(stderr, "%s: bundle %s: malformed certificate\n", prog, o.bundle);
+    printf("REJECTED unknown_ca: malformed trusted root\n");
+    status = LY_EXIT_FAIL;
     goto out;
   }
+  if (l != LOAD_OK)
+    goto out;
   if (o.key && load_key(o.key, &key) != 0)
     goto out;
   /* everything the caller presents is judged, malformed or not */
@@ -336,16 +340,19 @@ static int verify(int argc, char **argv) {
   }
   if (l == LOAD_UNREADABLE)
     goto out;
-  exit = LY_EXIT_FAIL;
+  status = LY_EXIT_FAIL;
   if (l == LOAD_MALFORMED) {
     printf("REJECTED protocol: malformed certificate\n");
     goto out;
   }
 
   if (o.chain_only) {
-    rc = ly_chain_verify(&chain, &roots, o.at, &info, &why);
+    /* the leaf's own rules first, in the order ly_svid_verify keeps */
+    rc = ly_cert_info(chain.certs[0].der, chain.certs[0].len, &info);
     if (rc == 0)
       rc = ly_cert_check_end_entity(&info, o.eku, &why);
+    if (rc == 0)
+      rc = ly_chain_verify(&chain, &roots, o.at, &info, &why);
   } else {
     rc = ly_svid_verify(&chain, &roots, o.at, o.td, &info, &why);
     if (rc == 0 && o.eku)
@@ -363,21 +370,20 @@ static int verify(int argc, char **argv) {
     why = "bad_identity: key does not match the leaf";
   }
   if (rc != 0) {
-    printf("REJECTED %s\n",
-           detail[0] ? detail : why ? why : ly_strerror(rc));
+    printf("REJECTED %s\n", detail[0] ? detail : why ? why : ly_strerror(rc));
     goto out;
   }
   char not_after[32];
   format_time(info.not_after, not_after, sizeof(not_after));
   printf("OK %s%sserial=%s not_after=%s\n", info.spiffe_id,
          info.spiffe_id[0] ? " " : "", info.serial_hex, not_after);
-  exit = LY_EXIT_OK;
+  status = LY_EXIT_OK;
 out:
   ly_chain_free(&roots);
   ly_chain_free(&chain);
   ly_chain_free(&extra);
   ly_key_free(key);
-  return exit;
+  return status;
 }
 
 int ly_cmd_svid(int argc, char **argv) {

@@ -8,9 +8,47 @@
 #include <string.h>
 #include <uv.h>
 
-static const unsigned char oid_san[] = {0x55, 0x1d, 0x11};
-static const unsigned char oid_skid[] = {0x55, 0x1d, 0x0e};
-static const unsigned char oid_akid[] = {0x55, 0x1d, 0x23};
+/* The extensions ly_exts_t tracks, in LY_EXT_* order, and for those that
+ * must not be critical, the reason when one is. Critical are allowed: the
+ * ones the checks evaluate, and the policy extensions, which cannot make a
+ * path invalid when no policy is required and policyConstraints are
+ * refused (certificate policies are not evaluated). */
+static const struct {
+  unsigned char oid[8];
+  unsigned char len;
+  const char *if_critical;
+} known_exts[LY_EXT_COUNT] = {
+    [LY_EXT_BC] = {{0x55, 0x1d, 0x13}, 3, NULL},
+    [LY_EXT_KU] = {{0x55, 0x1d, 0x0f}, 3, NULL},
+    [LY_EXT_EKU] = {{0x55, 0x1d, 0x25}, 3, NULL},
+    [LY_EXT_SAN] = {{0x55, 0x1d, 0x11}, 3, NULL},
+    [LY_EXT_NC] = {{0x55, 0x1d, 0x1e}, 3, NULL},
+    [LY_EXT_CP] = {{0x55, 0x1d, 0x20}, 3, NULL},
+    [LY_EXT_PM] = {{0x55, 0x1d, 0x21}, 3, NULL},
+    [LY_EXT_IAP] = {{0x55, 0x1d, 0x36}, 3, NULL},
+    /* RFC 5280 4.2.1.1, 4.2.1.2, 4.2.2.1, 4.2.2.2: MUST be non-critical */
+    [LY_EXT_SKID] = {{0x55, 0x1d, 0x0e},
+                     3,
+                     "protocol: critical subjectKeyIdentifier"},
+    [LY_EXT_AKID] = {{0x55, 0x1d, 0x23},
+                     3,
+                     "protocol: critical authorityKeyIdentifier"},
+    [LY_EXT_AIA] = {{0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01},
+                    8,
+                    "protocol: critical authorityInfoAccess"},
+    [LY_EXT_SIA] = {{0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x0b},
+                    8,
+                    "protocol: critical subjectInfoAccess"},
+    /* revocation is not checked, so a critical pointer to it is not met */
+    [LY_EXT_CRLDP] = {{0x55, 0x1d, 0x1f},
+                      3,
+                      "protocol: unsupported critical extension"},
+    /* RFC 5280 4.2.1.11: MUST be critical; and policy constraints are not
+     * evaluated here, so a critical one is refused too */
+    [LY_EXT_PC] = {{0x55, 0x1d, 0x24},
+                   3,
+                   "protocol: policyConstraints are not supported"},
+};
 
 /* ---- chains
  * ----------------------------------------------------------------*/
@@ -107,17 +145,14 @@ int ly_chain_to_pem(const ly_chain_t *c, char **pem, size_t *len) {
 
 /* ---- extensions -------------------------------------------------------- */
 
-static int oid_is(const ly_tlv_t *t, const unsigned char *oid, size_t n) {
-  return t->len == n && memcmp(t->val, oid, n) == 0;
-}
-
-static int scan_san(const ly_tlv_t *value, ly_san_t *san) {
+static int scan_san(const ly_tlv_t *value, ly_exts_t *out) {
+  ly_san_t *san = &out->san;
   ly_dr_t r;
-  ly_tlv_t names, gn;
+  ly_tlv_t gn;
   ly_dr_init(&r, value->val, value->len);
-  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &names));
+  LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &out->san_names));
   LY_ENSURE(!ly_dr_more(&r), LY_EPARSE);
-  ly_dr_enter(&r, &names);
+  ly_dr_enter(&r, &out->san_names);
   while (ly_dr_more(&r)) {
     LY_GUARD(ly_dr_get(&r, &gn));
     san->count++;
@@ -148,39 +183,66 @@ static int scan_akid(const ly_tlv_t *value, ly_exts_t *out) {
   return 0;
 }
 
+static int scan_skid(const ly_tlv_t *value, ly_exts_t *out) {
+  ly_dr_t v;
+  ly_tlv_t id;
+  ly_dr_init(&v, value->val, value->len);
+  LY_GUARD(ly_dr_expect(&v, LY_DER_OCTET_STRING, &id));
+  out->skid = id.val;
+  out->skid_len = id.len;
+  return 0;
+}
+
+static int known_ext(const ly_tlv_t *oid) {
+  for (int i = 0; i < LY_EXT_COUNT; i++)
+    if (oid->len == known_exts[i].len &&
+        memcmp(oid->val, known_exts[i].oid, oid->len) == 0)
+      return i;
+  return -1;
+}
+
 int ly_x509_exts_scan(const ly_tlv_t *exts_seq, ly_exts_t *out) {
   memset(out, 0, sizeof(*out));
-  int seen_skid = 0, seen_akid = 0;
   ly_dr_t r;
   ly_dr_enter(&r, exts_seq);
   while (ly_dr_more(&r)) {
     ly_dr_t e;
     ly_tlv_t ext, oid, value;
+    int critical = 0;
     LY_GUARD(ly_dr_expect(&r, LY_DER_SEQ, &ext));
     ly_dr_enter(&e, &ext);
     LY_GUARD(ly_dr_expect(&e, LY_DER_OID, &oid));
     if (ly_dr_peek(&e) == LY_DER_BOOLEAN) {
       ly_tlv_t crit;
       LY_GUARD(ly_dr_get(&e, &crit));
+      LY_ENSURE(crit.len == 1, LY_EPARSE);
+      critical = crit.val[0] != 0;
     }
     LY_GUARD(ly_dr_expect(&e, LY_DER_OCTET_STRING, &value));
     LY_ENSURE(!ly_dr_more(&e), LY_EPARSE);
-    if (oid_is(&oid, oid_san, sizeof(oid_san))) {
-      /* two SAN extensions would let a reader pick the one it likes */
-      LY_ENSURE(!out->has_san, LY_EPARSE);
+    int k = known_ext(&oid);
+    if (k < 0) {
+      out->unknown_critical |= critical;
+      continue;
+    }
+    /* two of one kind would let a reader pick the one it likes */
+    LY_ENSURE(!out->ext[k].present, LY_EPARSE);
+    out->ext[k].present = 1;
+    out->ext[k].critical = critical;
+    out->ext[k].value = value;
+    switch (k) {
+    case LY_EXT_SAN:
       out->has_san = 1;
-      LY_GUARD(scan_san(&value, &out->san));
-    } else if (oid_is(&oid, oid_skid, sizeof(oid_skid))) {
-      LY_ENSURE(!seen_skid++, LY_EPARSE);
-      ly_dr_t v;
-      ly_tlv_t id;
-      ly_dr_enter(&v, &value);
-      LY_GUARD(ly_dr_expect(&v, LY_DER_OCTET_STRING, &id));
-      out->skid = id.val;
-      out->skid_len = id.len;
-    } else if (oid_is(&oid, oid_akid, sizeof(oid_akid))) {
-      LY_ENSURE(!seen_akid++, LY_EPARSE);
+      LY_GUARD(scan_san(&value, out));
+      break;
+    case LY_EXT_SKID:
+      LY_GUARD(scan_skid(&value, out));
+      break;
+    case LY_EXT_AKID:
       LY_GUARD(scan_akid(&value, out));
+      break;
+    default:
+      break;
     }
   }
   return 0;
@@ -277,6 +339,60 @@ static int fill_info(ly_x509_cert_t *c, const ly_tlv_t *validity,
   return 0;
 }
 
+/* Is the extension's value an empty SEQUENCE (an extendedKeyUsage that
+ * allows nothing, which RFC 5280's SIZE (1..MAX) rules out)? */
+static int empty_seq(const ly_ext_t *x) {
+  ly_dr_t r;
+  ly_tlv_t seq;
+  ly_dr_init(&r, x->value.val, x->value.len);
+  return ly_dr_expect(&r, LY_DER_SEQ, &seq) == 0 && seq.len == 0;
+}
+
+/* The rules a certificate keeps wherever it sits on a path (RFC 5280
+ * 4.1.2.4, 4.1.2.6, 4.2): the first one broken, or NULL. Name constraints
+ * are parsed here, once. */
+static int find_problem(ly_x509_cert_t *c, const ly_exts_t *x,
+                        const char **problem) {
+  const ly_ext_t *e = x->ext;
+  *problem = NULL;
+  if (c->issuer.len == 0) {
+    *problem = "protocol: empty issuer name";
+    return 0;
+  }
+  if (x->unknown_critical) {
+    *problem = "protocol: unsupported critical extension";
+    return 0;
+  }
+  for (int k = 0; k < LY_EXT_COUNT; k++) {
+    if (e[k].critical && known_exts[k].if_critical) {
+      *problem = known_exts[k].if_critical;
+      return 0;
+    }
+  }
+  if (e[LY_EXT_PC].present)
+    *problem = "protocol: policyConstraints must be critical";
+  else if (e[LY_EXT_EKU].present && empty_seq(&e[LY_EXT_EKU]))
+    *problem = "protocol: empty extendedKeyUsage";
+  else if ((c->info.key_usage & LY_KU_KEY_CERT_SIGN) && !c->info.is_ca)
+    *problem = "protocol: keyCertSign without cA";
+  else if (c->subject.len == 0 &&
+           !(e[LY_EXT_SAN].present && e[LY_EXT_SAN].critical))
+    /* RFC 5280 4.2.1.6: with an empty subject, the identity is in the SAN
+     * alone, which must then be critical */
+    *problem = "protocol: empty subject without a critical subjectAltName";
+  else if (e[LY_EXT_NC].present && !e[LY_EXT_NC].critical)
+    *problem = "protocol: nameConstraints must be critical";
+  if (*problem || !e[LY_EXT_NC].present)
+    return 0;
+  int rc = ly_x509_nc_parse(&e[LY_EXT_NC].value, &c->nc, problem);
+  if (rc != LY_ECERT)
+    return rc;
+  /* constraints that cannot be read must not be skipped */
+  if (!*problem)
+    *problem = "protocol: malformed name constraints";
+  return 0;
+}
+
 int ly_x509_cert_parse(const void *der, size_t len, ly_x509_cert_t *c) {
   memset(c, 0, sizeof(*c));
   LY_ENSURE(len > 0 && len < UINT32_MAX, LY_ECERT);
@@ -286,12 +402,11 @@ int ly_x509_cert_parse(const void *der, size_t len, ly_x509_cert_t *c) {
   LY_ENSURE(c->dc, UV_ENOMEM);
   wc_InitDecodedCert(c->dc, der, (word32)len, NULL);
   /* NO_VERIFY: no signature, date or issuer checks here; ly_chain_verify
-   * makes them against its own idea of the time and the path */
+   * makes them against its own idea of the time and the path. Unknown
+   * critical extensions are judged by find_problem, not by wolfSSL. */
   int ret = wc_ParseCert(c->dc, CERT_TYPE, NO_VERIFY, NULL);
-  if (ret == ASN_CRIT_EXT_E) {
-    c->unknown_critical = 1;
+  if (ret == ASN_CRIT_EXT_E)
     ret = 0;
-  }
   ly_tlv_t validity, exts;
   ly_exts_t x = {0};
   if (ret != 0 || walk_cert(c, &validity, &exts) != 0 ||
@@ -304,8 +419,16 @@ int ly_x509_cert_parse(const void *der, size_t len, ly_x509_cert_t *c) {
   c->skid_len = x.skid_len;
   c->akid = x.akid;
   c->akid_len = x.akid_len;
+  c->san = x.san_names;
   c->path_len = c->dc->pathLengthSet ? c->dc->pathLength : -1;
-  c->name_constraints = c->dc->extNameConstraintSet;
+  c->bc_critical = x.ext[LY_EXT_BC].critical;
+  c->self_issued =
+      c->issuer.tlv_len == c->subject.tlv_len &&
+      memcmp(c->issuer.tlv, c->subject.tlv, c->issuer.tlv_len) == 0;
+  if ((ret = find_problem(c, &x, &c->problem)) != 0) {
+    ly_x509_cert_free(c);
+    return ret;
+  }
   return 0;
 }
 
@@ -315,6 +438,8 @@ void ly_x509_cert_free(ly_x509_cert_t *c) {
     free(c->dc);
   }
   c->dc = NULL;
+  ly_x509_nc_free(c->nc);
+  c->nc = NULL;
 }
 
 int ly_cert_info(const void *der, size_t len, ly_cert_info_t *out) {

@@ -113,21 +113,60 @@ size_t ly_pem_write(char *dst, const char *label, const unsigned char *der,
 
 /* ---- a parsed certificate ------------------------------------------------ */
 
+/* GeneralName types, by their context tag number (RFC 5280 4.2.1.6). */
+enum {
+  LY_GN_OTHER,
+  LY_GN_EMAIL,
+  LY_GN_DNS,
+  LY_GN_X400,
+  LY_GN_DIR,
+  LY_GN_EDI,
+  LY_GN_URI,
+  LY_GN_IP,
+  LY_GN_RID,
+  LY_GN_TYPES
+};
+
+/* One name constraint: a GeneralSubtree's base. For a directoryName, p is
+ * the Name's RDN sequence contents; for the other types, the GeneralName's
+ * contents. */
+typedef struct {
+  unsigned char type; /* LY_GN_* */
+  unsigned char excluded;
+  const unsigned char *p;
+  size_t len;
+} ly_gname_t;
+
+/* A NameConstraints extension, its subtrees grouped by type: those of type
+ * t are entries[start[t] .. start[t + 1]). */
+typedef struct {
+  ly_gname_t *entries;
+  size_t start[LY_GN_TYPES + 1];
+  unsigned types; /* 1 << LY_GN_* for each type with a constraint */
+} ly_nc_t;
+
 typedef struct {
   DecodedCert *dc; /* wolfSSL's parse; points into the caller's DER */
   const unsigned char *der;
   size_t len;
   ly_tlv_t tbs, issuer, subject, spki; /* raw elements */
+  ly_tlv_t san;                        /* GeneralNames; tag 0 if absent */
   const unsigned char *skid, *akid;    /* keyIdentifier bytes, or NULL */
   size_t skid_len, akid_len;
   int path_len; /* pathLenConstraint, or -1 */
-  int unknown_critical;
-  int name_constraints;
+  int bc_critical;
+  int self_issued; /* issuer and subject are the same name */
+  ly_nc_t *nc;     /* name constraints, or NULL */
+  /* Why the certificate is unfit for any place on a path (a reason for
+   * ly_chain_verify), or NULL: an unsupported critical extension, an
+   * extension RFC 5280 forbids to be critical or requires to be, malformed
+   * name constraints, keyCertSign without cA, empty names. */
+  const char *problem;
   ly_cert_info_t info;
 } ly_x509_cert_t;
 
-/* 0, or LY_ECERT for DER that is not a certificate (an unrecognized
- * critical extension is not an error here: unknown_critical says so). */
+/* 0, or LY_ECERT for DER that is not a certificate (a certificate that
+ * breaks the rules above is not an error here: `problem` says so). */
 int ly_x509_cert_parse(const void *der, size_t len, ly_x509_cert_t *c);
 void ly_x509_cert_free(ly_x509_cert_t *c);
 
@@ -138,16 +177,65 @@ typedef struct {
   size_t uri_len;
 } ly_san_t;
 
+/* Extensions the checks read, by OID. */
+enum {
+  LY_EXT_BC,
+  LY_EXT_KU,
+  LY_EXT_EKU,
+  LY_EXT_SAN,
+  LY_EXT_NC,
+  LY_EXT_SKID,
+  LY_EXT_AKID,
+  LY_EXT_AIA,
+  LY_EXT_SIA,
+  LY_EXT_PC,
+  LY_EXT_CP,
+  LY_EXT_PM,
+  LY_EXT_IAP,
+  LY_EXT_CRLDP,
+  LY_EXT_COUNT
+};
+
+typedef struct {
+  ly_tlv_t value; /* the extnValue OCTET STRING */
+  int present, critical;
+} ly_ext_t;
+
 /* Walks an Extensions SEQUENCE's contents (a certificate's or a request's),
- * collecting the SAN and the key identifiers. LY_EPARSE on bad encoding or
- * a repeated extension. */
+ * collecting the SAN, the key identifiers, and where each extension of the
+ * table above is. LY_EPARSE on bad encoding or a repeated extension. */
 typedef struct {
   ly_san_t san;
   int has_san;
+  ly_tlv_t san_names; /* the GeneralNames SEQUENCE */
   const unsigned char *skid, *akid;
   size_t skid_len, akid_len;
+  ly_ext_t ext[LY_EXT_COUNT];
+  int unknown_critical; /* a critical extension outside the table */
 } ly_exts_t;
 int ly_x509_exts_scan(const ly_tlv_t *exts_seq, ly_exts_t *out);
+
+/* ---- name constraints (x509_names.c) --------------------------------------
+ * RFC 5280 4.2.1.10 and 6.1.3 (b)-(c), for DNS names, IP addresses, URIs
+ * (by host), e-mail addresses and directory names. A certificate that
+ * carries a name of any other type under a constraint of that type is
+ * refused: it cannot be shown to be inside the constraint. */
+
+/* Parses a NameConstraints extension value (the OCTET STRING). 0, UV_ENOMEM,
+ * or LY_ECERT with *why: malformed, empty, with minimum or maximum (RFC
+ * 5280 says they MUST NOT be used), or with a constraint that is not a
+ * valid one of its type (a DNS constraint "*.example.com" or
+ * ".example.com", an IP address without a proper mask). */
+int ly_x509_nc_parse(const ly_tlv_t *value, ly_nc_t **out, const char **why);
+void ly_x509_nc_free(ly_nc_t *nc);
+
+/* Are c's names (its subject, its subjectAltName entries and, without a
+ * SAN, the subject's e-mail attributes) inside ca's constraints? NULL, or
+ * the reason they are not. Each comparison spends one unit of *budget;
+ * once it is spent, returns LY_X509_NC_BUDGET_WHY with *budget < 0. */
+#define LY_X509_NC_BUDGET_WHY "unknown_ca: name constraint check limit reached"
+const char *ly_x509_nc_check(const ly_x509_cert_t *ca, const ly_x509_cert_t *c,
+                             long *budget);
 
 /* ---- keys -----------------------------------------------------------------
  */

@@ -19,13 +19,16 @@
 
 /* Bounds that keep hostile input cheap: certificates on one path (leaf and
  * intermediates, not the root), how many of each a caller may pass, how
- * many signatures one verification may check and how many path steps it
- * may take. */
+ * many signatures one verification may check, how many path steps it may
+ * take, and how many name-constraint comparisons it may make (a CA with
+ * thousands of constraints over a leaf with thousands of names would
+ * otherwise cost millions). */
 #define PATH_MAX_CERTS 8
 #define CHAIN_MAX 32
 #define ROOTS_MAX 512
 #define SIG_BUDGET 64
 #define STEP_BUDGET 2048
+#define NC_BUDGET (1L << 17)
 
 int ly_cert_check_issuer(const ly_cert_info_t *ca, const char **why) {
   LY_ENSURE_WHY(ca->is_ca, LY_ECERT, why,
@@ -39,6 +42,8 @@ int ly_cert_check_issuer(const ly_cert_info_t *ca, const char **why) {
 int ly_cert_check_end_entity(const ly_cert_info_t *leaf, unsigned eku,
                              const char **why) {
   LY_ENSURE_WHY(!leaf->is_ca, LY_ECERT, why, "bad_identity: leaf is a CA");
+  LY_ENSURE_WHY(leaf->san_count > 0, LY_ECERT, why,
+                "bad_identity: leaf has no subjectAltName");
   if (!leaf->has_ext_key_usage)
     return 0;
   LY_ENSURE_WHY(!(eku & LY_EKU_SERVER_AUTH) ||
@@ -82,8 +87,9 @@ int ly_svid_check_leaf(const ly_cert_info_t *leaf, const char *trust_domain,
  * Depth-first from the leaf: at each certificate, first a root that issued
  * it, then each unused intermediate that did. Edges (name match, key
  * identifiers, signature) are memoized; a path that reaches a root is then
- * checked as a whole (dates, CA bits, path lengths), and the first such
- * failure is what the caller hears if no path passes. */
+ * checked as a whole (dates, the rules every certificate keeps, CA bits,
+ * path lengths, name constraints), and the first such failure is what the
+ * caller hears if no path passes. */
 
 typedef struct {
   ly_x509_cert_t *certs; /* chain (leaf first), then roots */
@@ -91,6 +97,7 @@ typedef struct {
   signed char *edge; /* [child * n_all + parent]: 0 unknown, 1 ok, -1 not */
   int64_t at;
   int sigs, steps;
+  long nc_budget;
   int exhausted, bad_signature;
   const char *fail;
   size_t path[PATH_MAX_CERTS];
@@ -130,49 +137,87 @@ static int issued(vctx_t *v, size_t child, size_t parent) {
   return 1;
 }
 
-static const char *check_dates(const ly_cert_info_t *i, int64_t at) {
-  if (at < i->not_before)
-    return "expired: certificate is not yet valid";
-  if (at > i->not_after)
-    return "expired: certificate has expired";
-  return NULL;
+/* The k-th certificate of a path of `depth` chain certificates under
+ * `root`: the leaf at 0, the root at depth. */
+static const ly_x509_cert_t *at_k(const vctx_t *v, size_t depth, size_t root,
+                                  size_t k) {
+  return &v->certs[k < depth ? v->path[k] : root];
 }
 
-/* The checks on a signing certificate with `below` CA certificates under
- * it on the path (RFC 5280 6.1.4 (k), (l), (n)). */
+/* What RFC 5280 4.2.1.2 and 4.2.1.9 require of every CA certificate (a
+ * subject key identifier, a critical basicConstraints; a CA issues under
+ * its subject, so that cannot be empty, 4.1.2.4), and its path length
+ * with `below` CA certificates under it on the path (6.1.4 (l), (m)). */
 static const char *check_signer(const ly_x509_cert_t *c, int below) {
-  const char *why = NULL;
-  if (ly_cert_check_issuer(&c->info, &why) != 0)
-    return why;
-  if (c->unknown_critical)
-    return "protocol: unsupported critical extension";
+  if (!c->bc_critical)
+    return "unknown_ca: signing certificate's basicConstraints is not "
+           "critical";
+  if (!c->skid)
+    return "unknown_ca: signing certificate lacks a subject key identifier";
+  if (c->subject.len == 0)
+    return "unknown_ca: signing certificate has an empty subject";
   if (c->path_len >= 0 && below > c->path_len)
     return "unknown_ca: path length constraint exceeded";
-  /* not evaluated here, so they must not be ignored either */
-  if (c->name_constraints)
-    return "unknown_ca: name constraints are not supported";
   return NULL;
 }
 
-static const char *check_path(const vctx_t *v, size_t depth, size_t root) {
-  const char *why;
+/* Name constraints of each CA on the path (the root's included) over every
+ * certificate below it, except self-issued intermediates (RFC 5280 6.1.3
+ * (b)). */
+static const char *check_names(vctx_t *v, size_t depth, size_t root) {
+  for (size_t j = 1; j <= depth; j++) {
+    const ly_x509_cert_t *ca = at_k(v, depth, root, j);
+    if (!ca->nc)
+      continue;
+    for (size_t k = 0; k < j; k++) {
+      const ly_x509_cert_t *c = at_k(v, depth, root, k);
+      if (k > 0 && c->self_issued)
+        continue;
+      const char *why = ly_x509_nc_check(ca, c, &v->nc_budget);
+      if (v->nc_budget < 0) {
+        /* the search stops here, and says so rather than what an earlier
+         * path broke */
+        v->exhausted = 1;
+        v->fail = why;
+      }
+      if (why)
+        return why;
+    }
+  }
+  return NULL;
+}
+
+/* A whole path, in the order a person would look for the trouble: dates;
+ * whether each signer is a CA at all; then the finer rules (the problems
+ * ly_x509_cert_parse found, key identifiers, path lengths); then names. */
+static const char *check_path(vctx_t *v, size_t depth, size_t root) {
+  const char *why = NULL;
+  for (size_t k = 0; k <= depth; k++) {
+    const ly_cert_info_t *i = &at_k(v, depth, root, k)->info;
+    if (v->at < i->not_before)
+      return "expired: certificate is not yet valid";
+    if (v->at > i->not_after)
+      return "expired: certificate has expired";
+  }
+  for (size_t k = 1; k <= depth; k++)
+    if (ly_cert_check_issuer(&at_k(v, depth, root, k)->info, &why) != 0)
+      return why;
   int below = 0; /* CA certificates under the current one, RFC 5280 6.1.4 (l):
                     self-issued ones do not count */
-  for (size_t k = 0; k < depth; k++) {
-    const ly_x509_cert_t *c = &v->certs[v->path[k]];
-    if ((why = check_dates(&c->info, v->at)))
-      return why;
-    if (k == 0 && c->unknown_critical)
-      return "protocol: unsupported critical extension";
+  for (size_t k = 0; k <= depth; k++) {
+    const ly_x509_cert_t *c = at_k(v, depth, root, k);
+    if (c->problem)
+      return c->problem;
+    /* RFC 5280 4.2.1.1: the key identifier is how a path is found; only
+     * a self-signed certificate, here only ever a root, may go without */
+    if (k < depth && !c->akid)
+      return "protocol: certificate lacks an authority key identifier";
     if (k > 0 && (why = check_signer(c, below)))
       return why;
-    if (k > 0 && !same(&c->issuer, &c->subject))
+    if (k > 0 && !c->self_issued)
       below++;
   }
-  const ly_x509_cert_t *r = &v->certs[root];
-  if ((why = check_dates(&r->info, v->at)))
-    return why;
-  return check_signer(r, below);
+  return check_names(v, depth, root);
 }
 
 static int search(vctx_t *v, size_t depth) {
@@ -189,6 +234,8 @@ static int search(vctx_t *v, size_t depth) {
       return 1;
     if (!v->fail)
       v->fail = why;
+    if (v->exhausted)
+      return 0;
   }
   if (depth == PATH_MAX_CERTS)
     return 0;
@@ -207,8 +254,12 @@ static int search(vctx_t *v, size_t depth) {
   return 0;
 }
 
-int ly_chain_verify(const ly_chain_t *chain, const ly_chain_t *roots,
-                    int64_t at, ly_cert_info_t *leaf_info, const char **why) {
+/* ly_chain_verify, and with `svid` the X.509-SVID rules on the leaf first:
+ * they need no signature, and a certificate that is no SVID is refused
+ * for that, whatever its chain. */
+static int verify(const ly_chain_t *chain, const ly_chain_t *roots, int64_t at,
+                  int svid, const char *trust_domain, ly_cert_info_t *leaf_info,
+                  const char **why) {
   LY_ENSURE_WHY(chain && chain->n > 0, LY_ECERT, why,
                 "protocol: no certificate");
   LY_ENSURE_WHY(chain->n <= CHAIN_MAX, LY_ECERT, why,
@@ -217,7 +268,10 @@ int ly_chain_verify(const ly_chain_t *chain, const ly_chain_t *roots,
                 "unknown_ca: no trusted roots");
   LY_ENSURE_WHY(roots->n <= ROOTS_MAX, LY_ECERT, why,
                 "unknown_ca: too many trusted roots");
-  vctx_t v = {.n_chain = chain->n, .n_all = chain->n + roots->n, .at = at};
+  vctx_t v = {.n_chain = chain->n,
+              .n_all = chain->n + roots->n,
+              .at = at,
+              .nc_budget = NC_BUDGET};
   size_t parsed = 0;
   int rc = 0;
   const char *reason = NULL;
@@ -230,10 +284,16 @@ int ly_chain_verify(const ly_chain_t *chain, const ly_chain_t *roots,
   for (; parsed < v.n_all; parsed++) {
     const ly_der_t *d = parsed < v.n_chain ? &chain->certs[parsed]
                                            : &roots->certs[parsed - v.n_chain];
-    if (ly_x509_cert_parse(d->der, d->len, &v.certs[parsed]) != 0) {
-      rc = LY_ECERT;
-      reason = parsed < v.n_chain ? "protocol: malformed certificate"
-                                  : "unknown_ca: malformed trusted root";
+    if ((rc = ly_x509_cert_parse(d->der, d->len, &v.certs[parsed])) != 0) {
+      if (rc == LY_ECERT)
+        reason = parsed < v.n_chain ? "protocol: malformed certificate"
+                                    : "unknown_ca: malformed trusted root";
+      goto out;
+    }
+    if (parsed == 0 && svid &&
+        (rc = ly_svid_check_leaf(&v.certs[0].info, trust_domain, &reason)) !=
+            0) {
+      parsed++;
       goto out;
     }
   }
@@ -262,13 +322,13 @@ out:
   return rc;
 }
 
+int ly_chain_verify(const ly_chain_t *chain, const ly_chain_t *roots,
+                    int64_t at, ly_cert_info_t *leaf_info, const char **why) {
+  return verify(chain, roots, at, 0, NULL, leaf_info, why);
+}
+
 int ly_svid_verify(const ly_chain_t *chain, const ly_chain_t *roots, int64_t at,
                    const char *trust_domain, ly_cert_info_t *leaf_info,
                    const char **why) {
-  ly_cert_info_t info;
-  LY_GUARD(ly_chain_verify(chain, roots, at, &info, why));
-  LY_GUARD(ly_svid_check_leaf(&info, trust_domain, why));
-  if (leaf_info)
-    *leaf_info = info;
-  return 0;
+  return verify(chain, roots, at, 1, trust_domain, leaf_info, why);
 }

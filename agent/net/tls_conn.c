@@ -92,8 +92,7 @@ static void set_error(ly_tls_conn_t *c, int ret) {
   c->ssl_error = wolfSSL_get_error(c->ssl, ret);
   char text[WOLFSSL_MAX_ERROR_SZ];
   wolfSSL_ERR_error_string_n((unsigned long)c->ssl_error, text, sizeof(text));
-  snprintf(c->error_text, sizeof(c->error_text), "%s (%d)", text,
-           c->ssl_error);
+  snprintf(c->error_text, sizeof(c->error_text), "%s (%d)", text, c->ssl_error);
 }
 
 static void end(ly_tls_conn_t *c, int status) {
@@ -114,8 +113,8 @@ static void drive(ly_tls_conn_t *c) {
     int frc = flush(c);
     if (ret != WOLFSSL_SUCCESS) {
       int err = wolfSSL_get_error(c->ssl, ret);
-      if (frc == 0 && (err == WOLFSSL_ERROR_WANT_READ ||
-                       err == WOLFSSL_ERROR_WANT_WRITE))
+      if (frc == 0 &&
+          (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE))
         return;
       set_error(c, ret);
       handshake_failed(c, LY_ETLS);
@@ -314,13 +313,13 @@ static void free_conn(uv_handle_t *h) {
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
+  ly_tls_conn_t *c = req->handle->data;
   free(req);
-}
-
-static void close_after_shutdown(uv_shutdown_t *req, int status) {
-  uv_handle_t *h = (uv_handle_t *)req->handle;
-  free(req);
-  uv_close(h, free_conn);
+  if (status == UV_ECANCELED) /* aborted: uv_close is under way */
+    return;
+  c->shutdown_pending = 0;
+  if (c->closing) /* close waited for the FIN to go out */
+    uv_close((uv_handle_t *)&c->tcp, free_conn);
 }
 
 /* close_notify, then a FIN once every queued write is out. */
@@ -342,7 +341,7 @@ void ly_tls_conn_shutdown(ly_tls_conn_t *c) {
   if (c->shut || c->closing)
     return;
   c->shut = 1;
-  send_fin(c, shutdown_cb);
+  c->shutdown_pending = send_fin(c, shutdown_cb) == 0;
 }
 
 void ly_tls_conn_close(ly_tls_conn_t *c) {
@@ -350,11 +349,24 @@ void ly_tls_conn_close(ly_tls_conn_t *c) {
     return;
   c->closing = 1;
   /* A graceful end lets the last response and the close_notify reach the
-   * peer before the FIN; a failed or half-closed connection just closes. */
-  if (c->handshake_done == 1 && !c->eof && !c->shut &&
-      send_fin(c, close_after_shutdown) == 0)
+   * peer before the FIN, also when the peer half-closed first; a failed
+   * handshake just closes. */
+  if (c->shutdown_pending) /* shutdown_cb closes after the FIN */
     return;
+  if (c->handshake_done == 1 && !c->shut && send_fin(c, shutdown_cb) == 0) {
+    c->shutdown_pending = 1;
+    return;
+  }
   uv_close((uv_handle_t *)&c->tcp, free_conn);
+}
+
+void ly_tls_conn_abort(ly_tls_conn_t *c) {
+  if (c->closing && !c->shutdown_pending)
+    return; /* uv_close already under way */
+  c->closing = 1;
+  c->shutdown_pending = 0; /* its callback sees UV_ECANCELED and frees */
+  if (!uv_is_closing((uv_handle_t *)&c->tcp))
+    uv_close((uv_handle_t *)&c->tcp, free_conn);
 }
 
 const char *ly_tls_conn_error(const ly_tls_conn_t *c) {

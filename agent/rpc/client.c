@@ -7,6 +7,7 @@
  * call starts over. One 250 ms timer enforces per-call deadlines.
  */
 #include "lanyard/err.h"
+#include "lanyard/fsutil.h"
 #include "lanyard/log.h"
 #include "lanyard/rpc.h"
 #include "lanyard/tls.h"
@@ -67,10 +68,17 @@ struct ly_rpc_client_s {
   int freeing;
 };
 
+static void free_frame(call_t *call) {
+  if (call->frame)
+    ly_wipe(call->frame, call->frame_len); /* may carry a token */
+  free(call->frame);
+  call->frame = NULL;
+}
+
 static void finish(call_t *call, int code, const char *msg,
                    const ProtobufCMessage *resp) {
   call->done(code, msg, resp, call->data);
-  free(call->frame);
+  free_frame(call);
   free(call);
 }
 
@@ -99,7 +107,7 @@ static void drop_conn(ly_rpc_client_t *c) {
     return;
   conn->client = NULL;
   if (conn->has_tls)
-    ly_tls_conn_close(conn->tls); /* frees conn in conn_closed */
+    ly_tls_conn_abort(conn->tls); /* frees conn in conn_closed */
   /* else: a resolve is in flight and frees conn when it completes */
 }
 
@@ -117,8 +125,7 @@ static void send_pending(ly_rpc_client_t *c) {
       return;
     }
     call->sent = 1;
-    free(call->frame);
-    call->frame = NULL;
+    free_frame(call);
   }
 }
 
@@ -311,7 +318,8 @@ static void start_conn(ly_rpc_client_t *c) {
 static void on_tick(uv_timer_t *t) {
   ly_rpc_client_t *c = t->data;
   uint64_t now = uv_now(c->loop);
-  int expired = 0;
+  int sent_expired = 0;
+  call_t *expired = NULL;
   for (call_t **p = &c->calls; *p;) {
     call_t *call = *p;
     if (call->deadline > now) {
@@ -319,15 +327,32 @@ static void on_tick(uv_timer_t *t) {
       continue;
     }
     *p = call->next;
-    expired = 1;
-    finish(call, LY_RPC_DEADLINE_EXCEEDED, "the CA did not answer in time",
-           NULL);
+    sent_expired |= call->sent;
+    call->next = expired;
+    expired = call;
   }
-  /* A connection that let a call time out is suspect: start over. */
-  if (expired && c->state != CONN_READY)
-    conn_failed(c, "the CA did not answer in time");
-  else if (expired)
+  /* A sent call that got no answer makes the connection suspect: the
+   * other calls sent on it fail too, unsent ones wait for a new one. */
+  if (sent_expired) {
     drop_conn(c);
+    for (call_t **p = &c->calls; *p;) {
+      call_t *call = *p;
+      if (!call->sent) {
+        p = &call->next;
+        continue;
+      }
+      *p = call->next;
+      finish(call, LY_RPC_UNAVAILABLE, "the CA did not answer in time", NULL);
+    }
+  }
+  while (expired) {
+    call_t *next = expired->next;
+    finish(expired, LY_RPC_DEADLINE_EXCEEDED, "the CA did not answer in time",
+           NULL);
+    expired = next;
+  }
+  if (c->calls && c->state == CONN_NONE && !c->freeing)
+    start_conn(c);
 }
 
 int ly_rpc_client_new(uv_loop_t *loop, const ProtobufCServiceDescriptor *svc,

@@ -1,4 +1,5 @@
 #include "lanyard/err.h"
+#include "lanyard/fsutil.h"
 #include "lanyard/rpc.h"
 
 #include "lanyard/ca/v1/ca.pb-c.h"
@@ -55,11 +56,19 @@ out:
 }
 
 static size_t announced(const ly_rpc_reader_t *r) {
-  return (size_t)r->buf[0] << 24 | (size_t)r->buf[1] << 16 |
-         (size_t)r->buf[2] << 8 | r->buf[3];
+  const uint8_t *p = r->buf + r->off;
+  return (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
 }
 
 int ly_rpc_reader_feed(ly_rpc_reader_t *r, const void *data, size_t len) {
+  /* Compact once per feed, not once per frame: many small frames in one
+   * read must not cost a memmove each. */
+  if (r->off > 0) {
+    ly_wipe(r->buf, r->off); /* consumed frames may have held tokens */
+    memmove(r->buf, r->buf + r->off, r->len - r->off);
+    r->len -= r->off;
+    r->off = 0;
+  }
   /* The caller drains whole frames after every feed, and a too-large
    * announcement fails at once in ly_rpc_reader_next, so the buffer never
    * needs more than a few frames' worth. */
@@ -80,26 +89,50 @@ int ly_rpc_reader_feed(ly_rpc_reader_t *r, const void *data, size_t len) {
 
 ProtobufCMessage *ly_rpc_reader_next(ly_rpc_reader_t *r, int *err) {
   *err = 0;
-  if (r->len < HEADER)
+  if (r->len - r->off < HEADER)
     return NULL;
   size_t n = announced(r);
   if (n > LY_RPC_FRAME_MAX) {
     *err = LY_ETOO_BIG;
     return NULL;
   }
-  if (r->len < HEADER + n)
+  if (r->len - r->off < HEADER + n)
     return NULL;
   ProtobufCMessage *m = protobuf_c_message_unpack(
-      &lanyard__ca__v1__frame__descriptor, NULL, n, r->buf + HEADER);
-  memmove(r->buf, r->buf + HEADER + n, r->len - HEADER - n);
-  r->len -= HEADER + n;
+      &lanyard__ca__v1__frame__descriptor, NULL, n, r->buf + r->off + HEADER);
+  r->off += HEADER + n;
   if (!m)
     *err = LY_EPARSE;
   return m;
 }
 
 void ly_rpc_reader_free(ly_rpc_reader_t *r) {
+  if (r->buf)
+    ly_wipe(r->buf, r->cap);
   free(r->buf);
   r->buf = NULL;
-  r->len = r->cap = 0;
+  r->off = r->len = r->cap = 0;
+}
+
+void ly_rpc_wipe_message(ProtobufCMessage *m) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+      continue; /* credentials are single fields */
+    /* members of a oneof share storage: only the one that is set */
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)((const char *)m + f->quantifier_offset) != f->id)
+      continue;
+    void *at = (char *)m + f->offset;
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+      char *str = *(char **)at;
+      if (str && str != (char *)protobuf_c_empty_string)
+        ly_wipe(str, strlen(str));
+    } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+      ProtobufCBinaryData *b = at;
+      if (b->data)
+        ly_wipe(b->data, b->len);
+    }
+  }
 }

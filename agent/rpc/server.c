@@ -10,6 +10,7 @@
 #include "lanyard/log.h"
 #include "lanyard/rpc.h"
 #include "lanyard/tls.h"
+#include "lanyard/x509.h"
 
 #include "lanyard/ca/v1/ca.pb-c.h"
 
@@ -21,6 +22,16 @@
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define IDLE_TIMEOUT_MS 120000
 #define MAX_CONNECTIONS 4096
+/* A closing connection may take this long to get its last bytes out to a
+ * peer that does not read; then it is dropped. */
+#define LINGER_MS 5000
+/* Responses queued toward a peer beyond this stop us reading (and so
+ * answering) its requests until it reads: pipelining cannot make the CA
+ * hold more. */
+#define WRITE_LIMIT (256 * 1024)
+/* Calls that end in a protocol error (unknown method, bad body) before a
+ * connection is dropped: nobody well-behaved makes more than a few. */
+#define MAX_BAD_CALLS 16
 
 typedef struct server_conn_s server_conn_t;
 
@@ -38,9 +49,10 @@ struct server_conn_s {
   ly_tls_conn_t *tls;
   uv_timer_t timer;
   ly_rpc_reader_t reader;
+  ly_chain_t peer_chain; /* the client's certificates, if it sent any */
+  unsigned bad_calls;
   char peer[64];
   server_conn_t *prev, *next;
-  int timer_closed, tls_closed;
 };
 
 struct ly_rpc_call_s {
@@ -64,21 +76,24 @@ WOLFSSL *ly_rpc_call_ssl(ly_rpc_call_t *call) {
   return call->conn->tls->ssl;
 }
 
+const ly_chain_t *ly_rpc_call_peer_chain(ly_rpc_call_t *call) {
+  return &call->conn->peer_chain;
+}
+
 const char *ly_rpc_call_peer(ly_rpc_call_t *call) {
   return call->conn->peer;
 }
 
-static void conn_free_if_closed(server_conn_t *sc) {
-  if (!sc->timer_closed || !sc->tls_closed)
-    return;
+static void timer_closed(uv_handle_t *h) {
+  server_conn_t *sc = h->data;
   ly_rpc_reader_free(&sc->reader);
+  ly_chain_free(&sc->peer_chain);
   free(sc);
 }
 
-static void timer_closed(uv_handle_t *h) {
-  server_conn_t *sc = h->data;
-  sc->timer_closed = 1;
-  conn_free_if_closed(sc);
+static void on_linger(uv_timer_t *t) {
+  server_conn_t *sc = t->data;
+  ly_tls_conn_abort(sc->tls);
 }
 
 static void conn_close(server_conn_t *sc) {
@@ -91,8 +106,10 @@ static void conn_close(server_conn_t *sc) {
     s->conns = sc->next;
   if (sc->next)
     sc->next->prev = sc->prev;
-  s->nconns--;
-  uv_close((uv_handle_t *)&sc->timer, timer_closed);
+  sc->prev = sc->next = NULL;
+  /* The timer outlives the TLS connection: it bounds the graceful close,
+   * and is closed (freeing sc) once the connection is gone. */
+  uv_timer_start(&sc->timer, on_linger, LINGER_MS, 0);
   ly_tls_conn_close(sc->tls);
 }
 
@@ -144,6 +161,8 @@ static void dispatch(server_conn_t *sc, const Lanyard__Ca__V1__Frame *f) {
     char msg[128];
     snprintf(msg, sizeof(msg), "unknown method '%.64s'", f->method);
     send_frame(sc, f->call_id, f->method, LY_RPC_UNIMPLEMENTED, msg, NULL);
+    if (++sc->bad_calls > MAX_BAD_CALLS)
+      conn_close(sc);
     return;
   }
   ProtobufCMessage *req =
@@ -151,6 +170,8 @@ static void dispatch(server_conn_t *sc, const Lanyard__Ca__V1__Frame *f) {
   if (!req) {
     send_frame(sc, f->call_id, f->method, LY_RPC_INVALID_ARGUMENT,
                "request body does not decode", NULL);
+    if (++sc->bad_calls > MAX_BAD_CALLS)
+      conn_close(sc);
     return;
   }
   ly_rpc_call_t call = {
@@ -159,6 +180,7 @@ static void dispatch(server_conn_t *sc, const Lanyard__Ca__V1__Frame *f) {
               &call);
   if (!call.done) /* a method that forgot its closure still answers */
     call_done(NULL, &call);
+  ly_rpc_wipe_message(req); /* join tokens, JWTs */
   protobuf_c_message_free_unpacked(req, NULL);
 }
 
@@ -170,22 +192,31 @@ static void on_handshake(ly_tls_conn_t *c, int status) {
     conn_close(sc);
     return;
   }
-  uv_timer_start(&sc->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+  /* repeating, so uv_timer_again on activity pushes it back */
+  uv_timer_start(&sc->timer, on_timeout, IDLE_TIMEOUT_MS, IDLE_TIMEOUT_MS);
 }
 
-static void on_data(ly_tls_conn_t *c, char *buf, size_t len) {
-  server_conn_t *sc = c->data;
-  uv_timer_again(&sc->timer);
-  int err = ly_rpc_reader_feed(&sc->reader, buf, len);
-  free(buf);
-  while (err == 0 && !c->closing) {
+/* Answers the whole frames buffered, until the peer has too much unread
+ * output; then stops reading until it drains (on_drain). */
+static void process(server_conn_t *sc) {
+  ly_tls_conn_t *c = sc->tls;
+  int err = 0;
+  while (!c->closing && c->write_queue_bytes <= WRITE_LIMIT) {
     ProtobufCMessage *m = ly_rpc_reader_next(&sc->reader, &err);
     if (!m)
       break;
-    dispatch(sc, (const Lanyard__Ca__V1__Frame *)m);
+    Lanyard__Ca__V1__Frame *f = (Lanyard__Ca__V1__Frame *)m;
+    dispatch(sc, f);
+    ly_rpc_wipe_message(m);
     protobuf_c_message_free_unpacked(m, NULL);
   }
-  if (err != 0 && !c->closing) {
+  if (c->closing)
+    return;
+  if (c->write_queue_bytes > WRITE_LIMIT)
+    ly_tls_conn_pause(c);
+  else
+    ly_tls_conn_resume(c);
+  if (err != 0) {
     const char *why =
         err == LY_ETOO_BIG ? "frame too large" : "malformed frame";
     ly_log(LY_WARN, "rpc_bad_frame", "peer", sc->peer, "reason", why, NULL);
@@ -197,20 +228,39 @@ static void on_data(ly_tls_conn_t *c, char *buf, size_t len) {
   }
 }
 
+static void on_data(ly_tls_conn_t *c, char *buf, size_t len) {
+  server_conn_t *sc = c->data;
+  uv_timer_again(&sc->timer);
+  int err = ly_rpc_reader_feed(&sc->reader, buf, len);
+  free(buf);
+  if (err != 0) {
+    ly_log(LY_WARN, "rpc_bad_frame", "peer", sc->peer, "reason",
+           "too much unanswered input", NULL);
+    conn_close(sc);
+    return;
+  }
+  process(sc);
+}
+
+static void on_drain(ly_tls_conn_t *c) {
+  process(c->data);
+}
+
 static void on_end(ly_tls_conn_t *c, int status) {
   conn_close(c->data);
 }
 
 static void on_close(ly_tls_conn_t *c) {
   server_conn_t *sc = c->data;
-  sc->tls_closed = 1;
-  conn_free_if_closed(sc);
+  sc->server->nconns--; /* counted until its socket is really gone */
+  uv_close((uv_handle_t *)&sc->timer, timer_closed);
 }
 
 static const ly_tls_conn_cbs_t conn_cbs = {
     .on_handshake = on_handshake,
     .on_data = on_data,
     .on_end = on_end,
+    .on_drain = on_drain,
     .on_close = on_close,
 };
 
@@ -245,6 +295,8 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(sc);
     return;
   }
+  /* the verify callback records the client's chain here (renewals) */
+  wolfSSL_SetCertCbCtx(sc->tls->ssl, &sc->peer_chain);
   if (ly_tls_set_alpn(sc->tls->ssl, LY_ALPN_CA) != 0 ||
       ly_tls_conn_start(sc->tls) != 0) {
     conn_close(sc);
@@ -292,7 +344,10 @@ void ly_rpc_server_stop(ly_rpc_server_t *s) {
   if (s->stopping)
     return;
   s->stopping = 1;
-  while (s->conns)
+  while (s->conns) {
+    ly_tls_conn_t *c = s->conns->tls;
     conn_close(s->conns);
+    ly_tls_conn_abort(c); /* no lingering on the way out */
+  }
   uv_close((uv_handle_t *)&s->listener, listener_closed);
 }

@@ -2,6 +2,7 @@
 
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
+#include "lanyard/peer.h"
 
 #include <stdlib.h>
 #include <uv.h>
@@ -44,6 +45,18 @@ out:
   return rc;
 }
 
+static int capture_cb(int preverify, WOLFSSL_X509_STORE_CTX *store) {
+  ly_chain_t *chain = store->userCtx;
+  if (!preverify || !chain || store->error_depth != 0)
+    return preverify;
+  ly_chain_free(chain);
+  for (int i = 0; i < store->totalCerts; i++)
+    if (ly_chain_push(chain, store->certs[i].buffer, store->certs[i].length) !=
+        0)
+      return 0;
+  return 1;
+}
+
 int ly_tls_ctx_new(const ly_tls_ctx_opts_t *opts, WOLFSSL_CTX **out,
                    const char **why) {
   WOLFSSL_CTX *ctx =
@@ -65,7 +78,27 @@ int ly_tls_ctx_new(const ly_tls_ctx_opts_t *opts, WOLFSSL_CTX **out,
   int mode = WOLFSSL_VERIFY_PEER;
   if (opts->is_server && opts->require_peer_cert)
     mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-  wolfSSL_CTX_set_verify(ctx, mode, NULL);
+  wolfSSL_CTX_set_verify(ctx, mode,
+                         opts->spiffe_peer          ? ly_peer_verify_cb
+                         : opts->capture_peer_chain ? capture_cb
+                                                    : NULL);
+  /* AES-128-GCM first: with AES-NI it is the fastest AEAD here, and no
+   * weaker than the others for a session that lives minutes. */
+  if (wolfSSL_CTX_set_cipher_list(ctx, "TLS13-AES128-GCM-SHA256:"
+                                       "TLS13-AES256-GCM-SHA384:"
+                                       "TLS13-CHACHA20-POLY1305-SHA256") !=
+      WOLFSSL_SUCCESS) {
+    rc = LY_ETLS;
+    if (why)
+      *why = "cipher suites not accepted";
+    goto fail;
+  }
+  if (opts->spiffe_peer && opts->is_server && ly_tickets_enable(ctx) != 0) {
+    rc = LY_ETLS;
+    if (why)
+      *why = "session tickets not accepted";
+    goto fail;
+  }
   *out = ctx;
   return 0;
 fail:

@@ -13,4 +13,6 @@ int ly_cmd_ca(int argc, char **argv);    /* ca init|token|serve */
 int ly_cmd_agent(int argc, char **argv); /* agent -c agent.yaml [--check] */
 int ly_cmd_svid(int argc, char **argv);  /* svid verify ... CERT.pem */
 
+int ly_cmd_iptables(int argc, char **argv); /* iptables [--remove] ... */
+
 #endif

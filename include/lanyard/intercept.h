@@ -92,12 +92,18 @@ int ly_iptables_want_ipv6(const ly_iptables_opts_t *o);
 
 /* Reads the nat table with (ip6)iptables-save and installs or removes the
  * rules with one (ip6)iptables-restore --noflush transaction. Blocking;
- * needs CAP_NET_ADMIN. 0, a negative uv code (UV_ENOENT: the tool is not
- * installed) or LY_EUNAVAILABLE (the tool failed; it printed why on
- * stderr), with *why set for people. */
+ * needs CAP_NET_ADMIN. Not thread-safe: ignores SIGPIPE while it runs
+ * and forks. 0, a negative uv code (UV_ENOENT: the tool is not
+ * installed), LY_ETOO_BIG (an absurdly large nat table) or
+ * LY_EUNAVAILABLE (the tool failed; it printed why on stderr), with *why
+ * set for people. */
 int ly_iptables_apply(const ly_iptables_opts_t *o, int family,
                       const char **why);
 int ly_iptables_remove(int family, const char **why);
+
+/* What ly_iptables_remove would feed to iptables-restore, read from the
+ * current nat table (*out NULL: nothing to remove). Changes nothing. */
+int ly_iptables_remove_preview(int family, char **out, const char **why);
 
 /* The destination a REDIRECTed TCP connection was addressed to, from
  * conntrack (SO_ORIGINAL_DST, or IP6T_SO_ORIGINAL_DST for IPv6). `fd` is

@@ -23,6 +23,8 @@ void ly_log(ly_log_level_t level, const char *event, ...);
 void ly_log_set_level(ly_log_level_t min);
 void ly_log_set_json(int on);
 void ly_log_set_fd(int fd);
+/* Sets the level from "debug", "info", "warn" or "error"; -1 if none. */
+int ly_log_parse_level(const char *name);
 
 /* printf into a caller's buffer and return it, for numeric values. */
 const char *ly_fmt(char *buf, size_t len, const char *fmt, ...)

@@ -11,6 +11,7 @@
 #define LANYARD_RPC_H
 
 #include "lanyard/tls_conn.h"
+#include "lanyard/x509.h"
 
 #include <protobuf-c/protobuf-c.h>
 #include <stdint.h>
@@ -48,7 +49,7 @@ int ly_rpc_frame_pack(uint32_t call_id, const char *method, int code,
 /* Accumulates bytes and yields whole frames. */
 typedef struct {
   uint8_t *buf;
-  size_t len, cap;
+  size_t off, len, cap; /* unread bytes are buf[off..len) */
 } ly_rpc_reader_t;
 
 /* Appends data. LY_ETOO_BIG when a frame announces more than the cap. */
@@ -57,6 +58,10 @@ int ly_rpc_reader_feed(ly_rpc_reader_t *r, const void *data, size_t len);
  * or NULL when more bytes are needed. *err: 0, LY_EPARSE or LY_ETOO_BIG. */
 ProtobufCMessage *ly_rpc_reader_next(ly_rpc_reader_t *r, int *err);
 void ly_rpc_reader_free(ly_rpc_reader_t *r);
+
+/* Wipes the string and bytes fields of a message (credentials in
+ * requests), before it is freed. */
+void ly_rpc_wipe_message(ProtobufCMessage *m);
 
 /* ---- server -------------------------------------------------------------- */
 
@@ -78,8 +83,12 @@ void ly_rpc_server_stop(ly_rpc_server_t *s);
 
 void ly_rpc_call_fail(ly_rpc_call_t *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* The TLS session of the call (for the client certificate). */
+/* The TLS session of the call. */
 WOLFSSL *ly_rpc_call_ssl(ly_rpc_call_t *call);
+/* The certificates the client presented (leaf first; empty when it sent
+ * none), as captured during the handshake by a context made with
+ * capture_peer_chain. */
+const ly_chain_t *ly_rpc_call_peer_chain(ly_rpc_call_t *call);
 /* "ip:port" of the caller, for logs. */
 const char *ly_rpc_call_peer(ly_rpc_call_t *call);
 

@@ -20,6 +20,14 @@ typedef struct {
   /* server: 0 = a client certificate is optional but verified if sent;
    * 1 = required. Clients always verify the server. */
   int require_peer_cert;
+  /* Check the peer's leaf by the X.509-SVID rules during the handshake,
+   * and the ly_peer_check_t attached to each connection (lanyard/peer.h):
+   * the data path sets this. */
+  int spiffe_peer;
+  /* Record the peer's certificates (leaf first) into the ly_chain_t each
+   * connection sets with wolfSSL_SetCertCbCtx, once wolfSSL has verified
+   * them: the CA re-checks renewals against its bundle at call time. */
+  int capture_peer_chain;
 } ly_tls_ctx_opts_t;
 
 /* A new context (refcounted by wolfSSL; free with wolfSSL_CTX_free). */

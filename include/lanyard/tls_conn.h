@@ -54,12 +54,14 @@ struct ly_tls_conn_s {
   WOLFSSL *ssl;
   const ly_tls_conn_cbs_t *cbs;
   void *data; /* the user's */
+  void *peer; /* the ly_peer_check_t of a data-path connection, or NULL */
   char *in;   /* ciphertext received, wolfSSL not done with it yet */
   size_t in_off, in_len, in_cap;
   struct ly_tls_out_s *out; /* ciphertext produced, not yet written */
   size_t write_queue_bytes; /* handed to uv_write, not yet written */
   unsigned is_server : 1, started : 1, eof : 1, closing : 1, ended : 1,
-      paused : 1, in_pump : 1, shut : 1, saw_first_byte : 1, not_tls : 1;
+      paused : 1, in_pump : 1, shut : 1, shutdown_pending : 1,
+      saw_first_byte : 1, not_tls : 1;
   int handshake_done;   /* 0 in progress, 1 done, -1 failed */
   int ssl_error;        /* wolfSSL_get_error code of the last failure */
   char error_text[160]; /* and its text */
@@ -87,8 +89,13 @@ void ly_tls_conn_resume(ly_tls_conn_t *c);
  * from the peer keeps coming. */
 void ly_tls_conn_shutdown(ly_tls_conn_t *c);
 
-/* Sends close_notify (best effort) and closes. Idempotent. */
+/* Sends close_notify (best effort) and closes once queued data is out.
+ * Idempotent. A peer that stops reading can hold this up: use abort on
+ * errors and deadlines. */
 void ly_tls_conn_close(ly_tls_conn_t *c);
+
+/* Closes now, dropping whatever is queued. Also after close. */
+void ly_tls_conn_abort(ly_tls_conn_t *c);
 
 /* The reason of the last failure, for logs ("" if none). */
 const char *ly_tls_conn_error(const ly_tls_conn_t *c);

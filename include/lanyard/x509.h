@@ -155,14 +155,27 @@ int ly_ca_create_intermediate(const ly_key_t *root_key, const ly_der_t *root,
  * its validity window at `at` (unix seconds), every signature verifies,
  * and every issuer on it is a CA with keyCertSign. LY_ECERT with *why
  * ("unknown_ca: ...", "expired: ...", ...) otherwise. On success,
- * leaf_info (may be NULL) describes the leaf.
+ * leaf_info (may be NULL) describes the leaf. Of several failing paths,
+ * *why tells of the first one found; on a path, dates come first, then
+ * whether each issuer is a CA, then the finer rules, then names.
  *
- * Also enforced: pathLenConstraint (self-issued certificates do not count,
- * RFC 5280 6.1.4), no unrecognized critical extension. Refused rather than
- * evaluated: name constraints. Signatures: ECDSA, or RSA PKCS#1 v1.5 with
- * keys of 2048 bits or more, with SHA-256/384/512. Bounded for hostile
- * input: at most 32 chain certificates and 512 roots, paths of at most 8
- * certificates below the root, 64 signature checks per call. */
+ * Also enforced, RFC 5280 as x509-limbo reads it (tests/x509-limbo):
+ * pathLenConstraint (self-issued certificates do not count, 6.1.4); no
+ * unrecognized critical extension, and no critical key identifier or
+ * information access extension; authorityKeyIdentifier on every
+ * certificate below the root; subjectKeyIdentifier, critical
+ * basicConstraints and a non-empty subject on every CA; keyCertSign only
+ * with cA; a critical subjectAltName where the subject is empty; no empty
+ * extendedKeyUsage; policyConstraints refused (policies are not
+ * evaluated); name constraints (critical, well-formed) of every CA,
+ * trust anchors included, over the names below it: DNS names (wildcards
+ * included), IP addresses, URIs by host (a SPIFFE ID's trust domain),
+ * e-mail addresses and directory names; a name of another type under a
+ * constraint of its type is refused. Signatures: ECDSA, or RSA PKCS#1
+ * v1.5 with keys of 2048 bits or more, with SHA-256/384/512. Bounded for
+ * hostile input: at most 32 chain certificates and 512 roots, paths of at
+ * most 8 certificates below the root, 64 signature checks and 131072
+ * name-constraint comparisons per call. */
 int ly_chain_verify(const ly_chain_t *chain, const ly_chain_t *roots,
                     int64_t at, ly_cert_info_t *leaf_info, const char **why);
 
@@ -173,10 +186,11 @@ int ly_cert_check_issuer(const ly_cert_info_t *ca, const char **why);
 
 /* The rules on a leaf for plain X.509 use, where there is no SPIFFE ID to
  * check (`lanyard svid verify --chain-only`): not a CA, since a CA
- * certificate is no one's end-entity identity; and, if it carries
- * extendedKeyUsage, that allows every LY_EKU_* purpose in `eku` (0: no
- * purpose required). A leaf without the extension is not limited. LY_ECERT
- * with "bad_identity: ..." otherwise. */
+ * certificate is no one's end-entity identity; a subjectAltName, since
+ * Lanyard names peers by SAN only; and, if it carries extendedKeyUsage,
+ * that allows every LY_EKU_* purpose in `eku` (0: no purpose required). A
+ * leaf without the extension is not limited. LY_ECERT with
+ * "bad_identity: ..." otherwise. */
 int ly_cert_check_end_entity(const ly_cert_info_t *leaf, unsigned eku,
                              const char **why);
 
@@ -186,7 +200,9 @@ int ly_cert_check_end_entity(const ly_cert_info_t *leaf, unsigned eku,
 int ly_svid_check_leaf(const ly_cert_info_t *leaf, const char *trust_domain,
                        const char **why);
 
-/* Both: ly_chain_verify, then ly_svid_check_leaf. */
+/* Both: ly_svid_check_leaf on the leaf first (it needs no signature, and
+ * a certificate that is no SVID is refused for that whatever its chain),
+ * then ly_chain_verify. */
 int ly_svid_verify(const ly_chain_t *chain, const ly_chain_t *roots, int64_t at,
                    const char *trust_domain, ly_cert_info_t *leaf_info,
                    const char **why);

@@ -5,15 +5,16 @@ set -euo pipefail
 
 : "${LANYARD:?LANYARD must point at the lanyard binary}"
 T=$(mktemp -d /tmp/lanyard-test.XXXXXX)
-PIDS=()
+PIDS=()  # Lanyard's daemons: must exit 0 on SIGTERM
+PEERS=() # third-party peers: just stopped
 FAILS=0
 CHECKS=0
 
 cleanup() {
-  for p in "${PIDS[@]:-}"; do
+  for p in "${PIDS[@]:-}" "${PEERS[@]:-}"; do
     [ -n "$p" ] && kill "$p" 2>/dev/null || true
   done
-  for p in "${PIDS[@]:-}"; do
+  for p in "${PIDS[@]:-}" "${PEERS[@]:-}"; do
     [ -n "$p" ] && wait "$p" 2>/dev/null || true
   done
   if [ "$FAILS" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi
@@ -121,3 +122,82 @@ agent_start() {
 }
 
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+
+# nginx_start DIR PORT [extra server-block lines]: nginx serving DIR/www
+# on 127.0.0.1:PORT (NGINX_LISTEN_OPTS=" ssl" for TLS); sets NGINX_PID.
+nginx_start() {
+  local dir=$1 port=$2 extra=${3:-}
+  mkdir -p "$dir/www" "$dir/tmp"
+  cat >"$dir/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log $dir/access.log;
+  client_body_temp_path $dir/tmp;
+  proxy_temp_path $dir/tmp;
+  fastcgi_temp_path $dir/tmp;
+  uwsgi_temp_path $dir/tmp;
+  scgi_temp_path $dir/tmp;
+  server {
+    listen 127.0.0.1:$port${NGINX_LISTEN_OPTS:-};
+    root $dir/www;
+    $extra
+  }
+}
+NGINX
+  nginx -p "$dir" -c "$dir/nginx.conf" >>"$dir/nginx.log" 2>&1 &
+  NGINX_PID=$!
+  PEERS+=("$NGINX_PID")
+  wait_port 127.0.0.1 "$port" 10
+}
+
+# agent_yaml DIR ID CA_DIR: writes DIR/agent.yaml's identity part (a join
+# token for ID); listeners are appended by the caller.
+agent_yaml() {
+  local dir=$1 id=$2 ca=$3
+  mkdir -p "$dir"
+  "$LANYARD" ca token -c "$ca/ca.yaml" --spiffe-id "$id" --ttl 10m >"$dir/join.token"
+  local td=${id#spiffe://}
+  cat >"$dir/agent.yaml" <<YAML
+trust_domain: ${td%%/*}
+spiffe_id: $id
+ca:
+  address: 127.0.0.1:$CA_PORT
+  bundle: $ca/bundle.pem
+  token_file: join.token
+svid:
+  ttl: ${SVID_TTL:-10m}
+  dir: svid
+admin: 127.0.0.1:$(free_port)
+YAML
+  mkdir -p "$dir/svid"
+}
+
+# agent_run DIR: starts the agent and waits for its SVID; sets AGENT_PID.
+agent_run() {
+  "$LANYARD" agent -c "$1/agent.yaml" --log-level debug >>"$1/agent.log" 2>&1 &
+  AGENT_PID=$!
+  PIDS+=("$AGENT_PID")
+  wait_file "$1/svid/svid.pem" 15
+}
+
+td_of() { local t=${1#spiffe://}; echo "${t%%/*}"; }
+
+# svid_for ID DIR [TTL]: an SVID with an openssl-made key, via ca_probe;
+# writes DIR/cert.pem and DIR/key.pem.
+svid_for() {
+  local id=$1 dir=$2 ttl=${3:-600}
+  mkdir -p "$dir"
+  openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null |
+    openssl pkey -out "$dir/key.pem" 2>/dev/null
+  openssl req -new -key "$dir/key.pem" -subj "/O=test" \
+    -addext "subjectAltName=URI:$id" -outform DER -out "$dir/csr.der" 2>/dev/null
+  "$CA_PROBE" --ca "127.0.0.1:$CA_PORT" --bundle "${SVID_CA:-$T/ca}/bundle.pem" \
+    --td "$(td_of "$id")" sign --csr "$dir/csr.der" --ttl "$ttl" \
+    --join-token "$("$LANYARD" ca token -c "${SVID_CA:-$T/ca}/ca.yaml" --spiffe-id "$id")" \
+    --out "$dir/cert.pem" >/dev/null
+}

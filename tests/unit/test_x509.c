@@ -6,6 +6,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/coding.h>
+#include <wolfssl/wolfcrypt/sha.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -824,6 +825,620 @@ static void test_leaf_rules(void **state) {
   assert_string_equal(why, "unknown_ca: signing certificate is not a CA");
 }
 
+/* ---- crafted chains: the RFC 5280 rules and name constraints ---------------
+ * Certificates built field by field (the DER writer, signed with
+ * ly_key_sign_der), so each test can break exactly one rule. */
+
+enum {
+  TC_CA = 1 << 0,
+  TC_NO_AKID = 1 << 1,
+  TC_NO_SKID = 1 << 2,
+  TC_BC_NONCRITICAL = 1 << 3,
+  TC_AKID_CRITICAL = 1 << 4,
+  TC_UNKNOWN_CRITICAL = 1 << 5,
+  TC_SAN_CRITICAL = 1 << 6,
+  TC_NC_NONCRITICAL = 1 << 7,
+  TC_POLICY_CONSTRAINTS = 1 << 8,
+  TC_EMPTY_EKU = 1 << 9,
+};
+
+typedef struct {
+  ly_key_t *key;
+  ly_der_t der;
+  unsigned char skid[WC_SHA_DIGEST_SIZE];
+  ly_dw_t subject; /* Name, DER */
+} tc_t;
+
+/* A GeneralName: its tag and contents (for a directoryName, [4], a Name
+ * DER; n == 0 means strlen). */
+typedef struct {
+  unsigned char tag;
+  const char *v;
+  size_t n;
+} gn_t;
+
+#define GN_EMAIL 0x81
+#define GN_DNS 0x82
+#define GN_DIR 0xa4
+#define GN_URI 0x86
+#define GN_IP 0x87
+#define GN_OTHER 0xa0
+
+static void write_gn(ly_dw_t *w, const gn_t *g) {
+  ly_dw_tlv(w, g->tag, g->v, g->n ? g->n : strlen(g->v));
+}
+
+/* GeneralNames from a list, into a fresh writer. */
+static void gns(ly_dw_t *w, const gn_t *g, size_t n) {
+  size_t seq = ly_dw_open(w, LY_DER_SEQ);
+  for (size_t i = 0; i < n; i++)
+    write_gn(w, &g[i]);
+  ly_dw_close(w, seq);
+  assert_int_equal(ly_dw_finish(w), 0);
+}
+
+/* NameConstraints { permittedSubtrees [0], excludedSubtrees [1] }; a list
+ * with n == SIZE_MAX is left out, one with n == 0 is written empty. */
+static void subtrees(ly_dw_t *w, unsigned char tag, const gn_t *g, size_t n) {
+  if (n == SIZE_MAX)
+    return;
+  size_t t = ly_dw_open(w, tag);
+  for (size_t i = 0; i < n; i++) {
+    size_t st = ly_dw_open(w, LY_DER_SEQ);
+    write_gn(w, &g[i]);
+    ly_dw_close(w, st);
+  }
+  ly_dw_close(w, t);
+}
+
+static void ncs(ly_dw_t *w, const gn_t *permitted, size_t np,
+                const gn_t *excluded, size_t ne) {
+  size_t seq = ly_dw_open(w, LY_DER_SEQ);
+  subtrees(w, LY_DER_CTX_CONS(0), permitted, np);
+  subtrees(w, LY_DER_CTX_CONS(1), excluded, ne);
+  ly_dw_close(w, seq);
+  assert_int_equal(ly_dw_finish(w), 0);
+}
+
+/* A Name of O=org (PrintableString) and CN=cn (UTF8String), either may be
+ * NULL. */
+static void dn(ly_dw_t *w, const char *org, const char *cn) {
+  static const unsigned char oid_o[] = {0x55, 0x04, 0x0a};
+  static const unsigned char oid_cn[] = {0x55, 0x04, 0x03};
+  size_t name = ly_dw_open(w, LY_DER_SEQ);
+  for (int i = 0; i < 2; i++) {
+    const char *v = i == 0 ? org : cn;
+    if (!v)
+      continue;
+    size_t rdn = ly_dw_open(w, LY_DER_SET);
+    size_t atv = ly_dw_open(w, LY_DER_SEQ);
+    ly_dw_tlv(w, LY_DER_OID, i == 0 ? oid_o : oid_cn, 3);
+    ly_dw_tlv(w, i == 0 ? 0x13 : LY_DER_UTF8, v, strlen(v));
+    ly_dw_close(w, atv);
+    ly_dw_close(w, rdn);
+  }
+  ly_dw_close(w, name);
+  assert_int_equal(ly_dw_finish(w), 0);
+}
+
+static void ext(ly_dw_t *w, const unsigned char *oid, size_t oid_len,
+                int critical, const void *value, size_t n) {
+  size_t e = ly_dw_open(w, LY_DER_SEQ);
+  ly_dw_tlv(w, LY_DER_OID, oid, oid_len);
+  if (critical)
+    ly_dw_tlv(w, LY_DER_BOOLEAN, "\xff", 1);
+  ly_dw_tlv(w, LY_DER_OCTET_STRING, value, n);
+  ly_dw_close(w, e);
+}
+
+/* A certificate for a fresh key, subject O=org, CN=cn, issued by `issuer`
+ * (NULL: self-signed), valid T0 +- 1 h; a CA with keyCertSign, or a leaf
+ * with digitalSignature; SKID and AKID; san and nc (may be NULL) as
+ * written by gns and ncs; flags break rules one at a time. */
+static void tc_make(tc_t *c, const tc_t *issuer, const char *org,
+                    const char *cn, unsigned flags, const ly_dw_t *san,
+                    const ly_dw_t *nc) {
+  static const unsigned char oid_bc[] = {0x55, 0x1d, 0x13},
+                             oid_ku[] = {0x55, 0x1d, 0x0f},
+                             oid_skid[] = {0x55, 0x1d, 0x0e},
+                             oid_akid[] = {0x55, 0x1d, 0x23},
+                             oid_san[] = {0x55, 0x1d, 0x11},
+                             oid_nc[] = {0x55, 0x1d, 0x1e},
+                             oid_pc[] = {0x55, 0x1d, 0x24},
+                             oid_eku[] = {0x55, 0x1d, 0x25},
+                             oid_private[] = {0x2b, 0x06, 0x01, 0x04, 0x01,
+                                              0x83, 0xb3, 0x3a, 0x01};
+  static unsigned char serial = 1;
+  memset(c, 0, sizeof(*c));
+  assert_int_equal(ly_key_generate(&c->key), 0);
+  unsigned char *spki;
+  size_t spki_len;
+  spki_of(c->key, &spki, &spki_len);
+  assert_int_equal(wc_ShaHash(spki, (word32)spki_len, c->skid), 0);
+  dn(&c->subject, org, cn);
+  const ly_key_t *signer = issuer ? issuer->key : c->key;
+  const unsigned char *akid = issuer ? issuer->skid : c->skid;
+  const ly_dw_t *issuer_name = issuer ? &issuer->subject : &c->subject;
+
+  ly_dw_t w = {0}, v = {0};
+  size_t tbs = ly_dw_open(&w, LY_DER_SEQ);
+  size_t ver = ly_dw_open(&w, LY_DER_CTX_CONS(0));
+  ly_dw_tlv(&w, LY_DER_INTEGER, "\x02", 1);
+  ly_dw_close(&w, ver);
+  serial++;
+  ly_dw_tlv(&w, LY_DER_INTEGER, &serial, 1);
+  ly_key_sigalg(signer, &w);
+  ly_dw_bytes(&w, issuer_name->p, issuer_name->len);
+  size_t validity = ly_dw_open(&w, LY_DER_SEQ);
+  assert_int_equal(ly_x509_time_encode(&w, T0 - 3600), 0);
+  assert_int_equal(ly_x509_time_encode(&w, T0 + 3600), 0);
+  ly_dw_close(&w, validity);
+  ly_dw_bytes(&w, c->subject.p, c->subject.len);
+  ly_dw_bytes(&w, spki, spki_len);
+  size_t exts_tag = ly_dw_open(&w, LY_DER_CTX_CONS(3));
+  size_t exts = ly_dw_open(&w, LY_DER_SEQ);
+
+  size_t m = ly_dw_open(&v, LY_DER_SEQ);
+  if (flags & TC_CA)
+    ly_dw_tlv(&v, LY_DER_BOOLEAN, "\xff", 1);
+  ly_dw_close(&v, m);
+  ext(&w, oid_bc, 3, !(flags & TC_BC_NONCRITICAL), v.p, v.len);
+  v.len = 0;
+  /* digitalSignature is bit 0, keyCertSign bit 5, cRLSign bit 6 */
+  ly_dw_named_bits(&v, (flags & TC_CA) ? (1u << 5 | 1u << 6) : 1u, 9);
+  ext(&w, oid_ku, 3, 1, v.p, v.len);
+  v.len = 0;
+  if (!(flags & TC_NO_SKID)) {
+    ly_dw_tlv(&v, LY_DER_OCTET_STRING, c->skid, sizeof(c->skid));
+    ext(&w, oid_skid, 3, 0, v.p, v.len);
+    v.len = 0;
+  }
+  if (!(flags & TC_NO_AKID)) {
+    m = ly_dw_open(&v, LY_DER_SEQ);
+    ly_dw_tlv(&v, LY_DER_CTX(0), akid, WC_SHA_DIGEST_SIZE);
+    ly_dw_close(&v, m);
+    ext(&w, oid_akid, 3, (flags & TC_AKID_CRITICAL) != 0, v.p, v.len);
+    v.len = 0;
+  }
+  if (san)
+    ext(&w, oid_san, 3, (flags & TC_SAN_CRITICAL) != 0, san->p, san->len);
+  if (nc)
+    ext(&w, oid_nc, 3, !(flags & TC_NC_NONCRITICAL), nc->p, nc->len);
+  if (flags & TC_POLICY_CONSTRAINTS) {
+    /* requireExplicitPolicy 0, not marked critical */
+    ext(&w, oid_pc, 3, 0, "\x30\x03\x80\x01\x00", 5);
+  }
+  if (flags & TC_EMPTY_EKU)
+    ext(&w, oid_eku, 3, 0, "\x30\x00", 2);
+  if (flags & TC_UNKNOWN_CRITICAL)
+    ext(&w, oid_private, sizeof(oid_private), 1, "\x05\x00", 2);
+  ly_dw_close(&w, exts);
+  ly_dw_close(&w, exts_tag);
+  ly_dw_close(&w, tbs);
+
+  WC_RNG rng;
+  assert_int_equal(ly_x509_rng_init(&rng), 0);
+  assert_int_equal(ly_key_sign_der(signer, &rng, &w), 0);
+  wc_FreeRng(&rng);
+  c->der.der = w.p;
+  c->der.len = w.len;
+  ly_dw_free(&v);
+  free(spki);
+}
+
+static void tc_free(tc_t *c) {
+  ly_key_free(c->key);
+  free_der(&c->der);
+  ly_dw_free(&c->subject);
+}
+
+/* Verifies leaf [<- inter] <- root at T0: "ok" or the reason. With svid,
+ * as ly_svid_verify (no trust domain), else as ly_chain_verify. */
+static const char *verdict(const tc_t *leaf, const tc_t *inter,
+                           const tc_t *root, int svid) {
+  ly_chain_t chain = {0}, roots = {0};
+  assert_int_equal(ly_chain_push(&chain, leaf->der.der, leaf->der.len), 0);
+  if (inter)
+    assert_int_equal(ly_chain_push(&chain, inter->der.der, inter->der.len), 0);
+  assert_int_equal(ly_chain_push(&roots, root->der.der, root->der.len), 0);
+  const char *why = NULL;
+  int rc = svid ? ly_svid_verify(&chain, &roots, T0, NULL, NULL, &why)
+                : ly_chain_verify(&chain, &roots, T0, NULL, &why);
+  ly_chain_free(&chain);
+  ly_chain_free(&roots);
+  if (rc == 0)
+    return "ok";
+  assert_int_equal(rc, LY_ECERT);
+  assert_non_null(why);
+  return why;
+}
+
+/* A leaf with these SAN entries under a root with these constraints, as
+ * ly_chain_verify sees it: "ok" or the reason. */
+static const char *nc_verdict(const gn_t *permitted, size_t np,
+                              const gn_t *excluded, size_t ne,
+                              const char *leaf_org, const gn_t *names,
+                              size_t n) {
+  ly_dw_t nc = {0}, san = {0};
+  tc_t root, leaf;
+  ncs(&nc, permitted, np, excluded, ne);
+  if (n)
+    gns(&san, names, n);
+  tc_make(&root, NULL, "test", "constrained root", TC_CA, NULL, &nc);
+  tc_make(&leaf, &root, leaf_org, "leaf", 0, n ? &san : NULL, NULL);
+  const char *why = verdict(&leaf, NULL, &root, 0);
+  tc_free(&leaf);
+  tc_free(&root);
+  ly_dw_free(&nc);
+  ly_dw_free(&san);
+  return why;
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define NONE NULL, SIZE_MAX
+
+static void test_verify_rfc5280_rules(void **state) {
+  static const gn_t uri[] = {{GN_URI, ID, 0}};
+  ly_dw_t san = {0};
+  gns(&san, uri, 1);
+  tc_t root, inter, leaf;
+  tc_make(&root, NULL, "test", "root", TC_CA, NULL, NULL);
+  tc_make(&inter, &root, "test", "inter", TC_CA, NULL, NULL);
+  tc_make(&leaf, &inter, "test", "leaf", 0, &san, NULL);
+  assert_string_equal(verdict(&leaf, &inter, &root, 1), "ok");
+  tc_free(&leaf);
+
+  /* one broken rule per case, on the certificate named */
+  static const struct {
+    int on; /* 0 leaf, 1 intermediate, 2 root */
+    unsigned flags;
+    const char *why;
+  } cases[] = {
+      {0, TC_NO_AKID,
+       "protocol: certificate lacks an authority key identifier"},
+      {1, TC_NO_AKID,
+       "protocol: certificate lacks an authority key identifier"},
+      {0, TC_AKID_CRITICAL, "protocol: critical authorityKeyIdentifier"},
+      {0, TC_UNKNOWN_CRITICAL, "protocol: unsupported critical extension"},
+      {2, TC_UNKNOWN_CRITICAL, "protocol: unsupported critical extension"},
+      {1, TC_NO_SKID,
+       "unknown_ca: signing certificate lacks a subject key identifier"},
+      {2, TC_NO_SKID,
+       "unknown_ca: signing certificate lacks a subject key identifier"},
+      {2, TC_BC_NONCRITICAL,
+       "unknown_ca: signing certificate's basicConstraints is not critical"},
+      {1, TC_POLICY_CONSTRAINTS,
+       "protocol: policyConstraints must be critical"},
+      {0, TC_EMPTY_EKU, "protocol: empty extendedKeyUsage"},
+  };
+  for (size_t i = 0; i < N(cases); i++) {
+    tc_t r2, i2, l2;
+    unsigned f = cases[i].flags;
+    tc_make(&r2, NULL, "test", "root", TC_CA | (cases[i].on == 2 ? f : 0), NULL,
+            NULL);
+    tc_make(&i2, &r2, "test", "inter", TC_CA | (cases[i].on == 1 ? f : 0), NULL,
+            NULL);
+    tc_make(&l2, &i2, "test", "leaf", cases[i].on == 0 ? f : 0, &san, NULL);
+    assert_string_equal(verdict(&l2, &i2, &r2, 1), cases[i].why);
+    tc_free(&l2);
+    tc_free(&i2);
+    tc_free(&r2);
+  }
+
+  /* an empty subject needs a critical SAN (RFC 5280 4.2.1.6) */
+  tc_make(&leaf, &inter, NULL, NULL, 0, &san, NULL);
+  assert_string_equal(
+      verdict(&leaf, &inter, &root, 1),
+      "protocol: empty subject without a critical subjectAltName");
+  tc_free(&leaf);
+  tc_make(&leaf, &inter, NULL, NULL, TC_SAN_CRITICAL, &san, NULL);
+  assert_string_equal(verdict(&leaf, &inter, &root, 1), "ok");
+  tc_free(&leaf);
+
+  /* the SVID rules on the leaf come before the chain: a CA leaf under an
+   * unknown root is refused as a CA */
+  tc_t stranger;
+  tc_make(&stranger, NULL, "test", "stranger", TC_CA, NULL, NULL);
+  tc_make(&leaf, &inter, "test", "ca leaf", TC_CA, &san, NULL);
+  assert_string_equal(verdict(&leaf, &inter, &stranger, 1),
+                      "bad_identity: leaf is a CA");
+  assert_true(
+      starts_with(verdict(&leaf, &inter, &stranger, 0), "unknown_ca: "));
+  /* ly_chain_verify takes a CA as the leaf (the CA checks its own signing
+   * certificate that way) */
+  assert_string_equal(verdict(&leaf, &inter, &root, 0), "ok");
+  tc_free(&leaf);
+  tc_free(&stranger);
+  tc_free(&inter);
+  tc_free(&root);
+  ly_dw_free(&san);
+}
+
+static void test_name_constraints_uri(void **state) {
+  /* a SPIFFE CA constrained to its trust domain: URIs by host */
+  static const gn_t td[] = {{GN_URI, TD, 0}};
+  static const gn_t sub[] = {{GN_URI, "." TD, 0}};
+  static const gn_t in[] = {{GN_URI, ID, 0}};
+  static const gn_t out[] = {
+      {GN_URI, "spiffe://other.org/ns/default/sa/web", 0}};
+  static const gn_t below[] = {{GN_URI, "spiffe://a." TD "/x", 0}};
+  static const gn_t nohost[] = {{GN_URI, "file:///etc/x", 0}};
+  static const gn_t port[] = {{GN_URI, "https://user@" TD ":8443/x", 0}};
+  assert_string_equal(nc_verdict(td, 1, NONE, "test", in, 1), "ok");
+  assert_string_equal(nc_verdict(td, 1, NONE, "test", port, 1), "ok");
+  assert_string_equal(nc_verdict(td, 1, NONE, "test", out, 1),
+                      "bad_identity: URI not permitted by name constraints");
+  assert_string_equal(nc_verdict(td, 1, NONE, "test", below, 1),
+                      "bad_identity: URI not permitted by name constraints");
+  assert_string_equal(nc_verdict(sub, 1, NONE, "test", below, 1), "ok");
+  assert_string_equal(nc_verdict(sub, 1, NONE, "test", in, 1),
+                      "bad_identity: URI not permitted by name constraints");
+  assert_string_equal(nc_verdict(NONE, td, 1, "test", in, 1),
+                      "bad_identity: URI excluded by name constraints");
+  assert_string_equal(nc_verdict(NONE, td, 1, "test", out, 1), "ok");
+  assert_string_equal(
+      nc_verdict(td, 1, NONE, "test", nohost, 1),
+      "bad_identity: URI without a host name under name constraints");
+  /* an address is no host name a domain constraint could hold */
+  static const gn_t v4[] = {{GN_URI, "https://10.0.0.1/x", 0}};
+  static const gn_t v6[] = {{GN_URI, "https://[::1]:8443/x", 0}};
+  assert_string_equal(
+      nc_verdict(NONE, td, 1, "test", v4, 1),
+      "bad_identity: URI without a host name under name constraints");
+  assert_string_equal(
+      nc_verdict(NONE, td, 1, "test", v6, 1),
+      "bad_identity: URI without a host name under name constraints");
+  /* constraints of another type leave URIs alone */
+  static const gn_t dns[] = {{GN_DNS, "example.com", 0}};
+  assert_string_equal(nc_verdict(dns, 1, NONE, "test", out, 1), "ok");
+}
+
+static void test_name_constraints_dns_ip(void **state) {
+  static const gn_t example[] = {{GN_DNS, "example.com", 0}};
+  static const gn_t foo[] = {{GN_DNS, "foo.example.com", 0}};
+  static const gn_t bar[] = {{GN_DNS, "bar.example.com", 0}};
+  static const gn_t deep[] = {{GN_DNS, "a.b.example.com", 0}};
+  static const gn_t name_ok[] = {{GN_DNS, "Foo.Example.COM", 0}};
+  static const gn_t name_no[] = {{GN_DNS, "notexample.com", 0}};
+  static const gn_t wild[] = {{GN_DNS, "*.example.com", 0}};
+  static const gn_t bad[] = {{GN_DNS, ".example.com", 0}};
+  assert_string_equal(nc_verdict(example, 1, NONE, "test", name_ok, 1), "ok");
+  assert_string_equal(
+      nc_verdict(example, 1, NONE, "test", name_no, 1),
+      "bad_identity: DNS name not permitted by name constraints");
+  assert_string_equal(
+      nc_verdict(example, 1, NONE, "test", bad, 1),
+      "bad_identity: malformed DNS name under name constraints");
+  /* a wildcard stands for every name one label down */
+  assert_string_equal(nc_verdict(example, 1, NONE, "test", wild, 1), "ok");
+  assert_string_equal(
+      nc_verdict(foo, 1, NONE, "test", wild, 1),
+      "bad_identity: DNS name not permitted by name constraints");
+  assert_string_equal(nc_verdict(example, 1, bar, 1, "test", wild, 1),
+                      "bad_identity: DNS name excluded by name constraints");
+  assert_string_equal(nc_verdict(example, 1, deep, 1, "test", wild, 1), "ok");
+
+  static const gn_t net10[] = {{GN_IP, "\x0a\x00\x00\x00\xff\x00\x00\x00", 8}};
+  static const gn_t ip_in[] = {{GN_IP, "\x0a\x01\x02\x03", 4}};
+  static const gn_t ip_out[] = {{GN_IP, "\x0b\x01\x02\x03", 4}};
+  static const gn_t ip6[] = {
+      {GN_IP,
+       "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01", 16}};
+  static const gn_t ip_bad[] = {{GN_IP, "\x0a\x01\x02", 3}};
+  assert_string_equal(nc_verdict(net10, 1, NONE, "test", ip_in, 1), "ok");
+  assert_string_equal(
+      nc_verdict(net10, 1, NONE, "test", ip_out, 1),
+      "bad_identity: IP address not permitted by name constraints");
+  assert_string_equal(
+      nc_verdict(net10, 1, NONE, "test", ip6, 1),
+      "bad_identity: IP address not permitted by name constraints");
+  assert_string_equal(nc_verdict(NONE, net10, 1, "test", ip_in, 1),
+                      "bad_identity: IP address excluded by name constraints");
+  assert_string_equal(
+      nc_verdict(net10, 1, NONE, "test", ip_bad, 1),
+      "bad_identity: malformed IP address under name constraints");
+}
+
+static void test_name_constraints_email_dir_other(void **state) {
+  static const gn_t domain[] = {{GN_EMAIL, ".example.com", 0}};
+  static const gn_t mailbox[] = {{GN_EMAIL, "ops@example.com", 0}};
+  static const gn_t in_sub[] = {{GN_EMAIL, "a@mail.example.com", 0}};
+  static const gn_t at_host[] = {{GN_EMAIL, "ops@Example.com", 0}};
+  static const gn_t other_user[] = {{GN_EMAIL, "dev@example.com", 0}};
+  assert_string_equal(nc_verdict(domain, 1, NONE, "test", in_sub, 1), "ok");
+  assert_string_equal(
+      nc_verdict(domain, 1, NONE, "test", at_host, 1),
+      "bad_identity: e-mail address not permitted by name constraints");
+  assert_string_equal(nc_verdict(mailbox, 1, NONE, "test", at_host, 1), "ok");
+  assert_string_equal(
+      nc_verdict(mailbox, 1, NONE, "test", other_user, 1),
+      "bad_identity: e-mail address not permitted by name constraints");
+
+  /* directory names: the subject, compared case-insensitively across
+   * string types (the constraint's O is a UTF8String here, the subject's a
+   * PrintableString) */
+  ly_dw_t acme = {0};
+  size_t name = ly_dw_open(&acme, LY_DER_SEQ);
+  size_t rdn = ly_dw_open(&acme, LY_DER_SET);
+  size_t atv = ly_dw_open(&acme, LY_DER_SEQ);
+  ly_dw_tlv(&acme, LY_DER_OID, "\x55\x04\x0a", 3);
+  ly_dw_tlv(&acme, LY_DER_UTF8, "ACME  corp", 10);
+  ly_dw_close(&acme, atv);
+  ly_dw_close(&acme, rdn);
+  ly_dw_close(&acme, name);
+  assert_int_equal(ly_dw_finish(&acme), 0);
+  const gn_t dir[] = {{GN_DIR, (const char *)acme.p, acme.len}};
+  static const gn_t uri[] = {{GN_URI, ID, 0}};
+  assert_string_equal(nc_verdict(dir, 1, NONE, "acme corp", uri, 1), "ok");
+  assert_string_equal(
+      nc_verdict(dir, 1, NONE, "other", uri, 1),
+      "bad_identity: directory name not permitted by name constraints");
+  assert_string_equal(
+      nc_verdict(NONE, dir, 1, "Acme Corp ", uri, 1),
+      "bad_identity: directory name excluded by name constraints");
+  ly_dw_free(&acme);
+
+  /* a type Lanyard does not evaluate: refused only when a name of it is
+   * there */
+  static const gn_t other[] = {
+      {GN_OTHER, "\x06\x03\x2a\x03\x04\xa0\x02\x05\x00", 9}};
+  static const gn_t uri_and_other[] = {
+      {GN_URI, ID, 0}, {GN_OTHER, "\x06\x03\x2a\x03\x04\xa0\x02\x05\x00", 9}};
+  assert_string_equal(nc_verdict(NONE, other, 1, "test", uri, 1), "ok");
+  assert_string_equal(nc_verdict(NONE, other, 1, "test", uri_and_other, 2),
+                      "bad_identity: name constraints on a name type Lanyard "
+                      "does not check");
+}
+
+static void test_name_constraints_malformed(void **state) {
+  static const gn_t uri[] = {{GN_URI, ID, 0}};
+  static const gn_t wild[] = {{GN_DNS, "*.example.com", 0}};
+  static const gn_t dot[] = {{GN_DNS, ".example.com", 0}};
+  static const gn_t no_mask[] = {{GN_IP, "\x0a\x00\x00\x00", 4}};
+  static const gn_t holes[] = {{GN_IP, "\x0a\x00\x00\x00\xff\x00\xff\x00", 8}};
+  assert_string_equal(nc_verdict(wild, 1, NONE, "test", uri, 1),
+                      "protocol: invalid name constraint");
+  assert_string_equal(nc_verdict(dot, 1, NONE, "test", uri, 1),
+                      "protocol: invalid name constraint");
+  assert_string_equal(nc_verdict(no_mask, 1, NONE, "test", uri, 1),
+                      "protocol: invalid name constraint");
+  assert_string_equal(nc_verdict(holes, 1, NONE, "test", uri, 1),
+                      "protocol: invalid name constraint");
+  assert_string_equal(nc_verdict(NONE, NONE, "test", uri, 1),
+                      "protocol: empty name constraints");
+  assert_string_equal(nc_verdict(uri, 0, NONE, "test", uri, 1),
+                      "protocol: empty subtrees in name constraints");
+
+  /* minimum must be 0 and maximum absent (RFC 5280 4.2.1.10) */
+  static const unsigned char with_max[] = {0x30, 0x0c, 0xa0, 0x0a, 0x30,
+                                           0x08, 0x82, 0x03, 'a',  '.',
+                                           'b',  0x81, 0x01, 0x01};
+  ly_dw_t nc = {0}, san = {0};
+  ly_dw_bytes(&nc, with_max, sizeof(with_max));
+  gns(&san, uri, 1);
+  tc_t root, leaf;
+  tc_make(&root, NULL, "test", "root", TC_CA, NULL, &nc);
+  tc_make(&leaf, &root, "test", "leaf", 0, &san, NULL);
+  assert_string_equal(verdict(&leaf, NULL, &root, 1),
+                      "protocol: name constraints with minimum or maximum");
+  tc_free(&root);
+  tc_free(&leaf);
+  ly_dw_free(&nc);
+
+  /* and critical (4.2.1.10) */
+  static const gn_t td[] = {{GN_URI, TD, 0}};
+  ncs(&nc, td, 1, NONE);
+  tc_make(&root, NULL, "test", "root", TC_CA | TC_NC_NONCRITICAL, NULL, &nc);
+  tc_make(&leaf, &root, "test", "leaf", 0, &san, NULL);
+  assert_string_equal(verdict(&leaf, NULL, &root, 1),
+                      "protocol: nameConstraints must be critical");
+  tc_free(&root);
+  tc_free(&leaf);
+  ly_dw_free(&nc);
+  ly_dw_free(&san);
+}
+
+/* An intermediate's constraints bind the leaf; the intermediate's own
+ * names are bound by the root's; a self-issued intermediate's are not. */
+static void test_name_constraints_on_path(void **state) {
+  static const gn_t td[] = {{GN_URI, TD, 0}};
+  static const gn_t other_td[] = {{GN_URI, "spiffe://other.org", 0}};
+  static const gn_t in[] = {{GN_URI, ID, 0}};
+  static const gn_t out[] = {{GN_URI, "spiffe://other.org/x", 0}};
+  ly_dw_t nc = {0}, san_in = {0}, san_out = {0}, inter_san = {0};
+  ncs(&nc, td, 1, NONE);
+  gns(&san_in, in, 1);
+  gns(&san_out, out, 1);
+  gns(&inter_san, other_td, 1);
+  tc_t root, inter, leaf, self_issued;
+
+  tc_make(&root, NULL, "test", "root", TC_CA, NULL, NULL);
+  tc_make(&inter, &root, "test", "inter", TC_CA, NULL, &nc);
+  tc_make(&leaf, &inter, "test", "leaf", 0, &san_in, NULL);
+  assert_string_equal(verdict(&leaf, &inter, &root, 1), "ok");
+  tc_free(&leaf);
+  tc_make(&leaf, &inter, "test", "leaf", 0, &san_out, NULL);
+  assert_string_equal(verdict(&leaf, &inter, &root, 1),
+                      "bad_identity: URI not permitted by name constraints");
+  tc_free(&leaf);
+  tc_free(&inter);
+  tc_free(&root);
+
+  tc_make(&root, NULL, "test", "root", TC_CA, NULL, &nc);
+  tc_make(&inter, &root, "test", "inter", TC_CA, &inter_san, NULL);
+  tc_make(&leaf, &inter, "test", "leaf", 0, &san_in, NULL);
+  assert_string_equal(verdict(&leaf, &inter, &root, 1),
+                      "bad_identity: URI not permitted by name constraints");
+  tc_free(&leaf);
+  tc_free(&inter);
+  /* same name as the root, new key: self-issued, its names not checked */
+  tc_make(&self_issued, &root, "test", "root", TC_CA, &inter_san, NULL);
+  tc_make(&leaf, &self_issued, "test", "leaf", 0, &san_in, NULL);
+  assert_string_equal(verdict(&leaf, &self_issued, &root, 1), "ok");
+  tc_free(&leaf);
+  tc_free(&self_issued);
+  tc_free(&root);
+  ly_dw_free(&nc);
+  ly_dw_free(&san_in);
+  ly_dw_free(&san_out);
+  ly_dw_free(&inter_san);
+}
+
+/* Thousands of constraints over hundreds of names: refused, quickly. */
+static void test_name_constraints_budget(void **state) {
+  enum { N_NAMES = 400, N_CONSTRAINTS = 400 };
+  static char names[N_NAMES][24], constraints[N_CONSTRAINTS][24];
+  gn_t *n = calloc(N_NAMES, sizeof(*n)), *c = calloc(N_CONSTRAINTS, sizeof(*c));
+  assert_non_null(n);
+  assert_non_null(c);
+  for (int i = 0; i < N_NAMES; i++) {
+    snprintf(names[i], sizeof(names[i]), "n%d.test", i);
+    n[i] = (gn_t){GN_DNS, names[i], 0};
+  }
+  for (int i = 0; i < N_CONSTRAINTS; i++) {
+    snprintf(constraints[i], sizeof(constraints[i]), "n%d.test", i);
+    c[i] = (gn_t){GN_DNS, constraints[i], 0};
+  }
+  assert_string_equal(nc_verdict(c, 40, NONE, "test", n, 40), "ok");
+  assert_string_equal(nc_verdict(c, N_CONSTRAINTS, NONE, "test", n, N_NAMES),
+                      "unknown_ca: name constraint check limit reached");
+  free(n);
+  free(c);
+}
+
+static void test_end_entity_rules(void **state) {
+  ly_cert_info_t leaf = {
+      .has_key_usage = 1,
+      .key_usage = LY_KU_DIGITAL_SIGNATURE,
+      .san_count = 1,
+  };
+  const char *why = NULL;
+  /* no extendedKeyUsage: not limited */
+  assert_int_equal(ly_cert_check_end_entity(&leaf, LY_EKU_SERVER_AUTH, &why),
+                   0);
+  leaf.has_ext_key_usage = 1;
+  leaf.ext_key_usage = LY_EKU_CLIENT_AUTH;
+  assert_int_equal(ly_cert_check_end_entity(&leaf, 0, &why), 0);
+  assert_int_equal(ly_cert_check_end_entity(&leaf, LY_EKU_CLIENT_AUTH, &why),
+                   0);
+  assert_int_equal(ly_cert_check_end_entity(&leaf, LY_EKU_SERVER_AUTH, &why),
+                   LY_ECERT);
+  assert_string_equal(
+      why, "bad_identity: leaf's extended key usage lacks serverAuth");
+  leaf.ext_key_usage = LY_EKU_SERVER_AUTH;
+  assert_int_equal(ly_cert_check_end_entity(
+                       &leaf, LY_EKU_SERVER_AUTH | LY_EKU_CLIENT_AUTH, &why),
+                   LY_ECERT);
+  assert_string_equal(
+      why, "bad_identity: leaf's extended key usage lacks clientAuth");
+  leaf.san_count = 0;
+  assert_int_equal(ly_cert_check_end_entity(&leaf, 0, &why), LY_ECERT);
+  assert_string_equal(why, "bad_identity: leaf has no subjectAltName");
+  leaf.is_ca = 1;
+  assert_int_equal(ly_cert_check_end_entity(&leaf, 0, &why), LY_ECERT);
+  assert_string_equal(why, "bad_identity: leaf is a CA");
+}
+
 static int setup(void **state) {
   return wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
 }
@@ -851,6 +1466,14 @@ int main(void) {
       cmocka_unit_test(test_signer_load_errors),
       cmocka_unit_test(test_chain_pem),
       cmocka_unit_test(test_leaf_rules),
+      cmocka_unit_test(test_verify_rfc5280_rules),
+      cmocka_unit_test(test_name_constraints_uri),
+      cmocka_unit_test(test_name_constraints_dns_ip),
+      cmocka_unit_test(test_name_constraints_email_dir_other),
+      cmocka_unit_test(test_name_constraints_malformed),
+      cmocka_unit_test(test_name_constraints_on_path),
+      cmocka_unit_test(test_name_constraints_budget),
+      cmocka_unit_test(test_end_entity_rules),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,255 @@
+/* Worker threads, their listening sockets and their mailboxes. */
+#include "net/worker.h"
+
+#include "lanyard/err.h"
+#include "lanyard/log.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void ly_dataplane_defaults(ly_dataplane_limits_t *l) {
+  l->connect_timeout_ms = 5000;
+  l->handshake_timeout_ms = 10000;
+  l->idle_timeout_ms = 3600 * 1000; /* long-lived streams are normal */
+  l->drain_timeout_ms = 15000;
+  l->max_connections = 16384;
+  l->buffer_limit = 256 * 1024;
+}
+
+static int resolve(const ly_hostport_t *hp, struct sockaddr_storage *out) {
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+  char port[8];
+  snprintf(port, sizeof(port), "%u", hp->port);
+  int rc = getaddrinfo(hp->host, port, &hints, &ai);
+  if (rc != 0 || !ai)
+    return UV_EAI_NONAME;
+  memcpy(out, ai->ai_addr, ai->ai_addrlen);
+  freeaddrinfo(ai);
+  return 0;
+}
+
+/* SO_REUSEPORT: each worker listens on its own socket bound to the same
+ * address and the kernel balances new connections between them, with no
+ * accept lock and no hand-off between threads. */
+static int open_listener(const ly_hostport_t *hp, int *fd_out) {
+  struct sockaddr_storage ss;
+  LY_GUARD(resolve(hp, &ss));
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  int one = 1;
+  socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : sizeof(struct sockaddr_in);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+      bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+    int rc = uv_translate_sys_error(errno);
+    close(fd);
+    return rc;
+  }
+  *fd_out = fd;
+  return 0;
+}
+
+static void on_connection(uv_stream_t *s, int status) {
+  ly_worker_listener_t *wl = s->data;
+  if (status == 0)
+    ly_proxy_accept(wl);
+}
+
+static void close_handles(ly_worker_t *w) {
+  uv_close((uv_handle_t *)&w->wake, NULL);
+  uv_close((uv_handle_t *)&w->drain_timer, NULL);
+}
+
+void ly_worker_proxy_gone(ly_worker_t *w) {
+  if (w->draining && w->proxies == NULL)
+    close_handles(w);
+}
+
+static void on_drain_deadline(uv_timer_t *t) {
+  ly_worker_t *w = t->data;
+  ly_proxy_close_all(w); /* proxies end; the last one closes the loop */
+}
+
+static void begin_drain(ly_worker_t *w) {
+  if (w->draining)
+    return;
+  w->draining = 1;
+  for (size_t i = 0; i < w->nlisteners; i++)
+    uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
+  if (w->proxies == NULL) {
+    close_handles(w);
+    return;
+  }
+  uv_timer_start(&w->drain_timer, on_drain_deadline,
+                 w->dp->limits.drain_timeout_ms, 0);
+}
+
+static void on_wake(uv_async_t *a) {
+  ly_worker_t *w = a->data;
+  uv_mutex_lock(&w->lock);
+  int has_next = w->has_next, stop = w->stop_requested;
+  WOLFSSL_CTX *server = w->next_server, *client = w->next_client;
+  w->has_next = 0;
+  w->next_server = w->next_client = NULL;
+  uv_mutex_unlock(&w->lock);
+  if (has_next) {
+    /* Live connections hold their own references to the old contexts. */
+    if (w->server_ctx)
+      wolfSSL_CTX_free(w->server_ctx);
+    if (w->client_ctx)
+      wolfSSL_CTX_free(w->client_ctx);
+    w->server_ctx = server;
+    w->client_ctx = client;
+  }
+  if (stop)
+    begin_drain(w);
+}
+
+static void worker_main(void *arg) {
+  ly_worker_t *w = arg;
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+static int worker_init(ly_dataplane_t *dp, ly_worker_t *w, unsigned index,
+                       char *err, size_t errlen) {
+  w->dp = dp;
+  w->index = index;
+  LY_GUARD(uv_loop_init(&w->loop));
+  uv_mutex_init(&w->lock);
+  uv_async_init(&w->loop, &w->wake, on_wake);
+  w->wake.data = w;
+  uv_timer_init(&w->loop, &w->drain_timer);
+  w->drain_timer.data = w;
+  w->listeners = calloc(dp->nlisteners, sizeof(*w->listeners));
+  if (!w->listeners && dp->nlisteners)
+    return UV_ENOMEM;
+  for (size_t i = 0; i < dp->nlisteners; i++) {
+    ly_worker_listener_t *wl = &w->listeners[i];
+    const ly_listener_config_t *lc = dp->listeners[i].cfg;
+    int rc = open_listener(&lc->listen, &wl->fd);
+    if (rc != 0) {
+      snprintf(err, errlen, "listener '%s': cannot listen on %s:%u: %s",
+               lc->name, lc->listen.host, lc->listen.port, uv_strerror(rc));
+      return rc;
+    }
+    uv_tcp_init(&w->loop, &wl->handle);
+    wl->handle.data = wl;
+    wl->worker = w;
+    wl->listener = &dp->listeners[i];
+    w->nlisteners++;
+    if ((rc = uv_tcp_open(&wl->handle, wl->fd)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&wl->handle, 1024, on_connection)) !=
+            0) {
+      snprintf(err, errlen, "listener '%s': %s", lc->name, uv_strerror(rc));
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int ly_dataplane_start(const ly_agent_config_t *cfg,
+                       const ly_dataplane_limits_t *limits,
+                       ly_dataplane_t **out, char *err, size_t errlen) {
+  ly_dataplane_t *dp = calloc(1, sizeof(*dp));
+  LY_ENSURE(dp != NULL, UV_ENOMEM);
+  dp->cfg = cfg;
+  dp->limits = *limits;
+  dp->nlisteners = cfg->nlisteners;
+  dp->listeners = calloc(cfg->nlisteners + 1, sizeof(*dp->listeners));
+  int rc = dp->listeners ? 0 : UV_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < cfg->nlisteners; i++) {
+    const ly_listener_config_t *lc = &cfg->listeners[i];
+    ly_listener_t *l = &dp->listeners[i];
+    l->cfg = lc;
+    l->allow = lc->nallow ? (const char *const *)lc->allow : NULL;
+    const ly_hostport_t *target =
+        lc->mode == LY_LISTENER_SERVER ? &lc->forward : &lc->connect;
+    if ((rc = resolve(target, &l->target)) != 0)
+      snprintf(err, errlen, "listener '%s': cannot resolve %s", lc->name,
+               target->host);
+  }
+  unsigned n =
+      cfg->workers ? (unsigned)cfg->workers : uv_available_parallelism();
+  dp->workers = rc == 0 ? calloc(n, sizeof(*dp->workers)) : NULL;
+  if (rc == 0 && !dp->workers)
+    rc = UV_ENOMEM;
+  for (unsigned i = 0; rc == 0 && i < n; i++) {
+    rc = worker_init(dp, &dp->workers[i], i, err, errlen);
+    dp->nworkers++;
+  }
+  for (unsigned i = 0; rc == 0 && i < n; i++)
+    rc = uv_thread_create(&dp->workers[i].thread, worker_main, &dp->workers[i]);
+  if (rc != 0) {
+    /* Nothing has run yet: a failed start only has sockets to close. */
+    for (unsigned i = 0; i < dp->nworkers; i++)
+      for (size_t j = 0; j < dp->workers[i].nlisteners; j++)
+        close(dp->workers[i].listeners[j].fd);
+    return rc;
+  }
+  *out = dp;
+  return 0;
+}
+
+void ly_dataplane_publish(ly_dataplane_t *dp, WOLFSSL_CTX *server,
+                          WOLFSSL_CTX *client) {
+  for (unsigned i = 0; i < dp->nworkers; i++) {
+    ly_worker_t *w = &dp->workers[i];
+    if (server)
+      wolfSSL_CTX_up_ref(server);
+    if (client)
+      wolfSSL_CTX_up_ref(client);
+    uv_mutex_lock(&w->lock);
+    if (w->next_server) /* never picked up: superseded */
+      wolfSSL_CTX_free(w->next_server);
+    if (w->next_client)
+      wolfSSL_CTX_free(w->next_client);
+    w->next_server = server;
+    w->next_client = client;
+    w->has_next = 1;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wake);
+  }
+}
+
+void ly_dataplane_stop(ly_dataplane_t *dp) {
+  for (unsigned i = 0; i < dp->nworkers; i++) {
+    ly_worker_t *w = &dp->workers[i];
+    uv_mutex_lock(&w->lock);
+    w->stop_requested = 1;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wake);
+  }
+  for (unsigned i = 0; i < dp->nworkers; i++) {
+    ly_worker_t *w = &dp->workers[i];
+    uv_thread_join(&w->thread);
+    uv_loop_close(&w->loop);
+    uv_mutex_destroy(&w->lock);
+    if (w->server_ctx)
+      wolfSSL_CTX_free(w->server_ctx);
+    if (w->client_ctx)
+      wolfSSL_CTX_free(w->client_ctx);
+    if (w->next_server)
+      wolfSSL_CTX_free(w->next_server);
+    if (w->next_client)
+      wolfSSL_CTX_free(w->next_client);
+    for (size_t j = 0; j < w->nlisteners; j++) {
+      if (w->listeners[j].session)
+        wolfSSL_SESSION_free(w->listeners[j].session);
+      free(w->listeners[j].session_peer);
+    }
+    free(w->listeners);
+  }
+  free(dp->workers);
+  free(dp->listeners);
+  free(dp);
+}
+
+unsigned ly_dataplane_active(const ly_dataplane_t *dp) {
+  return atomic_load(&dp->active);
+}

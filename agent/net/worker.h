@@ -1,0 +1,70 @@
+/* Internal to the data plane: a worker and the listeners it serves. */
+#ifndef LANYARD_NET_WORKER_H
+#define LANYARD_NET_WORKER_H
+
+#include "lanyard/dataplane.h"
+
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+typedef struct ly_worker_s ly_worker_t;
+typedef struct ly_proxy_s ly_proxy_t;
+
+/* A configured listener, resolved once at start. */
+typedef struct {
+  const ly_listener_config_t *cfg;
+  struct sockaddr_storage target; /* forward (server) or connect (client) */
+  const char *const *allow;       /* NULL when any ID of the domain goes */
+} ly_listener_t;
+
+/* Per worker, per listener: the worker's own listening socket. */
+typedef struct {
+  uv_tcp_t handle;
+  ly_worker_t *worker;
+  const ly_listener_t *listener;
+  int fd;
+  /* client listeners: the newest session with the target, for TLS 1.3
+   * resumption, and the identity it was established with */
+  WOLFSSL_SESSION *session;
+  char *session_peer;
+} ly_worker_listener_t;
+
+struct ly_worker_s {
+  struct ly_dataplane_s *dp;
+  unsigned index;
+  uv_thread_t thread;
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_timer_t drain_timer;
+  /* mailbox: written by publish/stop under lock, read on wake */
+  uv_mutex_t lock;
+  WOLFSSL_CTX *next_server, *next_client;
+  int has_next, stop_requested;
+  /* loop-thread only */
+  WOLFSSL_CTX *server_ctx, *client_ctx;
+  ly_worker_listener_t *listeners;
+  size_t nlisteners;
+  ly_proxy_t *proxies; /* every live proxy connection, for drain */
+  int draining;
+  char read_buf[65536]; /* plaintext reads: wolfSSL copies them at once */
+};
+
+struct ly_dataplane_s {
+  const ly_agent_config_t *cfg;
+  ly_dataplane_limits_t limits;
+  ly_listener_t *listeners;
+  size_t nlisteners;
+  ly_worker_t *workers;
+  unsigned nworkers;
+  atomic_uint active; /* proxied connections, all workers */
+};
+
+/* worker.c: a proxy of this worker has been freed. */
+void ly_worker_proxy_gone(ly_worker_t *w);
+/* proxy.c: a new connection accepted by a worker listener. */
+void ly_proxy_accept(ly_worker_listener_t *wl);
+/* proxy.c: close every connection of the worker (end of drain). */
+void ly_proxy_close_all(ly_worker_t *w);
+
+#endif

@@ -1,0 +1,424 @@
+/* The splice between a plaintext TCP connection and an mTLS connection.
+ *
+ *   server listener:  peer --mTLS--> [tls | proxy | plain] --> forward
+ *   client listener:  app --plain--> [plain | proxy | tls] --mTLS--> connect
+ *
+ * Each direction is bounded: bytes queued toward one side beyond the
+ * buffer limit pause reading from the other, and reading resumes when the
+ * queue drains (below half the limit for the plaintext side, to empty for
+ * the TLS side), so a slow reader never makes the agent buffer without
+ * bound. A FIN or close_notify from one side becomes a FIN (or
+ * close_notify) toward the other, and the connection ends when both
+ * directions have.
+ *
+ * Lifetime: a proxy owns three handles (the TLS connection, the plaintext
+ * TCP handle, one timer); it is freed when the last of them has closed.
+ */
+#include "lanyard/err.h"
+#include "lanyard/log.h"
+#include "lanyard/peer.h"
+#include "lanyard/tls_conn.h"
+#include "net/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ly_proxy_s {
+  ly_worker_t *w;
+  ly_worker_listener_t *wl;
+  const ly_listener_t *l;
+  ly_proxy_t *prev, *next;
+  ly_tls_conn_t *tls;
+  uv_tcp_t plain;
+  uv_connect_t connect_req;
+  uv_shutdown_t plain_shutdown;
+  uv_timer_t timer;
+  ly_peer_check_t pc;
+  int handles;        /* open handles; freed at 0 */
+  size_t plain_queue; /* bytes written toward the plaintext side */
+  unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
+      tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
+      plain_fin_done : 1, resumed : 1, session_saved : 1;
+  char peer[64]; /* where the accepted connection came from */
+};
+
+typedef struct {
+  uv_write_t req;
+  ly_proxy_t *p;
+  char *buf;
+  size_t len;
+} plain_write_t;
+
+static void proxy_close(ly_proxy_t *p, int abort);
+
+static void release(ly_proxy_t *p) {
+  if (--p->handles > 0)
+    return;
+  ly_worker_t *w = p->w;
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    w->proxies = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  atomic_fetch_sub(&w->dp->active, 1);
+  free(p);
+  ly_worker_proxy_gone(w);
+}
+
+static void handle_closed(uv_handle_t *h) {
+  release(h->data);
+}
+
+static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *detail) {
+  const ly_listener_config_t *lc = p->l->cfg;
+  ly_log(LY_WARN, "mtls_refused", "listener", lc->name, "direction",
+         p->inbound ? "inbound" : "outbound", "peer", p->peer, "peer_id",
+         p->pc.peer_id[0] ? p->pc.peer_id : NULL, "reason",
+         ly_reason_name(reason), "detail", detail, NULL);
+  proxy_close(p, 1);
+}
+
+/* Client side: keep the newest session with the target for resumption.
+ * Its ticket arrives after the handshake, with the first data. */
+static void save_session(ly_proxy_t *p) {
+  if (p->inbound || !p->tls || !p->established)
+    return;
+  WOLFSSL_SESSION *s = wolfSSL_get1_session(p->tls->ssl);
+  if (!s)
+    return;
+  ly_worker_listener_t *wl = p->wl;
+  if (wl->session)
+    wolfSSL_SESSION_free(wl->session);
+  free(wl->session_peer);
+  wl->session = s;
+  wl->session_peer = strdup(p->pc.peer_id);
+  p->session_saved = 1;
+}
+
+static void on_timeout(uv_timer_t *t) {
+  ly_proxy_t *p = t->data;
+  if (p->established) { /* idle */
+    ly_log(LY_INFO, "connection_idle_timeout", "listener", p->l->cfg->name,
+           "peer", p->peer, NULL);
+    proxy_close(p, 1);
+  } else if (p->tls && p->tls->started) {
+    refuse(p, LY_REASON_HANDSHAKE_TIMEOUT, "the TLS handshake did not finish");
+  } else {
+    refuse(p, LY_REASON_CONNECT_FAILED, "connect timed out");
+  }
+}
+
+static void arm(ly_proxy_t *p, uint64_t ms) {
+  uv_timer_start(&p->timer, on_timeout, ms, 0);
+}
+
+/* Activity: push the idle deadline back (cheap: a heap update only when
+ * the timer is re-armed, which uv_timer_again does in place). */
+static void touch(ly_proxy_t *p) {
+  if (p->established)
+    uv_timer_again(&p->timer);
+}
+
+/* Both directions have ended: close, gracefully. */
+static void maybe_done(ly_proxy_t *p) {
+  if (p->tls_ended && p->plain_ended && p->plain_fin_done)
+    proxy_close(p, 0);
+}
+
+/* ---- plaintext side ------------------------------------------------- */
+
+static void plain_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  ly_proxy_t *p = h->data;
+  /* One shared buffer per worker: wolfSSL_write copies it right away. */
+  *buf = uv_buf_init(p->w->read_buf, sizeof(p->w->read_buf));
+}
+
+static void plain_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  ly_proxy_t *p = s->data;
+  if (n == 0 || p->closing)
+    return;
+  if (n < 0) {
+    uv_read_stop(s);
+    if (n != UV_EOF) {
+      proxy_close(p, 1);
+      return;
+    }
+    p->plain_ended = 1;
+    ly_tls_conn_shutdown(p->tls); /* close_notify + FIN toward the peer */
+    maybe_done(p);
+    return;
+  }
+  touch(p);
+  if (ly_tls_conn_write(p->tls, buf->base, (size_t)n) != 0) {
+    proxy_close(p, 1);
+    return;
+  }
+  if (p->tls->write_queue_bytes > p->w->dp->limits.buffer_limit) {
+    uv_read_stop(s);
+    p->plain_paused = 1;
+  }
+}
+
+static void plain_start(ly_proxy_t *p) {
+  p->plain_paused = 0;
+  uv_read_start((uv_stream_t *)&p->plain, plain_alloc, plain_read);
+}
+
+static void plain_written(uv_write_t *req, int status) {
+  plain_write_t *pw = (plain_write_t *)req;
+  ly_proxy_t *p = pw->p;
+  p->plain_queue -= pw->len;
+  free(pw->buf);
+  free(pw);
+  if (status != 0 || p->closing) {
+    if (status != 0 && status != UV_ECANCELED)
+      proxy_close(p, 1);
+    return;
+  }
+  if (p->tls->paused && p->plain_queue <= p->w->dp->limits.buffer_limit / 2)
+    ly_tls_conn_resume(p->tls);
+}
+
+static void plain_fin_sent(uv_shutdown_t *req, int status) {
+  ly_proxy_t *p = req->data;
+  if (status == UV_ECANCELED)
+    return;
+  p->plain_fin_done = 1;
+  maybe_done(p);
+}
+
+/* ---- TLS side --------------------------------------------------------- */
+
+static void tls_data(ly_tls_conn_t *c, char *buf, size_t len) {
+  ly_proxy_t *p = c->data;
+  plain_write_t *pw = malloc(sizeof(*pw));
+  if (!pw || p->closing) {
+    free(buf);
+    free(pw);
+    if (!p->closing)
+      proxy_close(p, 1);
+    return;
+  }
+  touch(p);
+  if (!p->session_saved)
+    save_session(p);
+  pw->p = p;
+  pw->buf = buf; /* written as it is: no copy */
+  pw->len = len;
+  uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+  if (uv_write(&pw->req, (uv_stream_t *)&p->plain, &b, 1, plain_written) != 0) {
+    free(buf);
+    free(pw);
+    proxy_close(p, 1);
+    return;
+  }
+  p->plain_queue += len;
+  if (p->plain_queue > p->w->dp->limits.buffer_limit)
+    ly_tls_conn_pause(c);
+}
+
+static void tls_end(ly_tls_conn_t *c, int status) {
+  ly_proxy_t *p = c->data;
+  if (status != 0 && status != UV_EOF) {
+    proxy_close(p, 1);
+    return;
+  }
+  p->tls_ended = 1;
+  if (!p->plain_fin_sent) {
+    p->plain_fin_sent = 1;
+    p->plain_shutdown.data = p;
+    if (uv_shutdown(&p->plain_shutdown, (uv_stream_t *)&p->plain,
+                    plain_fin_sent) != 0) {
+      proxy_close(p, 1);
+      return;
+    }
+  }
+  maybe_done(p);
+}
+
+static void tls_drain(ly_tls_conn_t *c) {
+  ly_proxy_t *p = c->data;
+  if (p->plain_paused && !p->plain_ended && !p->closing)
+    plain_start(p);
+}
+
+static void established(ly_proxy_t *p) {
+  p->established = 1;
+  arm(p, p->w->dp->limits.idle_timeout_ms);
+  uv_timer_set_repeat(&p->timer, p->w->dp->limits.idle_timeout_ms);
+  ly_log(LY_DEBUG, "mtls_established", "listener", p->l->cfg->name, "direction",
+         p->inbound ? "inbound" : "outbound", "peer", p->peer, "peer_id",
+         p->pc.peer_id, "resumed", p->resumed ? "true" : "false", NULL);
+  plain_start(p);
+  ly_tls_conn_resume(p->tls);
+}
+
+static void plain_connected(uv_connect_t *req, int status) {
+  ly_proxy_t *p = req->data;
+  if (p->closing)
+    return;
+  if (status != 0) {
+    refuse(p, LY_REASON_CONNECT_FAILED, uv_strerror(status));
+    return;
+  }
+  established(p);
+}
+
+static void tls_handshake(ly_tls_conn_t *c, int status) {
+  ly_proxy_t *p = c->data;
+  if (status != 0) {
+    ly_reason_t r = ly_peer_reason(&p->pc, c->ssl_error, c->not_tls);
+    refuse(p, r, p->pc.detail[0] ? p->pc.detail : ly_tls_conn_error(c));
+    return;
+  }
+  p->resumed = wolfSSL_session_reused(c->ssl) == 1;
+  /* A resumed client session proved the server's identity when it was
+   * first made; the server side learns the peer from its ticket. */
+  if (p->resumed && !p->inbound && p->wl->session_peer)
+    snprintf(p->pc.peer_id, sizeof(p->pc.peer_id), "%s", p->wl->session_peer);
+  if (!p->inbound) {
+    established(p);
+    return;
+  }
+  /* Authorized: only now reach for the local service. */
+  ly_tls_conn_pause(c);
+  p->connect_req.data = p;
+  arm(p, p->w->dp->limits.connect_timeout_ms);
+  if (uv_tcp_connect(&p->connect_req, &p->plain,
+                     (const struct sockaddr *)&p->l->target,
+                     plain_connected) != 0)
+    refuse(p, LY_REASON_CONNECT_FAILED, "cannot start the connection");
+}
+
+static void tls_closed(ly_tls_conn_t *c) {
+  ly_proxy_t *p = c->data;
+  p->tls = NULL;
+  release(p);
+}
+
+static const ly_tls_conn_cbs_t tls_cbs = {
+    .on_handshake = tls_handshake,
+    .on_data = tls_data,
+    .on_end = tls_end,
+    .on_drain = tls_drain,
+    .on_close = tls_closed,
+};
+
+static void tls_connected(uv_connect_t *req, int status) {
+  ly_proxy_t *p = req->data;
+  if (p->closing)
+    return;
+  if (status != 0) {
+    refuse(p, LY_REASON_CONNECT_FAILED, uv_strerror(status));
+    return;
+  }
+  arm(p, p->w->dp->limits.handshake_timeout_ms);
+  if (ly_tls_conn_start(p->tls) != 0)
+    proxy_close(p, 1);
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+static void proxy_close(ly_proxy_t *p, int abort) {
+  if (p->closing)
+    return;
+  p->closing = 1;
+  save_session(p);
+  uv_close((uv_handle_t *)&p->timer, handle_closed);
+  if (p->plain_open)
+    uv_close((uv_handle_t *)&p->plain, handle_closed);
+  if (p->tls) {
+    if (abort)
+      ly_tls_conn_abort(p->tls);
+    else
+      ly_tls_conn_close(p->tls);
+  }
+}
+
+static void peer_name(uv_tcp_t *h, char *buf, size_t len) {
+  struct sockaddr_storage ss;
+  int sl = sizeof(ss);
+  char ip[64] = "?";
+  int port = 0;
+  if (uv_tcp_getpeername(h, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+  }
+  snprintf(buf, len, "%s:%d", ip, port);
+}
+
+void ly_proxy_accept(ly_worker_listener_t *wl) {
+  ly_worker_t *w = wl->worker;
+  const ly_listener_t *l = wl->listener;
+  int inbound = l->cfg->mode == LY_LISTENER_SERVER;
+  ly_proxy_t *p = calloc(1, sizeof(*p));
+  if (!p)
+    return;
+  p->w = w;
+  p->wl = wl;
+  p->l = l;
+  p->inbound = inbound;
+  p->pc.trust_domain = w->dp->cfg->trust_domain;
+  p->pc.allow = inbound ? l->allow : NULL;
+  p->pc.nallow = inbound ? l->cfg->nallow : 0;
+  p->pc.expect = inbound ? NULL : l->cfg->expect;
+  uv_timer_init(&w->loop, &p->timer);
+  uv_tcp_init(&w->loop, &p->plain);
+  p->timer.data = p->plain.data = p;
+  p->plain_open = 1;
+  p->handles = 2;
+  p->next = w->proxies;
+  if (w->proxies)
+    w->proxies->prev = p;
+  w->proxies = p;
+  atomic_fetch_add(&w->dp->active, 1);
+
+  WOLFSSL_CTX *ctx = inbound ? w->server_ctx : w->client_ctx;
+  if (ctx &&
+      ly_tls_conn_new(&w->loop, ctx, inbound, &tls_cbs, p, &p->tls) == 0) {
+    p->handles++;
+    ly_peer_check_attach(p->tls, &p->pc);
+    if (!inbound && wl->session)
+      wolfSSL_set_session(p->tls->ssl, wl->session);
+  }
+  uv_stream_t *accepted = inbound && p->tls ? (uv_stream_t *)&p->tls->tcp
+                                            : (uv_stream_t *)&p->plain;
+  if (uv_accept((uv_stream_t *)&wl->handle, accepted) != 0) {
+    proxy_close(p, 1);
+    return;
+  }
+  peer_name((uv_tcp_t *)accepted, p->peer, sizeof(p->peer));
+  if (!ctx || !p->tls) {
+    refuse(p, LY_REASON_NO_IDENTITY, "the agent holds no valid SVID");
+    return;
+  }
+  if (atomic_load(&w->dp->active) > w->dp->limits.max_connections) {
+    refuse(p, LY_REASON_PROTOCOL, "connection limit reached");
+    return;
+  }
+  if (inbound) {
+    arm(p, w->dp->limits.handshake_timeout_ms);
+    if (ly_tls_conn_start(p->tls) != 0)
+      proxy_close(p, 1);
+    return;
+  }
+  /* outbound: hold the app's bytes until the mTLS session is up */
+  uv_tcp_nodelay(&p->plain, 1);
+  p->connect_req.data = p;
+  arm(p, w->dp->limits.connect_timeout_ms);
+  if (uv_tcp_connect(&p->connect_req, &p->tls->tcp,
+                     (const struct sockaddr *)&l->target, tls_connected) != 0)
+    refuse(p, LY_REASON_CONNECT_FAILED, "cannot start the connection");
+}
+
+void ly_proxy_close_all(ly_worker_t *w) {
+  for (ly_proxy_t *p = w->proxies; p; p = p->next)
+    proxy_close(p, 1);
+}

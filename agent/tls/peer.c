@@ -1,0 +1,109 @@
+/* SPIFFE peer verification inside the TLS handshake, so a refused peer
+ * gets a TLS alert (bad_certificate) rather than a silent close, and the
+ * reason is known precisely. wolfSSL has already checked the chain and the
+ * validity window when the callback sees the leaf. */
+#include "lanyard/peer.h"
+
+#include "lanyard/tls_conn.h"
+#include "lanyard/x509.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+const char *ly_reason_name(ly_reason_t r) {
+  switch (r) {
+#define XX(name, text)                                                         \
+  case LY_REASON_##name:                                                       \
+    return text;
+    LY_REASON_MAP(XX)
+#undef XX
+  default:
+    return "protocol";
+  }
+}
+
+void ly_peer_check_attach(ly_tls_conn_t *c, ly_peer_check_t *pc) {
+  c->peer = pc;
+  wolfSSL_SetCertCbCtx(c->ssl, pc);
+}
+
+static ly_reason_t reason_of_cert_error(int err) {
+  switch (err) {
+  case ASN_AFTER_DATE_E:
+  case ASN_BEFORE_DATE_E:
+    return LY_REASON_EXPIRED;
+  case ASN_NO_SIGNER_E:
+  case ASN_SELF_SIGNED_E:
+    return LY_REASON_UNKNOWN_CA;
+  default:
+    return LY_REASON_BAD_IDENTITY;
+  }
+}
+
+static int refuse(ly_peer_check_t *pc, ly_reason_t r, const char *detail) {
+  pc->reason = r;
+  snprintf(pc->detail, sizeof(pc->detail), "%s", detail);
+  return 0;
+}
+
+static int allowed(const ly_peer_check_t *pc, const char *id) {
+  if (!pc->allow)
+    return 1;
+  for (size_t i = 0; i < pc->nallow; i++)
+    if (ly_spiffe_pattern_match(pc->allow[i], id))
+      return 1;
+  return 0;
+}
+
+int ly_peer_admits(const ly_peer_check_t *pc, const char *id) {
+  return (!pc->expect || strcmp(pc->expect, id) == 0) && allowed(pc, id);
+}
+
+int ly_peer_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store) {
+  ly_peer_check_t *pc = store->userCtx;
+  if (!pc) /* not a data-path connection: keep wolfSSL's verdict */
+    return preverify;
+  if (!preverify) {
+    char text[WOLFSSL_MAX_ERROR_SZ];
+    wolfSSL_ERR_error_string_n((unsigned long)store->error, text, sizeof(text));
+    return refuse(pc, reason_of_cert_error(store->error), text);
+  }
+  if (store->error_depth != 0 || store->totalCerts < 1)
+    return 1; /* intermediates: the chain check is wolfSSL's */
+  ly_cert_info_t info;
+  const char *why = NULL;
+  if (ly_cert_info(store->certs[0].buffer, store->certs[0].length, &info) != 0)
+    return refuse(pc, LY_REASON_BAD_IDENTITY, "unreadable leaf certificate");
+  if (ly_svid_check_leaf(&info, pc->trust_domain, &why) != 0)
+    return refuse(pc, LY_REASON_BAD_IDENTITY, why);
+  snprintf(pc->peer_id, sizeof(pc->peer_id), "%s", info.spiffe_id);
+  pc->peer_not_after = info.not_after;
+  if (pc->expect && strcmp(pc->expect, info.spiffe_id) != 0)
+    return refuse(pc, LY_REASON_BAD_IDENTITY,
+                  "the server is not the expected identity");
+  if (!allowed(pc, info.spiffe_id))
+    return refuse(pc, LY_REASON_NOT_AUTHORIZED,
+                  "the client's identity is not in the allow list");
+  return 1;
+}
+
+ly_reason_t ly_peer_reason(const ly_peer_check_t *pc, int ssl_error,
+                           int not_tls) {
+  if (not_tls)
+    return LY_REASON_PLAINTEXT_REJECTED;
+  if (pc->reason != LY_REASON_NONE)
+    return pc->reason;
+  switch (ssl_error) {
+  case NO_PEER_CERT:
+    return LY_REASON_NO_PEER_CERT;
+  case ASN_AFTER_DATE_E:
+  case ASN_BEFORE_DATE_E:
+    return LY_REASON_EXPIRED;
+  case ASN_NO_SIGNER_E:
+    return LY_REASON_UNKNOWN_CA;
+  default:
+    return LY_REASON_PROTOCOL;
+  }
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Explicit listeners on loopback: curl -> client listener (agent "web") ->
+# mTLS -> server listener (agent "api") -> nginx. Then every kind of bad
+# client is refused by the server listener with its own reason.
+. "$(dirname "$0")/lib.sh"
+: "${CA_PROBE:?}"
+
+TD=example.org
+API=spiffe://$TD/ns/default/sa/api
+WEB=spiffe://$TD/ns/default/sa/web
+ca_setup "$T/ca" "$TD"
+ca_start "$T/ca"
+
+NGINX_PORT=$(free_port)
+nginx_start "$T/nginx" "$NGINX_PORT"
+echo "hello through lanyard" >"$T/nginx/www/index.html"
+
+SERVER_PORT=$(free_port)
+agent_yaml "$T/api" "$API" "$T/ca"
+cat >>"$T/api/agent.yaml" <<YAML
+listeners:
+  - name: api
+    mode: server
+    listen: 127.0.0.1:$SERVER_PORT
+    forward: 127.0.0.1:$NGINX_PORT
+    allow: [$WEB]
+YAML
+check "server agent gets its SVID" agent_run "$T/api"
+
+CLIENT_PORT=$(free_port)
+agent_yaml "$T/web" "$WEB" "$T/ca"
+cat >>"$T/web/agent.yaml" <<YAML
+listeners:
+  - name: api
+    mode: client
+    listen: 127.0.0.1:$CLIENT_PORT
+    connect: 127.0.0.1:$SERVER_PORT
+    expect: $API
+YAML
+check "client agent gets its SVID" agent_run "$T/web"
+
+body=$(curl -sS -m 10 "http://127.0.0.1:$CLIENT_PORT/index.html" || true)
+check "curl through the client listener reaches nginx ($body)" test "$body" = "hello through lanyard"
+check "the server agent saw the client's SPIFFE ID" \
+  grep -q "event=mtls_established listener=api direction=inbound .*peer_id=$WEB" "$T/api/agent.log"
+check "the client agent saw the server's SPIFFE ID" \
+  grep -q "event=mtls_established listener=api direction=outbound .*peer_id=$API" "$T/web/agent.log"
+
+# -- bad clients, straight at the server listener
+refused() { # description reason client-command...
+  local what=$1 reason=$2; shift 2
+  local before
+  before=$(grep -c "reason=$reason" "$T/api/agent.log" || true)
+  if "$@" >"$T/client.out" 2>&1; then
+    bad "$what: the client got through"
+    return
+  fi
+  sleep 0.3
+  local after
+  after=$(grep -c "reason=$reason" "$T/api/agent.log" || true)
+  if [ "$after" -gt "$before" ]; then ok "$what: refused, reason=$reason"; else
+    bad "$what: no log line with reason=$reason"; tail -3 "$T/api/agent.log"; fi
+}
+s_client() { # extra openssl args...
+  printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 openssl s_client -connect "127.0.0.1:$SERVER_PORT" \
+    -tls1_3 -CAfile "$T/ca/bundle.pem" -quiet "$@" 2>&1 | grep -q "hello through lanyard"
+}
+refused "client without a certificate" no_peer_cert s_client
+
+# a certificate from another CA (signed by openssl with that CA's key)
+"$LANYARD" ca init --trust-domain "$TD" --dir "$T/other" >/dev/null
+openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkey -out "$T/other/leaf.key"
+cat >"$T/other/ext.cnf" <<EXT
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+subjectAltName=URI:$WEB
+EXT
+openssl req -new -key "$T/other/leaf.key" -subj "/O=other" 2>/dev/null |
+  openssl x509 -req -CA "$T/other/signing.pem" -CAkey "$T/other/signing.key" \
+    -CAcreateserial -days 1 -extfile "$T/other/ext.cnf" -out "$T/other/leaf.pem" 2>/dev/null
+cat "$T/other/signing.pem" >>"$T/other/leaf.pem"
+refused "client certificate from another CA" unknown_ca \
+  s_client -cert "$T/other/leaf.pem" -key "$T/other/leaf.key"
+
+svid_for "spiffe://$TD/ns/default/sa/intruder" "$T/intruder"
+refused "valid SVID whose ID is not in allow" not_authorized \
+  s_client -cert "$T/intruder/cert.pem" -key "$T/intruder/key.pem"
+
+svid_for "$WEB" "$T/short" 5
+sleep 6
+refused "expired SVID" expired s_client -cert "$T/short/cert.pem" -key "$T/short/key.pem"
+
+refused "plaintext HTTP to the mTLS port" plaintext_rejected \
+  bash -c "curl -sS -m 5 http://127.0.0.1:$SERVER_PORT/ | grep -q hello"
+
+svid_for "$WEB" "$T/good"
+check "and a good SVID from openssl s_client gets through" \
+  s_client -cert "$T/good/cert.pem" -key "$T/good/key.pem"
+
+# -- the client listener checks the server's identity: point it at a
+# server listener whose agent has another ID
+WRONG_PORT=$(free_port)
+agent_yaml "$T/wrong" "spiffe://$TD/ns/default/sa/impostor" "$T/ca"
+cat >>"$T/wrong/agent.yaml" <<YAML
+listeners:
+  - name: impostor
+    mode: server
+    listen: 127.0.0.1:$WRONG_PORT
+    forward: 127.0.0.1:$NGINX_PORT
+YAML
+agent_run "$T/wrong"
+MIS_PORT=$(free_port)
+agent_yaml "$T/web2" "$WEB" "$T/ca"
+cat >>"$T/web2/agent.yaml" <<YAML
+listeners:
+  - name: api
+    mode: client
+    listen: 127.0.0.1:$MIS_PORT
+    connect: 127.0.0.1:$WRONG_PORT
+    expect: $API
+YAML
+agent_run "$T/web2"
+check "client listener refuses a server with the wrong identity" \
+  bash -c "! curl -sS -m 5 http://127.0.0.1:$MIS_PORT/index.html 2>/dev/null | grep -q hello"
+check "  and logs bad_identity" grep -q "event=mtls_refused listener=api direction=outbound .*reason=bad_identity" "$T/web2/agent.log"
+check "the CA and agents never logged a key" bash -c "! grep -rq 'PRIVATE KEY' '$T' --include='*.log'"
+finish

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Misbehaving clients of the CA's RPC, for the robustness tests
+(standard library only; frames are encoded by hand, independently of the
+protobuf-c code under test).
+
+  rpc_attack.py --ca H:P --bundle B pipeline-rst N
+      send N TrustBundle calls at once, then reset the connection
+  rpc_attack.py --ca H:P --bundle B no-read SECONDS
+      send TrustBundle calls for SECONDS without reading any answer
+  rpc_attack.py --ca H:P --bundle B --cert C --key K stale-renewal CSR WAIT
+      connect with an SVID, wait WAIT seconds (let it expire), then ask
+      for a renewal on the same connection; prints the answer's code name
+"""
+import argparse
+import socket
+import ssl
+import struct
+import sys
+import time
+
+CODES = {0: "OK", 3: "INVALID_ARGUMENT", 7: "PERMISSION_DENIED",
+         8: "RESOURCE_EXHAUSTED", 14: "UNAVAILABLE", 16: "UNAUTHENTICATED"}
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(num, wire, payload):
+    key = varint(num << 3 | wire)
+    if wire == 0:
+        return key + varint(payload)
+    return key + varint(len(payload)) + payload
+
+
+def frame(call_id, method, body=b""):
+    msg = field(1, 0, call_id) + field(2, 2, method.encode()) + field(5, 2, body)
+    return struct.pack(">I", len(msg)) + msg
+
+
+def parse_code(msg):
+    """The Frame's code (field 3) and message (field 4)."""
+    i, code, text = 0, 0, ""
+    while i < len(msg):
+        key, i = read_varint(msg, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            val, i = read_varint(msg, i)
+            if num == 3:
+                code = val
+        elif wire == 2:
+            n, i = read_varint(msg, i)
+            if num == 4:
+                text = msg[i:i + n].decode(errors="replace")
+            i += n
+        else:
+            break
+    return code, text
+
+
+def read_varint(b, i):
+    shift = val = 0
+    while True:
+        c = b[i]
+        i += 1
+        val |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return val, i
+
+
+def connect(args):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.load_verify_locations(args.bundle)
+    ctx.set_alpn_protocols(["lanyard-ca/1"])
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)
+    host, port = args.ca.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=30)
+    return ctx.wrap_socket(raw), raw
+
+
+def pipeline_rst(args):
+    s, raw = connect(args)
+    s.sendall(b"".join(frame(i + 1, "TrustBundle") for i in range(args.n)))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.close()
+    return 0
+
+
+def no_read(args):
+    s, _ = connect(args)
+    s.settimeout(2)
+    batch = b"".join(frame(i + 1, "TrustBundle") for i in range(256))
+    end = time.time() + args.seconds
+    sent = 0
+    while time.time() < end:
+        try:
+            s.sendall(batch)
+            sent += len(batch)
+        except (socket.timeout, OSError):
+            break  # the server stopped reading: that is the point
+    print("sent_bytes=%d" % sent)
+    return 0
+
+
+def stale_renewal(args):
+    s, _ = connect(args)
+    with open(args.csr, "rb") as f:
+        csr = f.read()
+    time.sleep(args.wait)
+    s.sendall(frame(1, "Sign", field(1, 2, csr)))
+    head = s.recv(4)
+    n = struct.unpack(">I", head)[0]
+    body = b""
+    while len(body) < n:
+        body += s.recv(n - len(body))
+    code, text = parse_code(body)
+    print("code=%s message=%s" % (CODES.get(code, code), text))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--ca", required=True)
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("pipeline-rst")
+    sp.add_argument("n", type=int)
+    sp = sub.add_parser("no-read")
+    sp.add_argument("seconds", type=float)
+    sp = sub.add_parser("stale-renewal")
+    sp.add_argument("csr")
+    sp.add_argument("wait", type=float)
+    a = p.parse_args()
+    return {"pipeline-rst": pipeline_rst, "no-read": no_read,
+            "stale-renewal": stale_renewal}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Small TCP peers for the data-path tests (standard library only).
+
+Servers (run until killed; one thread per connection):
+  tcpkit.py sink-hash --port P      read to EOF, answer "<sha256>\\n", close
+  tcpkit.py source --port P --bytes N   send N pattern bytes, then close
+  tcpkit.py echo --port P           echo every byte back until EOF
+  tcpkit.py slow --port P --delay S read one line, wait S seconds, answer
+                                    "done\\n" and close
+Clients:
+  tcpkit.py send-hash --connect H:P --bytes N
+        send N pattern bytes, half-close, read the answer; prints
+        "<sent sha256> <answer>" and exits 0 when they match
+  tcpkit.py stream --connect H:P --seconds S [--interval 0.1]
+        one long-lived connection: a numbered line every interval, each
+        echo checked; prints "lines=N errors=E" and exits 0 if E == 0
+  tcpkit.py hold --connect H:P --seconds S
+        connect, send one line, read nothing for S seconds (a slow reader)
+  tcpkit.py slow-request --connect H:P
+        send one line, print the answer (for drain tests)
+"""
+import argparse
+import hashlib
+import signal
+import socket
+import sys
+import threading
+import time
+
+CHUNK = 1 << 20
+
+
+def pattern(n):
+    """Deterministic, incompressible-looking bytes, generated in blocks."""
+    block = hashlib.sha256(b"lanyard").digest() * (CHUNK // 32)
+    sent = 0
+    while sent < n:
+        k = min(CHUNK, n - sent)
+        yield block[:k]
+        sent += k
+
+
+def serve(port, handler):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(128)
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=guarded, args=(handler, conn), daemon=True).start()
+
+
+def guarded(handler, conn):
+    try:
+        handler(conn)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def sink_hash(conn):
+    h = hashlib.sha256()
+    while True:
+        data = conn.recv(CHUNK)
+        if not data:
+            break
+        h.update(data)
+    conn.sendall((h.hexdigest() + "\n").encode())
+
+
+def make_source(nbytes):
+    def source(conn):
+        for block in pattern(nbytes):
+            conn.sendall(block)
+    return source
+
+
+def echo(conn):
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        conn.sendall(data)
+
+
+def make_slow(delay):
+    def slow(conn):
+        f = conn.makefile("rb")
+        f.readline()
+        time.sleep(delay)
+        conn.sendall(b"done\n")
+    return slow
+
+
+def connect(target):
+    host, port = target.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=60)
+
+
+def send_hash(args):
+    s = connect(args.connect)
+    h = hashlib.sha256()
+    for block in pattern(args.bytes):
+        h.update(block)
+        s.sendall(block)
+    s.shutdown(socket.SHUT_WR)
+    answer = s.makefile("rb").readline().decode().strip()
+    print(h.hexdigest(), answer)
+    return 0 if answer == h.hexdigest() else 1
+
+
+def stream(args):
+    s = connect(args.connect)
+    f = s.makefile("rb")
+    lines = errors = 0
+    end = time.time() + args.seconds
+    while time.time() < end:
+        msg = ("line %d\n" % lines).encode()
+        try:
+            s.sendall(msg)
+            if f.readline() != msg:
+                errors += 1
+        except OSError:
+            errors += 1
+            break
+        lines += 1
+        time.sleep(args.interval)
+    print("lines=%d errors=%d" % (lines, errors))
+    return 0 if errors == 0 and lines > 0 else 1
+
+
+def hold(args):
+    s = connect(args.connect)
+    s.sendall(b"hello\n")
+    time.sleep(args.seconds)
+    return 0
+
+
+def slow_request(args):
+    s = connect(args.connect)
+    s.sendall(b"request\n")
+    print(s.makefile("rb").readline().decode().strip())
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("sink-hash", "source", "echo", "slow"):
+        sp = sub.add_parser(name)
+        sp.add_argument("--port", type=int, required=True)
+        sp.add_argument("--bytes", type=int, default=0)
+        sp.add_argument("--delay", type=float, default=1.0)
+    for name in ("send-hash", "stream", "hold", "slow-request"):
+        sp = sub.add_parser(name)
+        sp.add_argument("--connect", required=True)
+        sp.add_argument("--bytes", type=int, default=0)
+        sp.add_argument("--seconds", type=float, default=10)
+        sp.add_argument("--interval", type=float, default=0.1)
+    a = p.parse_args()
+    servers = {
+        "sink-hash": lambda: sink_hash,
+        "source": lambda: make_source(a.bytes),
+        "echo": lambda: echo,
+        "slow": lambda: make_slow(a.delay),
+    }
+    if a.cmd in servers:
+        # a clean exit on SIGTERM, like every daemon the tests stop
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        serve(a.port, servers[a.cmd]())
+        return 0
+    clients = {"send-hash": send_hash, "stream": stream, "hold": hold,
+               "slow-request": slow_request}
+    return clients[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
