@@ -46,6 +46,17 @@ check "the server agent saw the client's SPIFFE ID" \
 check "the client agent saw the server's SPIFFE ID" \
   grep -q "event=mtls_established listener=api direction=outbound .*peer_id=$API" "$T/web/agent.log"
 
+# -- resumption between the two agents under repeated connections
+n=100
+for _ in $(seq 1 $n); do curl -s -o /dev/null -m 5 "http://127.0.0.1:$CLIENT_PORT/index.html"; done
+full=$(grep -c "direction=inbound .*resumed=false" "$T/api/agent.log" || true)
+resumed=$(grep -c "direction=inbound .*resumed=true" "$T/api/agent.log" || true)
+total=$((full + resumed))
+check "resumption rate above 90% ($resumed of $total handshakes resumed)" \
+  test $((resumed * 100)) -gt $((total * 90))
+check "resumed sessions still carry the client's identity" \
+  bash -c "! grep 'resumed=true' '$T/api/agent.log' | grep -v -q 'peer_id=$WEB'"
+
 # -- bad clients, straight at the server listener
 refused() { # description reason client-command...
   local what=$1 reason=$2; shift 2
