@@ -31,7 +31,7 @@ static void on_identity(ly_identity_t *id, void *data) {
   if (!a->dp)
     return;
   if (!v.have) {
-    ly_dataplane_publish(a->dp, NULL, NULL);
+    ly_dataplane_publish(a->dp, NULL);
     return;
   }
   WOLFSSL_CTX *server = NULL, *client = NULL;
@@ -49,9 +49,13 @@ static void on_identity(ly_identity_t *id, void *data) {
   if (rc != 0) {
     ly_log(LY_ERROR, "tls_context_failed", "reason", why, NULL);
   } else {
-    ly_dataplane_publish(a->dp, server, client);
-    ly_log(LY_INFO, "tls_context_published", "serial", v.info->serial_hex,
-           NULL);
+    ly_tls_pair_t *pair = ly_tls_pair_new(server, client, v.bundle);
+    if (pair) {
+      ly_dataplane_publish(a->dp, pair);
+      ly_tls_pair_unref(pair);
+      ly_log(LY_INFO, "tls_context_published", "serial", v.info->serial_hex,
+             NULL);
+    }
   }
   if (server)
     wolfSSL_CTX_free(server);

@@ -94,18 +94,14 @@ static void on_wake(uv_async_t *a) {
   ly_worker_t *w = a->data;
   uv_mutex_lock(&w->lock);
   int has_next = w->has_next, stop = w->stop_requested;
-  WOLFSSL_CTX *server = w->next_server, *client = w->next_client;
+  ly_tls_pair_t *next = w->next;
   w->has_next = 0;
-  w->next_server = w->next_client = NULL;
+  w->next = NULL;
   uv_mutex_unlock(&w->lock);
   if (has_next) {
-    /* Live connections hold their own references to the old contexts. */
-    if (w->server_ctx)
-      wolfSSL_CTX_free(w->server_ctx);
-    if (w->client_ctx)
-      wolfSSL_CTX_free(w->client_ctx);
-    w->server_ctx = server;
-    w->client_ctx = client;
+    /* Live connections hold their own references to the old pair. */
+    ly_tls_pair_unref(w->pair);
+    w->pair = next;
   }
   if (stop)
     begin_drain(w);
@@ -196,21 +192,14 @@ int ly_dataplane_start(const ly_agent_config_t *cfg,
   return 0;
 }
 
-void ly_dataplane_publish(ly_dataplane_t *dp, WOLFSSL_CTX *server,
-                          WOLFSSL_CTX *client) {
+void ly_dataplane_publish(ly_dataplane_t *dp, ly_tls_pair_t *pair) {
   for (unsigned i = 0; i < dp->nworkers; i++) {
     ly_worker_t *w = &dp->workers[i];
-    if (server)
-      wolfSSL_CTX_up_ref(server);
-    if (client)
-      wolfSSL_CTX_up_ref(client);
+    if (pair)
+      ly_tls_pair_ref(pair);
     uv_mutex_lock(&w->lock);
-    if (w->next_server) /* never picked up: superseded */
-      wolfSSL_CTX_free(w->next_server);
-    if (w->next_client)
-      wolfSSL_CTX_free(w->next_client);
-    w->next_server = server;
-    w->next_client = client;
+    ly_tls_pair_unref(w->next); /* never picked up: superseded */
+    w->next = pair;
     w->has_next = 1;
     uv_mutex_unlock(&w->lock);
     uv_async_send(&w->wake);
@@ -230,14 +219,8 @@ void ly_dataplane_stop(ly_dataplane_t *dp) {
     uv_thread_join(&w->thread);
     uv_loop_close(&w->loop);
     uv_mutex_destroy(&w->lock);
-    if (w->server_ctx)
-      wolfSSL_CTX_free(w->server_ctx);
-    if (w->client_ctx)
-      wolfSSL_CTX_free(w->client_ctx);
-    if (w->next_server)
-      wolfSSL_CTX_free(w->next_server);
-    if (w->next_client)
-      wolfSSL_CTX_free(w->next_client);
+    ly_tls_pair_unref(w->pair);
+    ly_tls_pair_unref(w->next);
     for (size_t j = 0; j < w->nlisteners; j++) {
       if (w->listeners[j].session)
         wolfSSL_SESSION_free(w->listeners[j].session);

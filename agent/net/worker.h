@@ -39,10 +39,10 @@ struct ly_worker_s {
   uv_timer_t drain_timer;
   /* mailbox: written by publish/stop under lock, read on wake */
   uv_mutex_t lock;
-  WOLFSSL_CTX *next_server, *next_client;
+  ly_tls_pair_t *next;
   int has_next, stop_requested;
   /* loop-thread only */
-  WOLFSSL_CTX *server_ctx, *client_ctx;
+  ly_tls_pair_t *pair; /* what new connections use; NULL: no identity */
   ly_worker_listener_t *listeners;
   size_t nlisteners;
   ly_proxy_t *proxies; /* every live proxy connection, for drain */

@@ -28,6 +28,7 @@ struct ly_proxy_s {
   ly_worker_t *w;
   ly_worker_listener_t *wl;
   const ly_listener_t *l;
+  ly_tls_pair_t *pair; /* the contexts this connection started with */
   ly_proxy_t *prev, *next;
   ly_tls_conn_t *tls;
   uv_tcp_t plain;
@@ -63,6 +64,7 @@ static void release(ly_proxy_t *p) {
   if (p->next)
     p->next->prev = p->prev;
   atomic_fetch_sub(&w->dp->active, 1);
+  ly_tls_pair_unref(p->pair);
   free(p);
   ly_worker_proxy_gone(w);
 }
@@ -380,7 +382,13 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
   w->proxies = p;
   atomic_fetch_add(&w->dp->active, 1);
 
-  WOLFSSL_CTX *ctx = inbound ? w->server_ctx : w->client_ctx;
+  WOLFSSL_CTX *ctx = NULL;
+  if (w->pair) {
+    p->pair = w->pair;
+    ly_tls_pair_ref(p->pair);
+    p->pc.roots = &p->pair->roots;
+    ctx = inbound ? p->pair->server : p->pair->client;
+  }
   if (ctx &&
       ly_tls_conn_new(&w->loop, ctx, inbound, &tls_cbs, p, &p->tls) == 0) {
     p->handles++;

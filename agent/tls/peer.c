@@ -1,13 +1,21 @@
 /* SPIFFE peer verification inside the TLS handshake, so a refused peer
  * gets a TLS alert (bad_certificate) rather than a silent close, and the
- * reason is known precisely. wolfSSL has already checked the chain and the
- * validity window when the callback sees the leaf. */
+ * reason is known precisely.
+ *
+ * When the callback sees the leaf, wolfSSL has checked the chain; the
+ * peer's chain is then verified once more by Lanyard's own verifier
+ * (ly_svid_verify: name constraints, key identifiers, critical extensions
+ * and the X.509-SVID rules), the same code `lanyard svid verify` runs, so
+ * what an operator checks offline is what the data path enforces. It
+ * costs a second signature check per certificate on full handshakes only;
+ * resumed sessions (most, between agents) skip certificates entirely. */
 #include "lanyard/peer.h"
 
 #include "lanyard/tls_conn.h"
 #include "lanyard/x509.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
@@ -42,6 +50,22 @@ static ly_reason_t reason_of_cert_error(int err) {
   }
 }
 
+/* Lanyard's verifier starts each reason with its closed reason word. */
+static ly_reason_t reason_of_why(const char *why) {
+  static const struct {
+    const char *prefix;
+    ly_reason_t reason;
+  } map[] = {
+      {"expired", LY_REASON_EXPIRED},
+      {"unknown_ca", LY_REASON_UNKNOWN_CA},
+      {"bad_identity", LY_REASON_BAD_IDENTITY},
+  };
+  for (size_t i = 0; why && i < sizeof(map) / sizeof(map[0]); i++)
+    if (strncmp(why, map[i].prefix, strlen(map[i].prefix)) == 0)
+      return map[i].reason;
+  return LY_REASON_BAD_IDENTITY;
+}
+
 static int refuse(ly_peer_check_t *pc, ly_reason_t r, const char *detail) {
   pc->reason = r;
   snprintf(pc->detail, sizeof(pc->detail), "%s", detail);
@@ -71,13 +95,19 @@ int ly_peer_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store) {
     return refuse(pc, reason_of_cert_error(store->error), text);
   }
   if (store->error_depth != 0 || store->totalCerts < 1)
-    return 1; /* intermediates: the chain check is wolfSSL's */
+    return 1; /* the whole chain is checked once, at the leaf */
   ly_cert_info_t info;
   const char *why = NULL;
-  if (ly_cert_info(store->certs[0].buffer, store->certs[0].length, &info) != 0)
-    return refuse(pc, LY_REASON_BAD_IDENTITY, "unreadable leaf certificate");
-  if (ly_svid_check_leaf(&info, pc->trust_domain, &why) != 0)
-    return refuse(pc, LY_REASON_BAD_IDENTITY, why);
+  ly_chain_t chain = {0};
+  int rc = 0;
+  for (int i = 0; rc == 0 && i < store->totalCerts; i++)
+    rc = ly_chain_push(&chain, store->certs[i].buffer, store->certs[i].length);
+  if (rc == 0)
+    rc = ly_svid_verify(&chain, pc->roots, (int64_t)time(NULL),
+                        pc->trust_domain, &info, &why);
+  ly_chain_free(&chain);
+  if (rc != 0)
+    return refuse(pc, reason_of_why(why), why ? why : "unreadable chain");
   snprintf(pc->peer_id, sizeof(pc->peer_id), "%s", info.spiffe_id);
   pc->peer_not_after = info.not_after;
   if (pc->expect && strcmp(pc->expect, info.spiffe_id) != 0)

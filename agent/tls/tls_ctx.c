@@ -127,3 +127,35 @@ int ly_tls_peer_leaf(WOLFSSL *ssl, ly_der_t *out) {
   wolfSSL_X509_free(x);
   return rc;
 }
+
+ly_tls_pair_t *ly_tls_pair_new(WOLFSSL_CTX *server, WOLFSSL_CTX *client,
+                               const ly_chain_t *roots) {
+  ly_tls_pair_t *p = calloc(1, sizeof(*p));
+  if (!p)
+    return NULL;
+  for (size_t i = 0; i < roots->n; i++)
+    if (ly_chain_push(&p->roots, roots->certs[i].der, roots->certs[i].len)) {
+      ly_chain_free(&p->roots);
+      free(p);
+      return NULL;
+    }
+  wolfSSL_CTX_up_ref(server);
+  wolfSSL_CTX_up_ref(client);
+  p->server = server;
+  p->client = client;
+  p->refs = 1;
+  return p;
+}
+
+void ly_tls_pair_ref(ly_tls_pair_t *p) {
+  __atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+}
+
+void ly_tls_pair_unref(ly_tls_pair_t *p) {
+  if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
+  wolfSSL_CTX_free(p->server);
+  wolfSSL_CTX_free(p->client);
+  ly_chain_free(&p->roots);
+  free(p);
+}

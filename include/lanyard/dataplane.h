@@ -10,6 +10,7 @@
 #define LANYARD_DATAPLANE_H
 
 #include "lanyard/config.h"
+#include "lanyard/tls.h"
 
 #include <stdint.h>
 #include <wolfssl/options.h>
@@ -36,10 +37,9 @@ int ly_dataplane_start(const ly_agent_config_t *cfg,
                        const ly_dataplane_limits_t *limits,
                        ly_dataplane_t **out, char *err, size_t errlen);
 
-/* New contexts for new connections (NULL, NULL: no identity; connections
- * are refused with no_identity). Takes its own references. Any thread. */
-void ly_dataplane_publish(ly_dataplane_t *dp, WOLFSSL_CTX *server,
-                          WOLFSSL_CTX *client);
+/* New contexts for new connections (NULL: no identity; connections are
+ * refused with no_identity). Takes its own references. Any thread. */
+void ly_dataplane_publish(ly_dataplane_t *dp, ly_tls_pair_t *pair);
 
 /* Stops accepting; established connections may finish until the drain
  * timeout, then are closed. Returns once every worker has stopped. */

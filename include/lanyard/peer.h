@@ -20,6 +20,7 @@
 #define LANYARD_PEER_H
 
 #include "lanyard/spiffe.h"
+#include "lanyard/x509.h"
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -53,6 +54,7 @@ const char *ly_reason_name(ly_reason_t r);
  * the connection; attached to its WOLFSSL before the handshake. */
 typedef struct {
   const char *trust_domain;
+  const ly_chain_t *roots;  /* the bundle of the connection's contexts */
   const char *const *allow; /* ID patterns; NULL: any ID of the domain */
   size_t nallow;
   const char *expect; /* an exact ID the peer must have, or NULL */

@@ -34,6 +34,22 @@ typedef struct {
 int ly_tls_ctx_new(const ly_tls_ctx_opts_t *opts, WOLFSSL_CTX **out,
                    const char **why);
 
+/* What the data path needs from one identity: a server and a client
+ * context and the bundle they trust (the peer check re-verifies chains
+ * against it). Refcounted across threads; workers and connections each
+ * hold a reference while they use it. */
+typedef struct ly_tls_pair_s {
+  int refs; /* atomic */
+  WOLFSSL_CTX *server, *client;
+  ly_chain_t roots;
+} ly_tls_pair_t;
+
+/* Takes its own references on the contexts and copies the roots. */
+ly_tls_pair_t *ly_tls_pair_new(WOLFSSL_CTX *server, WOLFSSL_CTX *client,
+                               const ly_chain_t *roots);
+void ly_tls_pair_ref(ly_tls_pair_t *p);
+void ly_tls_pair_unref(ly_tls_pair_t *p); /* NULL is fine */
+
 /* Sets ALPN on a connection; a mismatch fails the handshake. */
 int ly_tls_set_alpn(WOLFSSL *ssl, const char *proto);
 

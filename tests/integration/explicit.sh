@@ -96,18 +96,18 @@ refused "client certificate from another CA" unknown_ca \
 
 svid_for "spiffe://$TD/ns/default/sa/intruder" "$T/intruder"
 refused "valid SVID whose ID is not in allow" not_authorized \
-  s_client -cert "$T/intruder/cert.pem" -key "$T/intruder/key.pem"
+  s_client -cert "$T/intruder/cert.pem" -cert_chain "$T/intruder/cert.pem" -key "$T/intruder/key.pem"
 
 svid_for "$WEB" "$T/short" 5
 sleep 6
-refused "expired SVID" expired s_client -cert "$T/short/cert.pem" -key "$T/short/key.pem"
+refused "expired SVID" expired s_client -cert "$T/short/cert.pem" -cert_chain "$T/short/cert.pem" -key "$T/short/key.pem"
 
 refused "plaintext HTTP to the mTLS port" plaintext_rejected \
   bash -c "curl -sS -m 5 http://127.0.0.1:$SERVER_PORT/ | grep -q hello"
 
 svid_for "$WEB" "$T/good"
 check "and a good SVID from openssl s_client gets through" \
-  s_client -cert "$T/good/cert.pem" -key "$T/good/key.pem"
+  s_client -cert "$T/good/cert.pem" -cert_chain "$T/good/cert.pem" -key "$T/good/key.pem"
 
 # -- the client listener checks the server's identity: point it at a
 # server listener whose agent has another ID
