@@ -92,11 +92,13 @@ static const ly_field_t outbound_fields[] = {
     LY_END,
 };
 
-enum { A_SPIFFE_ID, A_NAMESPACE, A_SERVICE_ACCOUNT };
+enum { A_SPIFFE_ID, A_NAMESPACE, A_SERVICE_ACCOUNT, A_INBOUND, A_OUTBOUND };
 static const ly_field_t agent_fields[] = {
     [A_SPIFFE_ID] = LY_KEY("spiffe_id", f_own_id, 0, AG(spiffe_id)),
     [A_NAMESPACE] = LY_KEY("namespace", ly_f_string, 0, SIZE_MAX),
     [A_SERVICE_ACCOUNT] = LY_KEY("service_account", ly_f_string, 0, SIZE_MAX),
+    [A_INBOUND] = LY_ARG("inbound", ly_f_map, 0, 0, inbound_fields),
+    [A_OUTBOUND] = LY_ARG("outbound", ly_f_map, 0, 0, outbound_fields),
     LY_KEY("trust_domain", ly_f_trust_domain, 1, AG(trust_domain)),
     LY_KEY("ca", f_ca, 1, 0),
     LY_ARG("svid", ly_f_map, 0, 0, svid_fields),
@@ -104,8 +106,6 @@ static const ly_field_t agent_fields[] = {
     LY_KEY("workers", f_workers, 0, AG(workers)),
     LY_ARG("mode", ly_f_enum, 0, AG(mode), mode_names),
     LY_KEY("listeners", f_listeners, 0, 0),
-    LY_ARG("inbound", ly_f_map, 0, 0, inbound_fields),
-    LY_ARG("outbound", ly_f_map, 0, 0, outbound_fields),
     LY_END,
 };
 
@@ -348,9 +348,13 @@ int ly_agent_config_load(const char *path, ly_agent_config_t **out,
   c->inbound.port = 15006;
   c->outbound.port = 15001;
   const ly_ynode_t *root = ly_schema_load(&s, path, &tree);
-  if (root)
-    identity_rules(&s, root, ly_schema_map(&s, root, "", agent_fields, c, NULL),
-                   c);
+  if (root) {
+    uint32_t seen = ly_schema_map(&s, root, "", agent_fields, c, NULL);
+    identity_rules(&s, root, seen, c);
+    /* transparent interception is on for each section that is present */
+    c->inbound.enabled = (seen & 1u << A_INBOUND) != 0;
+    c->outbound.enabled = (seen & 1u << A_OUTBOUND) != 0;
+  }
   if (!(c->file = strdup(path)))
     ly_schema_error(&s, 0, 0, "out of memory");
   ly_ynode_free(tree);

@@ -107,7 +107,22 @@ static void handshake_failed(ly_tls_conn_t *c, int status) {
   c->cbs->on_handshake(c, status);
 }
 
+/* Raw mode: what was read is the data. The buffer changes hands. */
+static void deliver_raw(ly_tls_conn_t *c) {
+  if (c->closing || c->ended || c->paused || c->in_len == 0)
+    return;
+  char *buf = c->in;
+  size_t len = c->in_len;
+  c->in = NULL;
+  c->in_off = c->in_len = c->in_cap = 0;
+  c->cbs->on_data(c, buf, len);
+}
+
 static void drive(ly_tls_conn_t *c) {
+  if (c->raw) {
+    deliver_raw(c);
+    return;
+  }
   if (c->handshake_done == 0) {
     int ret = c->is_server ? wolfSSL_accept(c->ssl) : wolfSSL_connect(c->ssl);
     int frc = flush(c);
@@ -206,6 +221,14 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       if ((unsigned char)buf->base[0] != TLS_HANDSHAKE) {
         /* Not TLS at all: say so, rather than wolfSSL's parse error. */
         c->not_tls = 1;
+        if (c->allow_plaintext) { /* permissive: carry it as it is */
+          c->raw = 1;
+          c->handshake_done = 1;
+          c->in_len += (size_t)nread;
+          c->cbs->on_handshake(c, 0);
+          pump(c);
+          return;
+        }
         snprintf(c->error_text, sizeof(c->error_text),
                  "the client did not start a TLS handshake");
         handshake_failed(c, LY_ETLS);
@@ -231,22 +254,25 @@ int ly_tls_conn_new(uv_loop_t *loop, WOLFSSL_CTX *ctx, int is_server,
                     ly_tls_conn_t **out) {
   ly_tls_conn_t *c = calloc(1, sizeof(*c));
   LY_ENSURE(c != NULL, UV_ENOMEM);
-  c->ssl = wolfSSL_new(ctx);
-  if (!c->ssl) {
+  c->raw = ctx == NULL;
+  if (!c->raw && !(c->ssl = wolfSSL_new(ctx))) {
     free(c);
     return UV_ENOMEM;
   }
   int rc = uv_tcp_init(loop, &c->tcp);
   if (rc != 0) {
-    wolfSSL_free(c->ssl);
+    if (c->ssl)
+      wolfSSL_free(c->ssl);
     free(c);
     return rc;
   }
-  wolfSSL_SSLSetIORecv(c->ssl, io_recv);
-  wolfSSL_SSLSetIOSend(c->ssl, io_send);
-  wolfSSL_SetIOReadCtx(c->ssl, c);
-  wolfSSL_SetIOWriteCtx(c->ssl, c);
-  wolfSSL_set_using_nonblock(c->ssl, 1);
+  if (c->ssl) {
+    wolfSSL_SSLSetIORecv(c->ssl, io_recv);
+    wolfSSL_SSLSetIOSend(c->ssl, io_send);
+    wolfSSL_SetIOReadCtx(c->ssl, c);
+    wolfSSL_SetIOWriteCtx(c->ssl, c);
+    wolfSSL_set_using_nonblock(c->ssl, 1);
+  }
   c->tcp.data = c;
   c->cbs = cbs;
   c->data = data;
@@ -260,13 +286,22 @@ int ly_tls_conn_start(ly_tls_conn_t *c) {
   c->started = 1;
   uv_tcp_nodelay(&c->tcp, 1);
   LY_GUARD(uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb));
-  if (!c->is_server)
+  if (c->raw) { /* nothing to negotiate */
+    c->handshake_done = 1;
+    c->cbs->on_handshake(c, 0);
+  } else if (!c->is_server) {
     pump(c); /* sends the ClientHello */
+  }
   return 0;
 }
 
 int ly_tls_conn_write(ly_tls_conn_t *c, const void *data, size_t len) {
   LY_ENSURE(c->handshake_done == 1 && !c->closing && !c->shut, UV_ENOTCONN);
+  if (c->raw) {
+    if (io_send(NULL, (char *)data, (int)len, c) < 0)
+      return UV_ENOMEM;
+    return flush(c);
+  }
   const char *p = data;
   while (len > 0) {
     int chunk = len > PLAINTEXT_CHUNK ? PLAINTEXT_CHUNK : (int)len;
@@ -306,7 +341,8 @@ static void free_conn(uv_handle_t *h) {
   ly_tls_conn_t *c = h->data;
   if (c->cbs->on_close)
     c->cbs->on_close(c);
-  wolfSSL_free(c->ssl);
+  if (c->ssl)
+    wolfSSL_free(c->ssl);
   free(c->in);
   free(c->out);
   free(c);
@@ -324,7 +360,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 
 /* close_notify, then a FIN once every queued write is out. */
 static int send_fin(ly_tls_conn_t *c, uv_shutdown_cb cb) {
-  if (c->handshake_done == 1)
+  if (c->handshake_done == 1 && !c->raw)
     wolfSSL_shutdown(c->ssl); /* queues close_notify */
   uv_shutdown_t *req = malloc(sizeof(*req));
   if (!req)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 void ly_dataplane_defaults(ly_dataplane_limits_t *l) {
@@ -32,6 +33,29 @@ static int resolve(const ly_hostport_t *hp, struct sockaddr_storage *out) {
   return 0;
 }
 
+static size_t addr_len(const struct sockaddr_storage *a) {
+  return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                  : sizeof(struct sockaddr_in);
+}
+
+ly_session_slot_t *ly_worker_session(ly_worker_t *w,
+                                     const struct sockaddr_storage *addr) {
+  /* FNV-1a over the address bytes */
+  const unsigned char *b = (const unsigned char *)addr;
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < addr_len(addr); i++)
+    h = (h ^ b[i]) * 16777619u;
+  ly_session_slot_t *slot = &w->sessions[h % LY_SESSION_SLOTS];
+  if (memcmp(&slot->addr, addr, addr_len(addr)) != 0) {
+    if (slot->session)
+      wolfSSL_SESSION_free(slot->session);
+    free(slot->peer);
+    memset(slot, 0, sizeof(*slot));
+    memcpy(&slot->addr, addr, addr_len(addr));
+  }
+  return slot;
+}
+
 /* SO_REUSEPORT: each worker listens on its own socket bound to the same
  * address and the kernel balances new connections between them, with no
  * accept lock and no hand-off between threads. */
@@ -42,8 +66,10 @@ static int open_listener(const ly_hostport_t *hp, int *fd_out) {
   if (fd < 0)
     return uv_translate_sys_error(errno);
   int one = 1;
-  socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                           : sizeof(struct sockaddr_in);
+  socklen_t len = (socklen_t)addr_len(&ss);
+  /* IPv6 capture sockets sit beside IPv4 ones on the same port */
+  if (ss.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
       bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
@@ -127,11 +153,11 @@ static int worker_init(ly_dataplane_t *dp, ly_worker_t *w, unsigned index,
     return UV_ENOMEM;
   for (size_t i = 0; i < dp->nlisteners; i++) {
     ly_worker_listener_t *wl = &w->listeners[i];
-    const ly_listener_config_t *lc = dp->listeners[i].cfg;
-    int rc = open_listener(&lc->listen, &wl->fd);
+    const ly_listener_t *l = &dp->listeners[i];
+    int rc = open_listener(&l->listen, &wl->fd);
     if (rc != 0) {
       snprintf(err, errlen, "listener '%s': cannot listen on %s:%u: %s",
-               lc->name, lc->listen.host, lc->listen.port, uv_strerror(rc));
+               l->name, l->listen.host, l->listen.port, uv_strerror(rc));
       return rc;
     }
     uv_tcp_init(&w->loop, &wl->handle);
@@ -142,9 +168,71 @@ static int worker_init(ly_dataplane_t *dp, ly_worker_t *w, unsigned index,
     if ((rc = uv_tcp_open(&wl->handle, wl->fd)) != 0 ||
         (rc = uv_listen((uv_stream_t *)&wl->handle, 1024, on_connection)) !=
             0) {
-      snprintf(err, errlen, "listener '%s': %s", lc->name, uv_strerror(rc));
+      snprintf(err, errlen, "listener '%s': %s", l->name, uv_strerror(rc));
       return rc;
     }
+  }
+  return 0;
+}
+
+static ly_listener_t *add_listener(ly_dataplane_t *dp, ly_listen_kind_t kind,
+                                   const char *name, const char *host,
+                                   uint16_t port) {
+  ly_listener_t *l = &dp->listeners[dp->nlisteners++];
+  l->kind = kind;
+  l->name = name;
+  snprintf(l->listen.host, sizeof(l->listen.host), "%s", host);
+  l->listen.port = port;
+  return l;
+}
+
+static int ipv6_available(void) {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return 0;
+  struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+  int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+  close(fd);
+  return ok;
+}
+
+/* Explicit listeners as configured; capture listeners for transparent
+ * mode on every address of both families (REDIRECT rewrites the
+ * destination to the receiving interface's address). */
+static int build_listeners(ly_dataplane_t *dp, const ly_agent_config_t *cfg,
+                           char *err, size_t errlen) {
+  dp->listeners = calloc(cfg->nlisteners + 4, sizeof(*dp->listeners));
+  if (!dp->listeners)
+    return UV_ENOMEM;
+  for (size_t i = 0; i < cfg->nlisteners; i++) {
+    const ly_listener_config_t *lc = &cfg->listeners[i];
+    int server = lc->mode == LY_LISTENER_SERVER;
+    ly_listener_t *l =
+        add_listener(dp, server ? LY_LISTEN_SERVER : LY_LISTEN_CLIENT, lc->name,
+                     lc->listen.host, lc->listen.port);
+    l->allow = lc->nallow ? (const char *const *)lc->allow : NULL;
+    l->nallow = lc->nallow;
+    l->expect = lc->expect;
+    const ly_hostport_t *target = server ? &lc->forward : &lc->connect;
+    if (resolve(target, &l->target) != 0) {
+      snprintf(err, errlen, "listener '%s': cannot resolve %s", lc->name,
+               target->host);
+      return UV_EAI_NONAME;
+    }
+  }
+  int v6 = ipv6_available();
+  if (cfg->inbound.enabled) {
+    add_listener(dp, LY_LISTEN_INBOUND, "inbound", "0.0.0.0",
+                 cfg->inbound.port);
+    if (v6)
+      add_listener(dp, LY_LISTEN_INBOUND, "inbound", "::", cfg->inbound.port);
+  }
+  if (cfg->outbound.enabled) {
+    add_listener(dp, LY_LISTEN_OUTBOUND, "outbound", "0.0.0.0",
+                 cfg->outbound.port);
+    if (v6)
+      add_listener(dp, LY_LISTEN_OUTBOUND, "outbound",
+                   "::", cfg->outbound.port);
   }
   return 0;
 }
@@ -156,20 +244,7 @@ int ly_dataplane_start(const ly_agent_config_t *cfg,
   LY_ENSURE(dp != NULL, UV_ENOMEM);
   dp->cfg = cfg;
   dp->limits = *limits;
-  dp->nlisteners = cfg->nlisteners;
-  dp->listeners = calloc(cfg->nlisteners + 1, sizeof(*dp->listeners));
-  int rc = dp->listeners ? 0 : UV_ENOMEM;
-  for (size_t i = 0; rc == 0 && i < cfg->nlisteners; i++) {
-    const ly_listener_config_t *lc = &cfg->listeners[i];
-    ly_listener_t *l = &dp->listeners[i];
-    l->cfg = lc;
-    l->allow = lc->nallow ? (const char *const *)lc->allow : NULL;
-    const ly_hostport_t *target =
-        lc->mode == LY_LISTENER_SERVER ? &lc->forward : &lc->connect;
-    if ((rc = resolve(target, &l->target)) != 0)
-      snprintf(err, errlen, "listener '%s': cannot resolve %s", lc->name,
-               target->host);
-  }
+  int rc = build_listeners(dp, cfg, err, errlen);
   unsigned n =
       cfg->workers ? (unsigned)cfg->workers : uv_available_parallelism();
   dp->workers = rc == 0 ? calloc(n, sizeof(*dp->workers)) : NULL;
@@ -221,10 +296,10 @@ void ly_dataplane_stop(ly_dataplane_t *dp) {
     uv_mutex_destroy(&w->lock);
     ly_tls_pair_unref(w->pair);
     ly_tls_pair_unref(w->next);
-    for (size_t j = 0; j < w->nlisteners; j++) {
-      if (w->listeners[j].session)
-        wolfSSL_SESSION_free(w->listeners[j].session);
-      free(w->listeners[j].session_peer);
+    for (size_t j = 0; j < LY_SESSION_SLOTS; j++) {
+      if (w->sessions[j].session)
+        wolfSSL_SESSION_free(w->sessions[j].session);
+      free(w->sessions[j].peer);
     }
     free(w->listeners);
   }

@@ -11,12 +11,33 @@
 typedef struct ly_worker_s ly_worker_t;
 typedef struct ly_proxy_s ly_proxy_t;
 
-/* A configured listener, resolved once at start. */
+typedef enum {
+  LY_LISTEN_SERVER,   /* explicit: mTLS in, plaintext to `forward` */
+  LY_LISTEN_CLIENT,   /* explicit: plaintext in, mTLS to `connect` */
+  LY_LISTEN_INBOUND,  /* captured inbound: mTLS in, to the original port */
+  LY_LISTEN_OUTBOUND, /* captured outbound: to the original destination */
+} ly_listen_kind_t;
+
+/* A listener, resolved once at start. */
 typedef struct {
-  const ly_listener_config_t *cfg;
-  struct sockaddr_storage target; /* forward (server) or connect (client) */
-  const char *const *allow;       /* NULL when any ID of the domain goes */
+  ly_listen_kind_t kind;
+  const char *name;
+  ly_hostport_t listen;
+  struct sockaddr_storage target; /* explicit: forward or connect */
+  const char *const *allow;       /* server: NULL when any ID goes */
+  size_t nallow;
+  const char *expect; /* client: the server's expected ID, or NULL */
 } ly_listener_t;
+
+/* The newest TLS session with a destination, for resumption, and the
+ * identity the destination proved when it was made. Direct-mapped by
+ * address: a miss costs one full handshake. */
+#define LY_SESSION_SLOTS 64
+typedef struct {
+  struct sockaddr_storage addr;
+  WOLFSSL_SESSION *session;
+  char *peer;
+} ly_session_slot_t;
 
 /* Per worker, per listener: the worker's own listening socket. */
 typedef struct {
@@ -24,10 +45,6 @@ typedef struct {
   ly_worker_t *worker;
   const ly_listener_t *listener;
   int fd;
-  /* client listeners: the newest session with the target, for TLS 1.3
-   * resumption, and the identity it was established with */
-  WOLFSSL_SESSION *session;
-  char *session_peer;
 } ly_worker_listener_t;
 
 struct ly_worker_s {
@@ -46,6 +63,7 @@ struct ly_worker_s {
   ly_worker_listener_t *listeners;
   size_t nlisteners;
   ly_proxy_t *proxies; /* every live proxy connection, for drain */
+  ly_session_slot_t sessions[LY_SESSION_SLOTS];
   int draining;
   char read_buf[65536]; /* plaintext reads: wolfSSL copies them at once */
 };
@@ -60,6 +78,9 @@ struct ly_dataplane_s {
   atomic_uint active; /* proxied connections, all workers */
 };
 
+/* worker.c: the session slot for a destination (never NULL). */
+ly_session_slot_t *ly_worker_session(ly_worker_t *w,
+                                     const struct sockaddr_storage *addr);
 /* worker.c: a proxy of this worker has been freed. */
 void ly_worker_proxy_gone(ly_worker_t *w);
 /* proxy.c: a new connection accepted by a worker listener. */

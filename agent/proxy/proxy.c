@@ -15,6 +15,7 @@
  * TCP handle, one timer); it is freed when the last of them has closed.
  */
 #include "lanyard/err.h"
+#include "lanyard/intercept.h"
 #include "lanyard/log.h"
 #include "lanyard/peer.h"
 #include "lanyard/tls_conn.h"
@@ -29,6 +30,8 @@ struct ly_proxy_s {
   ly_worker_listener_t *wl;
   const ly_listener_t *l;
   ly_tls_pair_t *pair; /* the contexts this connection started with */
+  struct sockaddr_storage target; /* where the other side connects */
+  ly_session_slot_t *slot;        /* client side: the session cache entry */
   ly_proxy_t *prev, *next;
   ly_tls_conn_t *tls;
   uv_tcp_t plain;
@@ -40,7 +43,7 @@ struct ly_proxy_s {
   size_t plain_queue; /* bytes written toward the plaintext side */
   unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
       tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
-      plain_fin_done : 1, resumed : 1, session_saved : 1;
+      plain_fin_done : 1, resumed : 1, session_saved : 1, plaintext : 1;
   char peer[64]; /* where the accepted connection came from */
 };
 
@@ -74,8 +77,7 @@ static void handle_closed(uv_handle_t *h) {
 }
 
 static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *detail) {
-  const ly_listener_config_t *lc = p->l->cfg;
-  ly_log(LY_WARN, "mtls_refused", "listener", lc->name, "direction",
+  ly_log(LY_WARN, "mtls_refused", "listener", p->l->name, "direction",
          p->inbound ? "inbound" : "outbound", "peer", p->peer, "peer_id",
          p->pc.peer_id[0] ? p->pc.peer_id : NULL, "reason",
          ly_reason_name(reason), "detail", detail, NULL);
@@ -85,25 +87,26 @@ static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *detail) {
 /* Client side: keep the newest session with the target for resumption.
  * Its ticket arrives after the handshake, with the first data. */
 static void save_session(ly_proxy_t *p) {
-  if (p->inbound || !p->tls || !p->established)
+  if (!p->slot || !p->tls || !p->established)
     return;
   WOLFSSL_SESSION *s = wolfSSL_get1_session(p->tls->ssl);
   if (!s)
     return;
-  ly_worker_listener_t *wl = p->wl;
-  if (wl->session)
-    wolfSSL_SESSION_free(wl->session);
-  free(wl->session_peer);
-  wl->session = s;
-  wl->session_peer = strdup(p->pc.peer_id);
+  /* The slot may have been taken over by another destination since. */
+  ly_session_slot_t *slot = ly_worker_session(p->w, &p->target);
+  if (slot->session)
+    wolfSSL_SESSION_free(slot->session);
+  free(slot->peer);
+  slot->session = s;
+  slot->peer = strdup(p->pc.peer_id);
   p->session_saved = 1;
 }
 
 static void on_timeout(uv_timer_t *t) {
   ly_proxy_t *p = t->data;
   if (p->established) { /* idle */
-    ly_log(LY_INFO, "connection_idle_timeout", "listener", p->l->cfg->name,
-           "peer", p->peer, NULL);
+    ly_log(LY_INFO, "connection_idle_timeout", "listener", p->l->name, "peer",
+           p->peer, NULL);
     proxy_close(p, 1);
   } else if (p->tls && p->tls->started) {
     refuse(p, LY_REASON_HANDSHAKE_TIMEOUT, "the TLS handshake did not finish");
@@ -250,7 +253,8 @@ static void established(ly_proxy_t *p) {
   p->established = 1;
   arm(p, p->w->dp->limits.idle_timeout_ms);
   uv_timer_set_repeat(&p->timer, p->w->dp->limits.idle_timeout_ms);
-  ly_log(LY_DEBUG, "mtls_established", "listener", p->l->cfg->name, "direction",
+  ly_log(LY_DEBUG, p->plaintext ? "plaintext_established" : "mtls_established",
+         "listener", p->l->name, "direction",
          p->inbound ? "inbound" : "outbound", "peer", p->peer, "peer_id",
          p->pc.peer_id, "resumed", p->resumed ? "true" : "false", NULL);
   plain_start(p);
@@ -275,11 +279,12 @@ static void tls_handshake(ly_tls_conn_t *c, int status) {
     refuse(p, r, p->pc.detail[0] ? p->pc.detail : ly_tls_conn_error(c));
     return;
   }
-  p->resumed = wolfSSL_session_reused(c->ssl) == 1;
+  p->plaintext = c->raw;
+  p->resumed = !c->raw && wolfSSL_session_reused(c->ssl) == 1;
   /* A resumed client session proved the server's identity when it was
    * first made; the server side learns the peer from its ticket. */
-  if (p->resumed && !p->inbound && p->wl->session_peer)
-    snprintf(p->pc.peer_id, sizeof(p->pc.peer_id), "%s", p->wl->session_peer);
+  if (p->resumed && p->slot && p->slot->peer)
+    snprintf(p->pc.peer_id, sizeof(p->pc.peer_id), "%s", p->slot->peer);
   if (!p->inbound) {
     established(p);
     return;
@@ -289,8 +294,7 @@ static void tls_handshake(ly_tls_conn_t *c, int status) {
   p->connect_req.data = p;
   arm(p, p->w->dp->limits.connect_timeout_ms);
   if (uv_tcp_connect(&p->connect_req, &p->plain,
-                     (const struct sockaddr *)&p->l->target,
-                     plain_connected) != 0)
+                     (const struct sockaddr *)&p->target, plain_connected) != 0)
     refuse(p, LY_REASON_CONNECT_FAILED, "cannot start the connection");
 }
 
@@ -356,10 +360,96 @@ static void peer_name(uv_tcp_t *h, char *buf, size_t len) {
   snprintf(buf, len, "%s:%d", ip, port);
 }
 
+/* Captured inbound: the allow rule for the original port. With no rules,
+ * any SVID of the trust domain; otherwise the first rule whose ports
+ * include the port (or that lists none) decides, and a port no rule
+ * covers admits nobody. */
+static void inbound_policy(ly_proxy_t *p, uint16_t port) {
+  static const char *const nobody[] = {NULL};
+  const ly_agent_config_t *cfg = p->w->dp->cfg;
+  if (cfg->inbound.nallow == 0)
+    return;
+  p->pc.allow = nobody;
+  p->pc.nallow = 0;
+  for (size_t i = 0; i < cfg->inbound.nallow; i++) {
+    const ly_inbound_rule_t *r = &cfg->inbound.allow[i];
+    int covers = r->nports == 0;
+    for (size_t j = 0; j < r->nports && !covers; j++)
+      covers = r->ports[j] == port;
+    if (covers) {
+      p->pc.allow = (const char *const *)r->from;
+      p->pc.nallow = r->nfrom;
+      return;
+    }
+  }
+}
+
+static uint16_t port_of(const struct sockaddr_storage *a) {
+  return ntohs(a->ss_family == AF_INET6
+                   ? ((const struct sockaddr_in6 *)a)->sin6_port
+                   : ((const struct sockaddr_in *)a)->sin_port);
+}
+
+/* Is the original destination meshed (in outbound.meshed)? */
+static int meshed(const ly_agent_config_t *cfg,
+                  const struct sockaddr_storage *a) {
+  const uint8_t *ip =
+      a->ss_family == AF_INET6
+          ? ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr
+          : (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr;
+  uint16_t port = port_of(a);
+  for (size_t i = 0; i < cfg->outbound.nmeshed; i++) {
+    const ly_cidr_t *c = &cfg->outbound.meshed[i];
+    if (c->family != a->ss_family)
+      continue;
+    unsigned bits = c->prefix_len, full = bits / 8, rest = bits % 8;
+    if (memcmp(c->addr, ip, full) != 0)
+      continue;
+    if (rest && ((c->addr[full] ^ ip[full]) & (0xff << (8 - rest))))
+      continue;
+    int port_ok = c->nports == 0;
+    for (size_t j = 0; j < c->nports && !port_ok; j++)
+      port_ok = c->ports[j] == port;
+    if (port_ok)
+      return 1;
+  }
+  return 0;
+}
+
+/* The destination of a captured connection, and whether it may be taken:
+ * a connection that reached the capture port without being redirected
+ * would make the agent connect to itself. */
+static int original_destination(ly_proxy_t *p, uv_tcp_t *accepted) {
+  uv_os_fd_t fd;
+  char addr[80];
+  if (uv_fileno((uv_handle_t *)accepted, &fd) != 0 ||
+      ly_original_dst(fd, &p->target) != 0) {
+    refuse(p, LY_REASON_PROTOCOL, "no original destination (not redirected)");
+    return -1;
+  }
+  if (port_of(&p->target) == p->l->listen.port &&
+      ly_addr_is_local((struct sockaddr *)&p->target)) {
+    refuse(p, LY_REASON_PROTOCOL,
+           ly_addr_format((struct sockaddr *)&p->target, addr, sizeof(addr)));
+    return -1;
+  }
+  return 0;
+}
+
+/* Captured inbound traffic goes to the same port on localhost. */
+static void to_localhost(struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET6) {
+    ((struct sockaddr_in6 *)a)->sin6_addr = in6addr_loopback;
+  } else {
+    ((struct sockaddr_in *)a)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  }
+}
+
 void ly_proxy_accept(ly_worker_listener_t *wl) {
   ly_worker_t *w = wl->worker;
   const ly_listener_t *l = wl->listener;
-  int inbound = l->cfg->mode == LY_LISTENER_SERVER;
+  const ly_agent_config_t *cfg = w->dp->cfg;
+  int inbound = l->kind == LY_LISTEN_SERVER || l->kind == LY_LISTEN_INBOUND;
   ly_proxy_t *p = calloc(1, sizeof(*p));
   if (!p)
     return;
@@ -367,10 +457,11 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
   p->wl = wl;
   p->l = l;
   p->inbound = inbound;
-  p->pc.trust_domain = w->dp->cfg->trust_domain;
-  p->pc.allow = inbound ? l->allow : NULL;
-  p->pc.nallow = inbound ? l->cfg->nallow : 0;
-  p->pc.expect = inbound ? NULL : l->cfg->expect;
+  p->target = l->target;
+  p->pc.trust_domain = cfg->trust_domain;
+  p->pc.allow = l->kind == LY_LISTEN_SERVER ? l->allow : NULL;
+  p->pc.nallow = l->nallow;
+  p->pc.expect = l->kind == LY_LISTEN_CLIENT ? l->expect : NULL;
   uv_timer_init(&w->loop, &p->timer);
   uv_tcp_init(&w->loop, &p->plain);
   p->timer.data = p->plain.data = p;
@@ -381,31 +472,73 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
     w->proxies->prev = p;
   w->proxies = p;
   atomic_fetch_add(&w->dp->active, 1);
-
-  WOLFSSL_CTX *ctx = NULL;
   if (w->pair) {
     p->pair = w->pair;
     ly_tls_pair_ref(p->pair);
     p->pc.roots = &p->pair->roots;
-    ctx = inbound ? p->pair->server : p->pair->client;
   }
-  if (ctx &&
-      ly_tls_conn_new(&w->loop, ctx, inbound, &tls_cbs, p, &p->tls) == 0) {
+
+  /* Inbound, the accepted socket is the TLS side; outbound, the plain
+   * side. A TLS connection needs a context, except an unmeshed
+   * passthrough, which is a raw one. */
+  WOLFSSL_CTX *ctx =
+      p->pair ? (inbound ? p->pair->server : p->pair->client) : NULL;
+  if (inbound) {
+    if (!ctx || ly_tls_conn_new(&w->loop, ctx, 1, &tls_cbs, p, &p->tls)) {
+      uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&p->plain);
+      peer_name(&p->plain, p->peer, sizeof(p->peer));
+      refuse(p, LY_REASON_NO_IDENTITY, "the agent holds no valid SVID");
+      return;
+    }
     p->handles++;
     ly_peer_check_attach(p->tls, &p->pc);
-    if (!inbound && wl->session)
-      wolfSSL_set_session(p->tls->ssl, wl->session);
-  }
-  uv_stream_t *accepted = inbound && p->tls ? (uv_stream_t *)&p->tls->tcp
-                                            : (uv_stream_t *)&p->plain;
-  if (uv_accept((uv_stream_t *)&wl->handle, accepted) != 0) {
-    proxy_close(p, 1);
-    return;
-  }
-  peer_name((uv_tcp_t *)accepted, p->peer, sizeof(p->peer));
-  if (!ctx || !p->tls) {
-    refuse(p, LY_REASON_NO_IDENTITY, "the agent holds no valid SVID");
-    return;
+    if (uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&p->tls->tcp)) {
+      proxy_close(p, 1);
+      return;
+    }
+    peer_name(&p->tls->tcp, p->peer, sizeof(p->peer));
+    if (l->kind == LY_LISTEN_INBOUND) {
+      if (original_destination(p, &p->tls->tcp) != 0)
+        return;
+      inbound_policy(p, port_of(&p->target));
+      to_localhost(&p->target);
+      p->tls->allow_plaintext = cfg->mode == LY_MODE_PERMISSIVE;
+    }
+  } else {
+    if (uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&p->plain)) {
+      proxy_close(p, 1);
+      return;
+    }
+    peer_name(&p->plain, p->peer, sizeof(p->peer));
+    int passthrough = 0;
+    if (l->kind == LY_LISTEN_OUTBOUND) {
+      if (original_destination(p, &p->plain) != 0)
+        return;
+      if (!meshed(cfg, &p->target)) {
+        if (cfg->outbound.deny_unmeshed) {
+          refuse(p, LY_REASON_NOT_AUTHORIZED,
+                 "destination is not meshed and outbound.unmeshed is deny");
+          return;
+        }
+        passthrough = 1;
+      }
+    }
+    if (!passthrough && !ctx) {
+      refuse(p, LY_REASON_NO_IDENTITY, "the agent holds no valid SVID");
+      return;
+    }
+    if (ly_tls_conn_new(&w->loop, passthrough ? NULL : ctx, 0, &tls_cbs, p,
+                        &p->tls) != 0) {
+      proxy_close(p, 1);
+      return;
+    }
+    p->handles++;
+    if (!passthrough) {
+      ly_peer_check_attach(p->tls, &p->pc);
+      p->slot = ly_worker_session(w, &p->target);
+      if (p->slot->session)
+        wolfSSL_set_session(p->tls->ssl, p->slot->session);
+    }
   }
   if (atomic_load(&w->dp->active) > w->dp->limits.max_connections) {
     refuse(p, LY_REASON_PROTOCOL, "connection limit reached");
@@ -422,7 +555,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
   p->connect_req.data = p;
   arm(p, w->dp->limits.connect_timeout_ms);
   if (uv_tcp_connect(&p->connect_req, &p->tls->tcp,
-                     (const struct sockaddr *)&l->target, tls_connected) != 0)
+                     (const struct sockaddr *)&p->target, tls_connected) != 0)
     refuse(p, LY_REASON_CONNECT_FAILED, "cannot start the connection");
 }
 

@@ -118,11 +118,13 @@ typedef struct {
   ly_listener_config_t *listeners;
   size_t nlisteners;
   struct {
+    int enabled;   /* the inbound: section is present (transparent mode) */
     uint16_t port; /* default 15006 */
     ly_inbound_rule_t *allow;
     size_t nallow;
   } inbound;
   struct {
+    int enabled;   /* the outbound: section is present */
     uint16_t port; /* default 15001 */
     ly_cidr_t *meshed;
     size_t nmeshed;

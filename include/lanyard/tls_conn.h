@@ -61,13 +61,16 @@ struct ly_tls_conn_s {
   size_t write_queue_bytes; /* handed to uv_write, not yet written */
   unsigned is_server : 1, started : 1, eof : 1, closing : 1, ended : 1,
       paused : 1, in_pump : 1, shut : 1, shutdown_pending : 1,
-      saw_first_byte : 1, not_tls : 1;
+      saw_first_byte : 1, not_tls : 1, raw : 1, allow_plaintext : 1;
   int handshake_done;   /* 0 in progress, 1 done, -1 failed */
   int ssl_error;        /* wolfSSL_get_error code of the last failure */
   char error_text[160]; /* and its text */
 };
 
-/* Allocates a connection with a new WOLFSSL from ctx. 0 or a negative
+/* Allocates a connection with a new WOLFSSL from ctx, or, with ctx NULL,
+ * a raw one (plain TCP behind the same interface: unmeshed destinations).
+ * A server connection with allow_plaintext set turns raw when the client
+ * does not start with a TLS handshake (permissive mode). 0 or a negative
  * code. */
 int ly_tls_conn_new(uv_loop_t *loop, WOLFSSL_CTX *ctx, int is_server,
                     const ly_tls_conn_cbs_t *cbs, void *data,
