@@ -8,7 +8,6 @@
 #include "lanyard/log.h"
 #include "lanyard/tls.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,50 +105,16 @@ static void on_signal(uv_signal_t *s, int signum) {
 }
 
 int ly_cmd_agent(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"config", required_argument, NULL, 'c'},
-      {"check", no_argument, NULL, 'k'},
-      {"log-json", no_argument, NULL, 'j'},
-      {"log-level", required_argument, NULL, 'l'},
-      {"help", no_argument, NULL, 'h'},
-      {0}};
-  const char *cfg_path = NULL, *why = NULL;
-  int check = 0, c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      cfg_path = optarg;
-      break;
-    case 'k':
-      check = 1;
-      break;
-    case 'j':
-      ly_log_set_json(1);
-      break;
-    case 'l':
-      if (ly_log_parse_level(optarg) != 0) {
-        fprintf(stderr, "lanyard agent: --log-level: debug, info, warn or "
-                        "error\n");
-        return LY_EXIT_USAGE;
-      }
-      break;
-    case 'h':
-      printf("usage: lanyard agent -c agent.yaml [--check] [--log-json] "
-             "[--log-level info]\n");
-      return LY_EXIT_OK;
-    default:
-      return LY_EXIT_USAGE;
-    }
-  }
-  if (!cfg_path) {
-    fprintf(stderr, "lanyard agent: -c agent.yaml is required\n");
-    return LY_EXIT_USAGE;
-  }
+  ly_daemon_args_t args;
+  int rc = ly_daemon_args(argc, argv, "lanyard agent", "agent.yaml", &args);
+  if (rc >= 0)
+    return rc;
+  const char *cfg_path = args.config, *why = NULL;
+  int check = args.check;
   ly_diag_t diag;
   ly_diag_init(&diag);
   ly_agent_config_t *cfg = NULL;
-  int rc = LY_EXIT_USAGE;
+  rc = LY_EXIT_USAGE;
   if (ly_agent_config_load(cfg_path, &cfg, &diag) != 0) {
     ly_diag_print(&diag, stderr);
     goto out;

@@ -14,7 +14,6 @@
 #include "lanyard/rpc.h"
 #include "lanyard/tls.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,42 +122,18 @@ static int listen_addr(const ly_hostport_t *hp, struct sockaddr_storage *ss) {
 }
 
 int ly_cmd_ca_serve(int argc, char **argv) {
-  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                       {"check", no_argument, NULL, 'k'},
-                                       {"log-json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
-  const char *cfg_path = NULL;
-  int check = 0, c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      cfg_path = optarg;
-      break;
-    case 'k':
-      check = 1;
-      break;
-    case 'j':
-      ly_log_set_json(1);
-      break;
-    case 'h':
-      printf("usage: lanyard ca serve -c ca.yaml [--check] [--log-json]\n");
-      return LY_EXIT_OK;
-    default:
-      return LY_EXIT_USAGE;
-    }
-  }
-  if (!cfg_path) {
-    fprintf(stderr, "lanyard ca serve: -c ca.yaml is required\n");
-    return LY_EXIT_USAGE;
-  }
+  ly_daemon_args_t args;
+  int rc = ly_daemon_args(argc, argv, "lanyard ca serve", "ca.yaml", &args);
+  if (rc >= 0)
+    return rc;
+  const char *cfg_path = args.config;
+  int check = args.check;
   ly_diag_t diag;
   ly_diag_init(&diag);
   ly_ca_config_t *cfg = NULL;
   serve_t sv;
   memset(&sv, 0, sizeof(sv));
-  int rc = LY_EXIT_USAGE;
+  rc = LY_EXIT_USAGE;
   if (ly_ca_config_load(cfg_path, &cfg, &diag) != 0) {
     ly_diag_print(&diag, stderr);
     goto out;

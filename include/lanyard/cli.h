@@ -15,4 +15,17 @@ int ly_cmd_svid(int argc, char **argv);  /* svid verify ... CERT.pem */
 
 int ly_cmd_iptables(int argc, char **argv); /* iptables [--remove] ... */
 
+/* The options every long-running command takes: -c FILE (required),
+ * --check, --log-json, --log-level LEVEL (applied to the logger here).
+ * `name` is the command for messages ("lanyard agent"), `config_name`
+ * the file it wants ("agent.yaml"). Returns -1 when the command should
+ * proceed, else the exit code (0 after --help). */
+typedef struct {
+  const char *config;
+  int check;
+} ly_daemon_args_t;
+
+int ly_daemon_args(int argc, char **argv, const char *name,
+                   const char *config_name, ly_daemon_args_t *out);
+
 #endif
