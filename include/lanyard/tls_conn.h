@@ -13,9 +13,12 @@
  *   send:    caller's plaintext -> wolfSSL encrypts into its buffer ->
  *            io_send appends to the output block -> the block itself is
  *            the uv_write request (no copy in flush).
- * Letting wolfSSL own the non-blocking fd would save the `in` copy but
- * costs one recv(2) per record header and body; see tests/bench for the
- * measurement that decides it.
+ * Syscalls, measured with `strace -c` on a server agent while 256 MiB
+ * went through a client/server agent pair: about a quarter of a read(2),
+ * of a write(2) and of an epoll_wait(2) per 16 KiB record, because libuv
+ * reads 64 KiB at a time and one flush writes the four records they
+ * become in a single write(2). Giving wolfSSL the socket would save the
+ * `in` copy but read record by record; the benchmark decides that trade.
  *
  * Lifetime: ly_tls_conn_new allocates; ly_tls_conn_close starts an
  * asynchronous close; on_close runs exactly once after that and the memory
