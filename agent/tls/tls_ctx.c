@@ -113,6 +113,21 @@ int ly_tls_set_alpn(WOLFSSL *ssl, const char *proto) {
              : LY_ETLS;
 }
 
+int ly_tls_offer_alpn(WOLFSSL *ssl, const char *proto) {
+  return wolfSSL_UseALPN(ssl, (char *)proto, (unsigned)strlen(proto),
+                         WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) == WOLFSSL_SUCCESS
+             ? 0
+             : LY_ETLS;
+}
+
+int ly_tls_alpn_is(WOLFSSL *ssl, const char *proto) {
+  char *name = NULL;
+  unsigned short len = 0;
+  if (wolfSSL_ALPN_GetProtocol(ssl, &name, &len) != WOLFSSL_SUCCESS)
+    return 0;
+  return len == strlen(proto) && memcmp(name, proto, len) == 0;
+}
+
 int ly_tls_peer_leaf(WOLFSSL *ssl, ly_der_t *out) {
   WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
   LY_ENSURE(x != NULL, LY_ENOT_FOUND);

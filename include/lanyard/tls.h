@@ -10,6 +10,12 @@
 
 /* ALPN protocol of the CA's RPC. */
 #define LY_ALPN_CA "lanyard-ca/1"
+/* ALPN protocol that marks agent-to-agent mTLS: captured outbound
+ * connections offer it, and every data-path server selects it when
+ * offered, so both ends know the other is an agent. Other TLS peers
+ * (curl, nginx, stunnel) negotiate no protocol and are carried all the
+ * same. */
+#define LY_ALPN_MESH "lanyard/1"
 
 typedef struct {
   int is_server;
@@ -52,6 +58,10 @@ void ly_tls_pair_unref(ly_tls_pair_t *p); /* NULL is fine */
 
 /* Sets ALPN on a connection; a mismatch fails the handshake. */
 int ly_tls_set_alpn(WOLFSSL *ssl, const char *proto);
+/* Offers or accepts `proto`, carrying on without ALPN on a mismatch. */
+int ly_tls_offer_alpn(WOLFSSL *ssl, const char *proto);
+/* After the handshake: 1 if `proto` was negotiated. */
+int ly_tls_alpn_is(WOLFSSL *ssl, const char *proto);
 
 /* The peer's leaf certificate, once the handshake is done: LY_ENOT_FOUND
  * when the peer sent none. DER is copied into out. */
