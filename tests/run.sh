@@ -52,10 +52,10 @@ echo "== tests"
 run_ctest build '.'
 echo "== build (AddressSanitizer + UBSan)"
 build build-asan -DLANYARD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-echo "== tests under sanitizers (unit, config, integration, interop)"
+echo "== tests under sanitizers (unit, config, integration, interop, e2e)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_ctest build-asan 'unit|config|integration|interop'
+  run_ctest build-asan 'unit|config|integration|interop|e2e'
 
 printf '%s\n' "${summary[@]}"
 echo "$total_pass passed, $total_fail failed"

@@ -18,6 +18,7 @@
 #include "lanyard/intercept.h"
 #include "lanyard/log.h"
 #include "lanyard/peer.h"
+#include "lanyard/tls.h"
 #include "lanyard/tls_conn.h"
 #include "net/worker.h"
 
@@ -43,7 +44,8 @@ struct ly_proxy_s {
   size_t plain_queue; /* bytes written toward the plaintext side */
   unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
       tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
-      plain_fin_done : 1, resumed : 1, session_saved : 1, plaintext : 1;
+      plain_fin_done : 1, resumed : 1, session_saved : 1, plaintext : 1,
+      agent_peer : 1;
   char peer[64]; /* where the accepted connection came from */
 };
 
@@ -256,7 +258,8 @@ static void established(ly_proxy_t *p) {
   ly_log(LY_DEBUG, p->plaintext ? "plaintext_established" : "mtls_established",
          "listener", p->l->name, "direction",
          p->inbound ? "inbound" : "outbound", "peer", p->peer, "peer_id",
-         p->pc.peer_id, "resumed", p->resumed ? "true" : "false", NULL);
+         p->pc.peer_id, "resumed", p->resumed ? "true" : "false", "agent",
+         p->agent_peer ? "true" : "false", NULL);
   plain_start(p);
   ly_tls_conn_resume(p->tls);
 }
@@ -280,6 +283,7 @@ static void tls_handshake(ly_tls_conn_t *c, int status) {
     return;
   }
   p->plaintext = c->raw;
+  p->agent_peer = !c->raw && ly_tls_alpn_is(c->ssl, LY_ALPN_MESH);
   p->resumed = !c->raw && wolfSSL_session_reused(c->ssl) == 1;
   /* A resumed client session proved the server's identity when it was
    * first made; the server side learns the peer from its ticket. */
@@ -344,7 +348,7 @@ static void proxy_close(ly_proxy_t *p, int abort) {
 }
 
 static void peer_name(uv_tcp_t *h, char *buf, size_t len) {
-  struct sockaddr_storage ss;
+  struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
   int sl = sizeof(ss);
   char ip[64] = "?";
   int port = 0;
@@ -357,7 +361,7 @@ static void peer_name(uv_tcp_t *h, char *buf, size_t len) {
       port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
   }
-  snprintf(buf, len, "%s:%d", ip, port);
+  snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
 /* Captured inbound: the allow rule for the original port. With no rules,
@@ -492,6 +496,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
     }
     p->handles++;
     ly_peer_check_attach(p->tls, &p->pc);
+    ly_tls_offer_alpn(p->tls->ssl, LY_ALPN_MESH);
     if (uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&p->tls->tcp)) {
       proxy_close(p, 1);
       return;
@@ -535,6 +540,10 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
     p->handles++;
     if (!passthrough) {
       ly_peer_check_attach(p->tls, &p->pc);
+      /* Agent to agent: say so. Explicit client listeners may talk to
+       * any TLS server (nginx refuses unknown ALPN protocols). */
+      if (l->kind == LY_LISTEN_OUTBOUND)
+        ly_tls_offer_alpn(p->tls->ssl, LY_ALPN_MESH);
       p->slot = ly_worker_session(w, &p->target);
       if (p->slot->session)
         wolfSSL_set_session(p->tls->ssl, p->slot->session);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The local demo: a CA and two workload agents on loopback, with short-lived
-# identities so you can watch them being issued and rotated.
+# The local demo: the local mesh (deploy/local/mesh.sh: a CA pod and two
+# pods with an agent, as network namespaces), live traffic from web to api
+# over mTLS, and short-lived identities so you can watch them being issued
+# and rotated.
 #
 #   deploy/local/demo.sh [--duration SECONDS] [--ttl 20s]
 #
@@ -8,76 +10,94 @@
 # cleanly on Ctrl-C or after --duration, leaving nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$PWD
 duration=0
 ttl=20s
 while [ $# -gt 0 ]; do
   case "$1" in
   --duration) duration=$2; shift 2 ;;
   --ttl) ttl=$2; shift 2 ;;
-  -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo.sh needs root: the mesh is made of network namespaces" >&2
+  exit 1
+fi
 
 deploy/deps.sh
-# LANYARD=/path/to/lanyard uses that binary (the tests do) instead of build/.
-if [ -z "${LANYARD:-}" ] && { [ ! -x build/lanyard ] || [ -n "$(find agent include proto -newer build/lanyard -print -quit)" ]; }; then
-  echo "building lanyard..."
-  cmake -S . -B build -DLANYARD_WOLFSSL_WORKDIR="$root/.cache/wolfssl-src" \
-    -DLANYARD_WOLFSSL_PREFIX="$root/.cache/wolfssl" >/dev/null
-  cmake --build build -j"$(nproc)" --target lanyard >/dev/null
-fi
-L=${LANYARD:-$root/build/lanyard}
-work=$(mktemp -d /tmp/lanyard-demo.XXXXXX)
-pids=()
+mesh=deploy/local/mesh.sh
+API_URL=http://10.77.0.21:8080/
+state=$(mktemp -d /tmp/lanyard-demo.XXXXXX)
+results=$state/requests.txt # one line per request: ok or failed
+started=0
+traffic=
+
+tally() { # prints "N ok, M failed"
+  local ok failed
+  ok=$(grep -c '^ok$' "$results" 2>/dev/null || true)
+  failed=$(grep -c '^failed$' "$results" 2>/dev/null || true)
+  echo "${ok:-0} ok, ${failed:-0} failed"
+}
+
 stop() {
   trap - INT TERM EXIT
   echo
   echo "stopping..."
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  if [ -n "$traffic" ]; then
+    kill "$traffic" 2>/dev/null || true
+    wait "$traffic" 2>/dev/null || true
+  fi
+  if [ "$started" = 1 ]; then
+    echo "requests web -> api: $(tally)"
+    "$mesh" down --state "$state" >/dev/null || true
+  fi
+  rm -rf "$state"
   echo "stopped; nothing left running."
 }
-trap stop INT TERM EXIT
+trap stop EXIT
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-TD=demo.lanyard.local
-ca_port=$(port)
-"$L" ca init --trust-domain $TD --dir "$work/ca" --listen 127.0.0.1:$ca_port \
-  --admin 127.0.0.1:$(port) >/dev/null
-"$L" ca serve -c "$work/ca/ca.yaml" >"$work/ca.log" 2>&1 &
-pids+=($!)
-
-for name in frontend backend; do
-  id=spiffe://$TD/ns/demo/sa/$name
-  mkdir -p "$work/$name/svid"
-  "$L" ca token -c "$work/ca/ca.yaml" --spiffe-id "$id" --ttl 5m >"$work/$name/join.token"
-  cat >"$work/$name/agent.yaml" <<YAML
-trust_domain: $TD
-spiffe_id: $id
-ca:
-  address: 127.0.0.1:$ca_port
-  bundle: $work/ca/bundle.pem
-  token_file: join.token
-svid:
-  ttl: $ttl
-  dir: svid
-admin: 127.0.0.1:$(port)
-YAML
-  "$L" agent -c "$work/$name/agent.yaml" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-done
-
-echo "Lanyard demo: CA on 127.0.0.1:$ca_port, trust domain $TD, SVID TTL $ttl"
-echo "workloads: frontend, backend (Ctrl-C to stop)"
+rc=0
+"$mesh" status >/dev/null 2>&1 || rc=$?
+if [ "$rc" -ne 3 ]; then # 3: down
+  echo "a local mesh is already up (or left over): stop it first with $mesh down" >&2
+  exit 1
+fi
+# The daemons run in their own sessions: a Ctrl-C reaches only this
+# script, which stops them with `mesh.sh down`.
+started=1
+"$mesh" up --state "$state" --ttl "$ttl"
 echo
+echo "Lanyard demo: a local mesh of network namespaces, trust domain mesh.local, SVID TTL $ttl"
+echo "pods: ca 10.77.0.10 (lanyard ca serve), web 10.77.0.20 (agent), api 10.77.0.21 (agent + nginx :8080), legacy 10.77.0.40 (no agent)"
+echo "traffic: web's app calls $API_URL every 0.5 s (plain HTTP; the agents make it mTLS)"
+echo "look around: $mesh status | $mesh exec web curl -s $API_URL | logs in $state/logs"
+echo "(Ctrl-C to stop)"
+echo
+
+# web's "application": curl in the web pod, knowing nothing of Lanyard.
+: >"$results"
+(
+  trap 'exit 0' TERM
+  while :; do
+    if "$mesh" exec web curl -sf -m 3 -o /dev/null "$API_URL"; then
+      echo ok
+    else
+      echo failed
+    fi >>"$results"
+    sleep 0.5
+  done
+) </dev/null &
+traffic=$!
+
 start=$SECONDS
+next_report=$((SECONDS + 5))
 declare -A last
 while [ "$duration" -eq 0 ] || [ $((SECONDS - start)) -lt "$duration" ]; do
-  for name in frontend backend; do
-    f=$work/$name/svid/svid.pem
+  for name in web api; do
+    f=$state/pods/$name/svid/svid.pem
     [ -s "$f" ] || continue
     serial=$(openssl x509 -in "$f" -noout -serial 2>/dev/null | cut -d= -f2) || continue
     if [ "${last[$name]:-}" != "$serial" ]; then
@@ -89,5 +109,12 @@ while [ "$duration" -eq 0 ] || [ $((SECONDS - start)) -lt "$duration" ]; do
         "$(date +%T)" "$name" "$what" "$id" "$serial" "$until"
     fi
   done
+  if [ "$SECONDS" -ge "$next_report" ]; then
+    next_report=$((SECONDS + 5))
+    mtls=$(grep -c "event=mtls_established listener=inbound .*peer_id=spiffe://mesh.local/ns/default/sa/web" \
+      "$state/logs/api.agent.log" 2>/dev/null || true)
+    printf '%s  requests web -> api: %s; api agent: %s mTLS connections from spiffe://mesh.local/ns/default/sa/web\n' \
+      "$(date +%T)" "$(tally)" "${mtls:-0}"
+  fi
   sleep 1
 done

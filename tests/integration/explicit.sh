@@ -43,6 +43,8 @@ body=$(curl -sS -m 10 "http://127.0.0.1:$CLIENT_PORT/index.html" || true)
 check "curl through the client listener reaches nginx ($body)" test "$body" = "hello through lanyard"
 check "the server agent saw the client's SPIFFE ID" \
   grep -q "event=mtls_established listener=api direction=inbound .*peer_id=$WEB" "$T/api/agent.log"
+check "an explicit client listener offers no ALPN (any TLS server may be behind it)" \
+  grep -q "event=mtls_established listener=api direction=inbound .*agent=false" "$T/api/agent.log"
 check "the client agent saw the server's SPIFFE ID" \
   grep -q "event=mtls_established listener=api direction=outbound .*peer_id=$API" "$T/web/agent.log"
 
