@@ -93,7 +93,7 @@ sleep 0.3
 check "after SIGTERM the server listener refuses new connections" \
   bash -c "! (exec 3<>/dev/tcp/127.0.0.1/${SERVER[slow]}) 2>/dev/null"
 wait "$INFLIGHT" || true
-check "the in-flight request completed ($(cat "$T/inflight.out"))" grep -qx done "$T/inflight.out"
+check "the in-flight request completed ($(cat "$T/inflight.out"))" grep -qx "done" "$T/inflight.out"
 rc=0
 wait "$API_PID" || rc=$?
 took=$(echo "$(date +%s.%N) - $t0" | bc)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the integration suites (sourced, bash).
 # Environment from CTest: LANYARD (the binary), LY_SOURCE_DIR, LY_TESTDATA,
 # CA_PROBE (the probe tool).
@@ -58,8 +59,8 @@ free_port() {
 }
 
 wait_port() { # host port [seconds]
-  local i
-  for i in $(seq 1 $((${3:-10} * 10))); do
+  local _
+  for _ in $(seq 1 $((${3:-10} * 10))); do
     (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
     sleep 0.1
   done
@@ -67,8 +68,8 @@ wait_port() { # host port [seconds]
 }
 
 wait_file() { # path [seconds]
-  local i
-  for i in $(seq 1 $((${2:-10} * 10))); do
+  local _
+  for _ in $(seq 1 $((${2:-10} * 10))); do
     [ -s "$1" ] && return 0
     sleep 0.1
   done
