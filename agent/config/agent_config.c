@@ -51,7 +51,17 @@ static const ly_field_t svid_fields[] = {
     LY_END,
 };
 
-enum { L_NAME, L_MODE, L_LISTEN, L_FORWARD, L_CONNECT, L_ALLOW, L_EXPECT };
+enum {
+  L_NAME,
+  L_MODE,
+  L_LISTEN,
+  L_FORWARD,
+  L_CONNECT,
+  L_ALLOW,
+  L_EXPECT,
+  L_EXPOSE
+};
+static const char *const booleans[] = {"false", "true", NULL};
 static const ly_field_t listener_fields[] = {
     [L_NAME] = LY_KEY("name", ly_f_string, 1, LS(name)),
     [L_MODE] = LY_ARG("mode", ly_f_enum, 1, LS(mode), listener_modes),
@@ -60,6 +70,7 @@ static const ly_field_t listener_fields[] = {
     [L_CONNECT] = LY_KEY("connect", ly_f_address, 0, LS(connect)),
     [L_ALLOW] = LY_LIST("allow", ly_f_patterns, 0, LS(allow), LS(nallow)),
     [L_EXPECT] = LY_KEY("expect", ly_f_spiffe_id, 0, LS(expect)),
+    [L_EXPOSE] = LY_ARG("expose", ly_f_enum, 0, LS(expose), booleans),
     LY_END,
 };
 
@@ -190,13 +201,24 @@ static void listener_rules(ly_schema_t *s, const ly_ynode_t *item,
   } only[] = {{L_FORWARD, LY_LISTENER_SERVER},
               {L_ALLOW, LY_LISTENER_SERVER},
               {L_CONNECT, LY_LISTENER_CLIENT},
-              {L_EXPECT, LY_LISTENER_CLIENT}};
+              {L_EXPECT, LY_LISTENER_CLIENT},
+              {L_EXPOSE, LY_LISTENER_CLIENT}};
   if (!(ok & 1u << L_MODE))
     return; /* reported already */
   if (l->mode == LY_LISTENER_SERVER && !(seen & 1u << L_FORWARD))
     LY_SCHEMA_ERR(s, item, "missing required key 'forward' (server listener)");
   if (l->mode == LY_LISTENER_CLIENT && !(seen & 1u << L_CONNECT))
     LY_SCHEMA_ERR(s, item, "missing required key 'connect' (client listener)");
+  /* A client listener lends this agent's identity to whoever connects:
+   * loopback only, unless the operator says otherwise. */
+  const char *host = l->listen.host;
+  const ly_ypair_t *listen = ly_ynode_find(item, "listen");
+  if (l->mode == LY_LISTENER_CLIENT && (ok & 1u << L_LISTEN) && listen &&
+      !l->expose && strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0)
+    LY_SCHEMA_ERR(s, listen->value,
+                  "a client listener accepts plaintext and connects with "
+                  "this agent's identity: listen on 127.0.0.1 or ::1, or set "
+                  "expose: true");
   for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++) {
     const ly_ypair_t *p = ly_ynode_find(item, listener_fields[only[i].key].key);
     if (p && l->mode != only[i].mode)

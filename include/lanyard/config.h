@@ -88,6 +88,7 @@ typedef struct {
   char **allow;          /* server: SPIFFE ID patterns (exact or .../*) */
   size_t nallow;
   char *expect; /* client: expected server ID; NULL: any in the domain */
+  int expose;   /* client: listen beyond loopback (expose: true) */
 } ly_listener_config_t;
 
 typedef struct {
