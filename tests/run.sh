@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test suite: installs what is missing (Debian 12, as root), builds
-# (normal and AddressSanitizer+UBSan), and runs the suites through CTest.
+# (normal, AddressSanitizer+UBSan, and libFuzzer with clang), and runs the
+# suites through CTest.
 # A second run on a warm tree rebuilds nothing that did not change.
 # For one suite while developing: cd build && ctest -R <name>.
 set -euo pipefail
@@ -56,6 +57,10 @@ echo "== tests under sanitizers (unit, config, integration, interop, e2e)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_ctest build-asan 'unit|config|integration|interop|e2e'
+echo "== build (libFuzzer, clang)"
+CC=clang-14 build build-fuzz -DLANYARD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
+echo "== fuzz smoke runs (each target for a few seconds; tests/fuzz)"
+run_ctest build-fuzz 'fuzz'
 
 printf '%s\n' "${summary[@]}"
 echo "$total_pass passed, $total_fail failed"

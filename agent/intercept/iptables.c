@@ -53,7 +53,8 @@ typedef struct {
   int oom; /* sticky: checked once at the end */
 } sb_t;
 
-static void sb_vadd(sb_t *b, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void
+sb_vadd(sb_t *b, const char *fmt, va_list ap) {
   if (b->oom)
     return;
   va_list ap2;

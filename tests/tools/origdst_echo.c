@@ -39,7 +39,7 @@ static void die(const char *what) {
 
 static int listen_on(const char *bind_addr, unsigned port) {
   struct sockaddr_storage ss = {0};
-  socklen_t len;
+  socklen_t len = 0;
   struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
   struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
   if (inet_pton(AF_INET6, bind_addr, &s6->sin6_addr) == 1) {
