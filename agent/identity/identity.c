@@ -295,11 +295,11 @@ static void request(ly_identity_t *id) {
   if ((rc = ly_key_generate(&id->pending_key)) != 0 ||
       (rc = ly_csr_create(id->pending_key, id->cfg->spiffe_id, &csr)) != 0) {
     set_error(id, "%s%s", "cannot make a key and CSR: ", ly_strerror(rc));
-    goto fail;
+    goto out;
   }
   if (!have_identity(id)) {
     if ((rc = read_token(id, &token, &is_k8s)) != 0)
-      goto fail;
+      goto out;
     if (is_k8s) {
       req.credential_case = LANYARD__CA__V1__SIGN_REQUEST__CREDENTIAL_K8S_TOKEN;
       req.k8s_token = token;
@@ -311,8 +311,8 @@ static void request(ly_identity_t *id) {
       kind = "join_token";
     }
     /* Renewal contexts carry our SVID; a first request must not. */
-    if (update_rpc_ctx(id) != 0)
-      goto fail;
+    if ((rc = update_rpc_ctx(id)) != 0)
+      goto out;
   }
   req.csr.data = csr.der;
   req.csr.len = csr.len;
@@ -325,24 +325,20 @@ static void request(ly_identity_t *id) {
   if (rc != 0) {
     id->in_flight = 0;
     set_error(id, "%s%s", "cannot call the CA: ", ly_strerror(rc));
-    goto fail;
+    goto out;
+  }
+out:
+  if (rc != 0) {
+    ly_log(LY_WARN, "svid_request_failed", "reason", id->last_error, NULL);
+    ly_key_free(id->pending_key);
+    id->pending_key = NULL;
+    schedule_retry(id);
   }
   free(csr.der);
   if (token) {
     ly_wipe(token, strlen(token));
     free(token);
   }
-  return;
-fail:
-  ly_log(LY_WARN, "svid_request_failed", "reason", id->last_error, NULL);
-  ly_key_free(id->pending_key);
-  id->pending_key = NULL;
-  free(csr.der);
-  if (token) {
-    ly_wipe(token, strlen(token));
-    free(token);
-  }
-  schedule_retry(id);
 }
 
 static void on_bundle(int code, const char *message,

@@ -25,10 +25,9 @@ int ly_svid_dir_write(const char *dir, const ly_chain_t *chain,
       (rc = ly_chain_to_pem(chain, &chain_pem, &chain_len)) != 0 ||
       (rc = ly_chain_to_pem(bundle, &bundle_pem, &bundle_len)) != 0)
     goto out;
-  if ((rc = write_pem(dir, "svid.key", key_pem, key_len, 0600)) != 0 ||
-      (rc = write_pem(dir, "bundle.pem", bundle_pem, bundle_len, 0644)) != 0 ||
-      (rc = write_pem(dir, "svid.pem", chain_pem, chain_len, 0644)) != 0)
-    goto out;
+  if ((rc = write_pem(dir, "svid.key", key_pem, key_len, 0600)) == 0 &&
+      (rc = write_pem(dir, "bundle.pem", bundle_pem, bundle_len, 0644)) == 0)
+    rc = write_pem(dir, "svid.pem", chain_pem, chain_len, 0644);
 out:
   if (key_pem) {
     ly_wipe(key_pem, key_len);

@@ -1,6 +1,7 @@
 #include "lanyard/tls_conn.h"
 
 #include "lanyard/err.h"
+#include "lanyard/intercept.h"
 
 #include <wolfssl/error-ssl.h>
 
@@ -409,22 +410,9 @@ const char *ly_tls_conn_error(const ly_tls_conn_t *c) {
   return c->error_text;
 }
 
-void ly_tls_conn_peer_name(const ly_tls_conn_t *c, char *buf, size_t len) {
-  struct sockaddr_storage ss;
+void ly_tcp_peer_name(const uv_tcp_t *h, char *buf, size_t len) {
+  struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
   int sl = sizeof(ss);
-  char ip[64] = "?";
-  int port = 0;
-  ss.ss_family = AF_UNSPEC;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-      uv_ip4_name(a, ip, sizeof(ip));
-      port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      uv_ip6_name(a, ip, sizeof(ip));
-      port = ntohs(a->sin6_port);
-    }
-  }
-  snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+  uv_tcp_getpeername(h, (struct sockaddr *)&ss, &sl);
+  ly_addr_format((struct sockaddr *)&ss, buf, len);
 }

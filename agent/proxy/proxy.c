@@ -264,15 +264,23 @@ static void established(ly_proxy_t *p) {
   ly_tls_conn_resume(p->tls);
 }
 
-static void plain_connected(uv_connect_t *req, int status) {
+/* The proxy of a finished connect, or NULL when it is gone or failed
+ * (then refused with connect_failed). */
+static ly_proxy_t *connected(uv_connect_t *req, int status) {
   ly_proxy_t *p = req->data;
   if (p->closing)
-    return;
+    return NULL;
   if (status != 0) {
     refuse(p, LY_REASON_CONNECT_FAILED, uv_strerror(status));
-    return;
+    return NULL;
   }
-  established(p);
+  return p;
+}
+
+static void plain_connected(uv_connect_t *req, int status) {
+  ly_proxy_t *p = connected(req, status);
+  if (p)
+    established(p);
 }
 
 static void tls_handshake(ly_tls_conn_t *c, int status) {
@@ -317,13 +325,9 @@ static const ly_tls_conn_cbs_t tls_cbs = {
 };
 
 static void tls_connected(uv_connect_t *req, int status) {
-  ly_proxy_t *p = req->data;
-  if (p->closing)
+  ly_proxy_t *p = connected(req, status);
+  if (!p)
     return;
-  if (status != 0) {
-    refuse(p, LY_REASON_CONNECT_FAILED, uv_strerror(status));
-    return;
-  }
   arm(p, p->w->dp->limits.handshake_timeout_ms);
   if (ly_tls_conn_start(p->tls) != 0)
     proxy_close(p, 1);
@@ -345,23 +349,6 @@ static void proxy_close(ly_proxy_t *p, int abort) {
     else
       ly_tls_conn_close(p->tls);
   }
-}
-
-static void peer_name(uv_tcp_t *h, char *buf, size_t len) {
-  struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
-  int sl = sizeof(ss);
-  char ip[64] = "?";
-  int port = 0;
-  if (uv_tcp_getpeername(h, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    } else {
-      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
-  }
-  snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
 /* Captured inbound: the allow rule for the original port. With no rules,
@@ -490,7 +477,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
   if (inbound) {
     if (!ctx || ly_tls_conn_new(&w->loop, ctx, 1, &tls_cbs, p, &p->tls)) {
       uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&p->plain);
-      peer_name(&p->plain, p->peer, sizeof(p->peer));
+      ly_tcp_peer_name(&p->plain, p->peer, sizeof(p->peer));
       refuse(p, LY_REASON_NO_IDENTITY, "the agent holds no valid SVID");
       return;
     }
@@ -501,7 +488,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
       proxy_close(p, 1);
       return;
     }
-    peer_name(&p->tls->tcp, p->peer, sizeof(p->peer));
+    ly_tcp_peer_name(&p->tls->tcp, p->peer, sizeof(p->peer));
     if (l->kind == LY_LISTEN_INBOUND) {
       if (original_destination(p, &p->tls->tcp) != 0)
         return;
@@ -514,7 +501,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
       proxy_close(p, 1);
       return;
     }
-    peer_name(&p->plain, p->peer, sizeof(p->peer));
+    ly_tcp_peer_name(&p->plain, p->peer, sizeof(p->peer));
     int passthrough = 0;
     if (l->kind == LY_LISTEN_OUTBOUND) {
       if (original_destination(p, &p->plain) != 0)

@@ -288,7 +288,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(sc);
     return;
   }
-  ly_tls_conn_peer_name(sc->tls, sc->peer, sizeof(sc->peer));
+  ly_tcp_peer_name(&sc->tls->tcp, sc->peer, sizeof(sc->peer));
   if (s->nconns > MAX_CONNECTIONS) {
     ly_log(LY_WARN, "rpc_conn_refused", "peer", sc->peer, "reason",
            "connection limit", NULL);

@@ -106,7 +106,7 @@ void ly_tls_conn_abort(ly_tls_conn_t *c);
 /* The reason of the last failure, for logs ("" if none). */
 const char *ly_tls_conn_error(const ly_tls_conn_t *c);
 
-/* "ip:port" of the peer, for logs. */
-void ly_tls_conn_peer_name(const ly_tls_conn_t *c, char *buf, size_t len);
+/* "ip:port" (or "[ip]:port") of a TCP handle's peer, for logs. */
+void ly_tcp_peer_name(const uv_tcp_t *h, char *buf, size_t len);
 
 #endif
