@@ -1,4 +1,5 @@
 /* `lanyard agent -c agent.yaml [--check]` */
+#include "admin/admin.h"
 #include "lanyard/cli.h"
 #include "lanyard/config.h"
 #include "lanyard/dataplane.h"
@@ -17,6 +18,7 @@ typedef struct {
   const ly_agent_config_t *cfg;
   ly_identity_t *identity;
   ly_dataplane_t *dp;
+  ly_agent_admin_t admin;
   uv_signal_t sigint, sigterm;
 } agent_t;
 
@@ -95,6 +97,7 @@ static void on_signal(uv_signal_t *s, int signum) {
          signum == SIGINT ? "SIGINT" : "SIGTERM", NULL);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
+  ly_agent_admin_stop(&a->admin);
   if (a->dp) {
     /* Stop accepting, let connections finish up to the drain deadline. */
     ly_dataplane_stop(a->dp);
@@ -144,6 +147,15 @@ int ly_cmd_agent(int argc, char **argv) {
     ly_log(LY_ERROR, "agent_start_failed", "reason",
            why ? why : ly_strerror(rc), NULL);
     ly_dataplane_stop(a.dp);
+    rc = LY_EXIT_FAIL;
+    goto out;
+  }
+  if (ly_agent_admin_start(&a.admin, loop, cfg, a.identity, a.dp, err,
+                           sizeof(err)) != 0) {
+    ly_log(LY_ERROR, "agent_start_failed", "reason", err, NULL);
+    ly_identity_stop(a.identity);
+    ly_dataplane_stop(a.dp);
+    uv_run(loop, UV_RUN_DEFAULT); /* let the handles close */
     rc = LY_EXIT_FAIL;
     goto out;
   }

@@ -17,6 +17,8 @@ static const struct {
     {"ca", ly_cmd_ca, "the certificate authority: init, token, serve"},
     {"iptables", ly_cmd_iptables,
      "install the interception rules (init container)"},
+    {"status", ly_cmd_status, "the local agent's identity and mTLS rates"},
+    {"mesh", ly_cmd_mesh, "every workload's mTLS success rate (CA admin)"},
     {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
     {"version", ly_cmd_version, "print version and crypto build"},
 };

@@ -7,6 +7,8 @@ packages=(build-essential cmake pkg-config libuv1-dev libyaml-dev
   libprotobuf-c-dev protobuf-c-compiler libjansson-dev libcmocka-dev
   openssl curl python3 autoconf automake libtool dpkg-dev iproute2 iptables
   bc nginx-light stunnel4 tcpdump clang-14 libclang-rt-14-dev)
+# promtool (tests check /metrics with it) comes with Debian's prometheus.
+command -v promtool >/dev/null || packages+=(prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -5,7 +5,9 @@
 
 #include "lanyard/attest.h"
 #include "lanyard/config.h"
+#include "lanyard/rpc.h"
 #include "lanyard/x509.h"
+#include "ca/mesh.h"
 
 #include "lanyard/ca/v1/ca.pb-c.h"
 
@@ -19,6 +21,26 @@
  * leaves no room for a retry. */
 #define LY_CA_MIN_TTL_S 5
 
+/* What the CA counts, for its /metrics. */
+typedef enum {
+  LY_CRED_JOIN_TOKEN,
+  LY_CRED_K8S_TOKEN,
+  LY_CRED_MTLS,
+  LY_CRED_NONE,
+  LY_CRED__COUNT
+} ly_credential_t;
+extern const char *const ly_credential_name[LY_CRED__COUNT];
+
+#define LY_SIGN_BUCKETS 10
+extern const double ly_sign_bucket_le[LY_SIGN_BUCKETS];
+
+typedef struct {
+  uint64_t sign[LY_CRED__COUNT][LY_RPC_NCODES]; /* Sign calls by result */
+  uint64_t sign_bucket[LY_SIGN_BUCKETS + 1];    /* signing time */
+  double sign_seconds;
+  uint64_t reports[LY_RPC_NCODES]; /* Report calls by result */
+} ly_ca_stats_t;
+
 typedef struct {
   Lanyard__Ca__V1__CA_Service service; /* protobuf-c: methods below */
   const ly_ca_config_t *cfg;
@@ -27,6 +49,9 @@ typedef struct {
   struct timespec bundle_mtime; /* reloaded when the file changes */
   unsigned char token_secret[LY_TOKEN_SECRET_LEN];
   ly_jwks_t *jwks; /* NULL without a kubernetes: section */
+  ly_ca_stats_t stats;
+  ly_mesh_t *mesh; /* agents' reports */
+  uv_loop_t *loop; /* for report times */
 } ly_ca_t;
 
 /* Reads the signing certificate and key, the bundle, the token secret and
@@ -38,8 +63,16 @@ int ly_ca_load(ly_ca_t *ca, const ly_ca_config_t *cfg, int deep,
                ly_diag_t *diag);
 void ly_ca_free(ly_ca_t *ca);
 
-/* Sets up ca->service for ly_rpc_server_start. */
-void ly_ca_service_init(ly_ca_t *ca);
+/* Sets up ca->service for ly_rpc_server_start, and the mesh table. */
+int ly_ca_service_init(ly_ca_t *ca, uv_loop_t *loop);
+
+/* The admin endpoints (ca_admin.c): /metrics, /healthz, /readyz, /status,
+ * /api/mesh and the mesh page at /. */
+typedef struct ly_http_server_s ly_http_server_t;
+int ly_ca_admin_start(ly_ca_t *ca, ly_http_server_t **out, char *err,
+                      size_t errlen);
+/* Can the CA sign now: its signing certificate is within its validity. */
+int ly_ca_ready(const ly_ca_t *ca, const char **why);
 
 /* Re-reads the bundle when its file changed (root rotation without a
  * restart). Keeps the old bundle if the new one does not parse. */

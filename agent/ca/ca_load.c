@@ -130,5 +130,7 @@ void ly_ca_free(ly_ca_t *ca) {
   ly_chain_free(&ca->roots);
   ly_jwks_free(ca->jwks);
   ca->jwks = NULL;
+  ly_mesh_free(ca->mesh);
+  ca->mesh = NULL;
   ly_wipe(ca->token_secret, sizeof(ca->token_secret));
 }

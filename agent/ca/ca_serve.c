@@ -9,6 +9,7 @@
 #include "ca/ca.h"
 
 #include "lanyard/cli.h"
+#include "lanyard/http.h"
 #include "lanyard/err.h"
 #include "lanyard/log.h"
 #include "lanyard/rpc.h"
@@ -27,6 +28,7 @@ int ly_cmd_ca_serve(int argc, char **argv);
 typedef struct {
   ly_ca_t ca;
   ly_rpc_server_t *server;
+  ly_http_server_t *admin;
   uv_timer_t timer;
   uv_signal_t sigint, sigterm;
   int64_t serving_renew_at;
@@ -110,6 +112,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   ly_log(LY_INFO, "ca_stopping", "signal",
          signum == SIGINT ? "SIGINT" : "SIGTERM", NULL);
   ly_rpc_server_stop(sv->server);
+  ly_http_server_stop(sv->admin);
   uv_close((uv_handle_t *)&sv->timer, NULL);
   uv_close((uv_handle_t *)&sv->sigint, NULL);
   uv_close((uv_handle_t *)&sv->sigterm, NULL);
@@ -154,7 +157,8 @@ int ly_cmd_ca_serve(int argc, char **argv) {
   struct sockaddr_storage addr;
   WOLFSSL_CTX *ctx = NULL;
   int err;
-  ly_ca_service_init(&sv.ca);
+  if (ly_ca_service_init(&sv.ca, loop) != 0)
+    goto free_ca;
   sv.ctx_bundle = sv.ca.bundle_mtime;
   if (listen_addr(&cfg->listen, &addr) != 0 ||
       make_ctx(&sv.ca, &ctx, &sv.serving_renew_at) != 0)
@@ -167,6 +171,13 @@ int ly_cmd_ca_serve(int argc, char **argv) {
     ly_log(LY_ERROR, "ca_listen_failed", "host", cfg->listen.host, "port",
            ly_fmt(port, sizeof(port), "%u", cfg->listen.port), "reason",
            uv_strerror(err), NULL);
+    goto free_ca;
+  }
+  char admin_err[300];
+  if (ly_ca_admin_start(&sv.ca, &sv.admin, admin_err, sizeof(admin_err)) != 0) {
+    ly_log(LY_ERROR, "ca_listen_failed", "reason", admin_err, NULL);
+    ly_rpc_server_stop(sv.server);
+    uv_run(loop, UV_RUN_DEFAULT);
     goto free_ca;
   }
   uv_timer_init(loop, &sv.timer);

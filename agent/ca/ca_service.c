@@ -1,4 +1,4 @@
-/* The CA service: Sign and TrustBundle.
+/* The CA service: Sign, TrustBundle and Report.
  *
  * Sign decides in this order, and refuses with the first failing check:
  *   1. the CSR is well formed and self-signed (INVALID_ARGUMENT);
@@ -11,6 +11,10 @@
  *   5. the TTL is sane (INVALID_ARGUMENT), capped by max_ttl.
  * Every refusal is logged with the caller's address and the reason; no
  * token or key ever is.
+ *
+ * Report is authenticated like a renewal: the caller's SVID, verified now,
+ * names the identity the report is filed under, and the report's own
+ * spiffe_id must agree (PERMISSION_DENIED otherwise).
  */
 #include "ca/ca.h"
 
@@ -27,13 +31,26 @@
 
 #define CA_OF(svc) ((ly_ca_t *)((char *)(svc)-offsetof(ly_ca_t, service)))
 
+const char *const ly_credential_name[LY_CRED__COUNT] = {
+    "join_token", "k8s_token", "mtls", "none"};
+const double ly_sign_bucket_le[LY_SIGN_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1};
+
 typedef struct {
+  ly_ca_t *ca;
   ly_rpc_call_t *call;
-  const char *credential; /* "join_token", "k8s_token", "mtls", "none" */
-  const char *id;         /* the requested ID, once known */
+  const char *credential; /* ly_credential_name */
+  ly_credential_t cred;
+  const char *id; /* the requested ID, once known */
 } sign_ctx_t;
 
+static void set_credential(sign_ctx_t *s, ly_credential_t c) {
+  s->cred = c;
+  s->credential = ly_credential_name[c];
+}
+
 static void refuse(sign_ctx_t *s, int code, const char *reason) {
+  s->ca->stats.sign[s->cred][code]++;
   ly_rpc_call_fail(s->call, code, "%s", reason);
   ly_log(LY_WARN, "sign_refused", "peer", ly_rpc_call_peer(s->call),
          "credential", s->credential, "spiffe_id", s->id, "code",
@@ -92,29 +109,40 @@ static int check_k8s_token(ly_ca_t *ca, sign_ctx_t *s, const char *jwt) {
   return 0;
 }
 
-static int check_renewal(ly_ca_t *ca, sign_ctx_t *s) {
-  const ly_chain_t *chain = ly_rpc_call_peer_chain(s->call);
-  ly_cert_info_t info;
+/* The caller's SVID, verified again now, against the bundle as it is
+ * now: the connection may be older than the certificate's expiry or than
+ * a root's retirement. 0 with info, or UNAUTHENTICATED with msg. */
+static int authenticate_peer(ly_ca_t *ca, ly_rpc_call_t *call,
+                             ly_cert_info_t *info, char *msg, size_t len) {
+  const ly_chain_t *chain = ly_rpc_call_peer_chain(call);
   const char *why = NULL;
   if (chain->n == 0) {
-    s->credential = "none";
+    snprintf(msg, len, "no client certificate");
+    return LY_RPC_UNAUTHENTICATED;
+  }
+  if (ly_svid_verify(chain, &ca->roots, (int64_t)time(NULL),
+                     ca->cfg->trust_domain, info, &why) != 0) {
+    snprintf(msg, len, "client certificate is not a valid SVID: %s", why);
+    return LY_RPC_UNAUTHENTICATED;
+  }
+  return 0;
+}
+
+static int check_renewal(ly_ca_t *ca, sign_ctx_t *s) {
+  ly_cert_info_t info;
+  char msg[LY_SPIFFE_ID_MAX + 64];
+  if (ly_rpc_call_peer_chain(s->call)->n == 0) {
+    set_credential(s, LY_CRED_NONE);
     refuse(s, LY_RPC_UNAUTHENTICATED,
            "no credential: send a join token or a Kubernetes token, or "
            "renew over mTLS with the current SVID");
     return LY_RPC_UNAUTHENTICATED;
   }
-  /* Again, now, against the bundle as it is now: the connection may be
-   * older than the certificate's expiry or than a root's retirement. */
-  if (ly_svid_verify(chain, &ca->roots, (int64_t)time(NULL),
-                     ca->cfg->trust_domain, &info, &why) != 0) {
-    char msg[160];
-    snprintf(msg, sizeof(msg), "client certificate is not a valid SVID: %s",
-             why);
+  if (authenticate_peer(ca, s->call, &info, msg, sizeof(msg)) != 0) {
     refuse(s, LY_RPC_UNAUTHENTICATED, msg);
     return LY_RPC_UNAUTHENTICATED;
   }
   if (strcmp(info.spiffe_id, s->id) != 0) {
-    char msg[LY_SPIFFE_ID_MAX + 64];
     snprintf(msg, sizeof(msg),
              "renewal must keep the identity: the client is '%s'",
              info.spiffe_id);
@@ -130,17 +158,18 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
                     void *closure_data) {
   ly_ca_t *ca = CA_OF(svc);
   const ly_ca_config_t *cfg = ca->cfg;
-  sign_ctx_t s = {.call = closure_data, .credential = "mtls", .id = NULL};
+  sign_ctx_t s = {.ca = ca, .call = closure_data, .id = NULL};
+  set_credential(&s, LY_CRED_MTLS);
   ly_csr_t csr;
   const char *why = "malformed";
   char msg[256];
 
   if (req->credential_case ==
       LANYARD__CA__V1__SIGN_REQUEST__CREDENTIAL_JOIN_TOKEN)
-    s.credential = "join_token";
+    set_credential(&s, LY_CRED_JOIN_TOKEN);
   else if (req->credential_case ==
            LANYARD__CA__V1__SIGN_REQUEST__CREDENTIAL_K8S_TOKEN)
-    s.credential = "k8s_token";
+    set_credential(&s, LY_CRED_K8S_TOKEN);
 
   if (ly_csr_check(req->csr.data, req->csr.len, &csr, &why) != 0) {
     snprintf(msg, sizeof(msg), "bad CSR: %s", why);
@@ -201,7 +230,13 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
     refuse(&s, LY_RPC_INTERNAL, "signing failed");
     goto fail;
   }
-  uint64_t sign_us = (uv_hrtime() - t0) / 1000;
+  uint64_t sign_ns = uv_hrtime() - t0, sign_us = sign_ns / 1000;
+  double sign_s = (double)sign_ns / 1e9;
+  size_t bucket = 0;
+  while (bucket < LY_SIGN_BUCKETS && sign_s > ly_sign_bucket_le[bucket])
+    bucket++;
+  ca->stats.sign_bucket[bucket]++;
+  ca->stats.sign_seconds += sign_s;
 
   ly_ca_reload_bundle(ca);
   ProtobufCBinaryData *certs = calloc(1 + chain->n, sizeof(*certs));
@@ -238,6 +273,7 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
          "not_after", ly_fmt(na, sizeof(na), "%lld", (long long)not_after),
          "sign_us", ly_fmt(us, sizeof(us), "%llu", (unsigned long long)sign_us),
          NULL);
+  ca->stats.sign[s.cred][LY_RPC_OK]++;
   closure(&resp, closure_data);
   free(certs);
   free(roots);
@@ -273,8 +309,49 @@ ca_trust_bundle(Lanyard__Ca__V1__CA_Service *svc,
   free(roots);
 }
 
-void ly_ca_service_init(ly_ca_t *ca) {
+static void ca_report(Lanyard__Ca__V1__CA_Service *svc,
+                      const Lanyard__Ca__V1__ReportRequest *req,
+                      Lanyard__Ca__V1__ReportResponse_Closure closure,
+                      void *closure_data) {
+  ly_ca_t *ca = CA_OF(svc);
+  ly_rpc_call_t *call = closure_data;
+  ly_cert_info_t info;
+  char msg[LY_SPIFFE_ID_MAX + 64];
+  const char *why = NULL;
+  int code = authenticate_peer(ca, call, &info, msg, sizeof(msg));
+  if (code == 0 && strcmp(info.spiffe_id, req->spiffe_id) != 0) {
+    code = LY_RPC_PERMISSION_DENIED;
+    snprintf(msg, sizeof(msg), "an agent reports only for itself: it is '%s'",
+             info.spiffe_id);
+  }
+  if (code == 0) {
+    int rc =
+        ly_mesh_record(ca->mesh, info.spiffe_id, req, uv_now(ca->loop), &why);
+    if (rc != 0) {
+      code = rc == LY_ETOO_BIG ? LY_RPC_RESOURCE_EXHAUSTED
+                               : LY_RPC_INVALID_ARGUMENT;
+      snprintf(msg, sizeof(msg), "report refused: %s", why);
+    }
+  }
+  ca->stats.reports[code]++;
+  if (code != 0) {
+    ly_log(LY_WARN, "report_refused", "peer", ly_rpc_call_peer(call),
+           "spiffe_id", req->spiffe_id, "code", ly_rpc_code_name(code),
+           "reason", msg, NULL);
+    ly_rpc_call_fail(call, code, "%s", msg);
+    closure(NULL, closure_data);
+    return;
+  }
+  Lanyard__Ca__V1__ReportResponse resp = LANYARD__CA__V1__REPORT_RESPONSE__INIT;
+  closure(&resp, closure_data);
+}
+
+int ly_ca_service_init(ly_ca_t *ca, uv_loop_t *loop) {
   lanyard__ca__v1__ca__init(&ca->service, NULL);
   ca->service.sign = ca_sign;
   ca->service.trust_bundle = ca_trust_bundle;
+  ca->service.report = ca_report;
+  ca->loop = loop;
+  ca->mesh = ly_mesh_new();
+  return ca->mesh ? 0 : UV_ENOMEM;
 }

@@ -51,6 +51,13 @@ static const ly_field_t svid_fields[] = {
     LY_END,
 };
 
+static const uint64_t min_report_interval_ms = 1000;
+static const ly_field_t report_fields[] = {
+    LY_ARG("interval", ly_f_duration, 0, AG(report.interval_ms),
+           &min_report_interval_ms),
+    LY_END,
+};
+
 enum {
   L_NAME,
   L_MODE,
@@ -114,6 +121,7 @@ static const ly_field_t agent_fields[] = {
     LY_KEY("ca", f_ca, 1, 0),
     LY_ARG("svid", ly_f_map, 0, 0, svid_fields),
     LY_KEY("admin", ly_f_listen, 0, AG(admin)),
+    LY_ARG("report", ly_f_map, 0, 0, report_fields),
     LY_KEY("workers", f_workers, 0, AG(workers)),
     LY_ARG("mode", ly_f_enum, 0, AG(mode), mode_names),
     LY_KEY("listeners", f_listeners, 0, 0),
@@ -366,6 +374,7 @@ int ly_agent_config_load(const char *path, ly_agent_config_t **out,
   c->svid.ttl_ms = 3600 * 1000;
   c->svid.renew_fraction = 0.5;
   c->admin = (ly_hostport_t){"127.0.0.1", 15020};
+  c->report.interval_ms = 5000;
   c->mode = LY_MODE_STRICT;
   c->inbound.port = 15006;
   c->outbound.port = 15001;

@@ -43,6 +43,50 @@ const char *ly_fmt(char *buf, size_t len, const char *fmt, ...) {
   return buf;
 }
 
+void ly_log_limiter_init(ly_log_limiter_t *l) {
+  memset(l, 0, sizeof(*l));
+  pthread_mutex_init(&l->lock, NULL);
+}
+
+void ly_log_limiter_destroy(ly_log_limiter_t *l) {
+  pthread_mutex_destroy(&l->lock);
+}
+
+/* The bucket itself, under the lock. */
+static int limit_locked(ly_log_limiter_t *l, uint64_t now_ms,
+                        uint64_t *suppressed) {
+  if (!l->started) {
+    l->started = 1;
+    l->tokens = LY_LOG_BURST;
+    l->last_ms = now_ms;
+  }
+  /* Threads' clocks differ a little: one behind the last refill has
+   * nothing to add. */
+  uint64_t refill =
+      now_ms > l->last_ms ? (now_ms - l->last_ms) * LY_LOG_PER_SEC / 1000 : 0;
+  if (refill > 0) {
+    l->tokens =
+        (uint32_t)(l->tokens + refill > LY_LOG_BURST ? LY_LOG_BURST
+                                                     : l->tokens + refill);
+    l->last_ms = now_ms;
+  }
+  if (l->tokens == 0) {
+    l->suppressed++;
+    return 0;
+  }
+  l->tokens--;
+  *suppressed = l->suppressed;
+  l->suppressed = 0;
+  return 1;
+}
+
+int ly_log_limit(ly_log_limiter_t *l, uint64_t now_ms, uint64_t *suppressed) {
+  pthread_mutex_lock(&l->lock);
+  int write = limit_locked(l, now_ms, suppressed);
+  pthread_mutex_unlock(&l->lock);
+  return write;
+}
+
 typedef struct {
   char buf[LINE_MAX_LEN];
   size_t len;

@@ -43,6 +43,7 @@ struct ly_identity_s {
   int in_flight;
   unsigned attempt; /* consecutive failures */
   char last_error[512];
+  uint64_t rotations[2]; /* renewals installed [0], failed [1] */
   int stopping;
   int handles_open;
 };
@@ -143,6 +144,8 @@ set_error(ly_identity_t *id, const char *fmt, ...) {
 static void install(ly_identity_t *id, ly_key_t *key, ly_chain_t *chain,
                     const ly_cert_info_t *info) {
   int first = id->chain.n == 0;
+  if (!first)
+    id->rotations[0]++;
   ly_chain_free(&id->chain);
   ly_key_free(id->key);
   id->chain = *chain;
@@ -219,6 +222,8 @@ static void on_signed(int code, const char *message,
     return;
   }
   if (code != LY_RPC_OK) {
+    if (have_identity(id))
+      id->rotations[1]++;
     set_error(id, "%s: %s", ly_rpc_code_name(code), message);
     ly_log(LY_WARN, "svid_request_failed", "code", ly_rpc_code_name(code),
            "reason", message, "have_identity",
@@ -255,6 +260,8 @@ static void on_signed(int code, const char *message,
   if (rc != 0) {
     set_error(id, "%s%s", "issued SVID rejected: ", why);
     ly_log(LY_ERROR, "svid_rejected", "reason", why, NULL);
+    if (have_identity(id))
+      id->rotations[1]++;
     ly_chain_free(&chain);
     ly_key_free(key);
     schedule_retry(id);
@@ -427,6 +434,9 @@ void ly_identity_view(const ly_identity_t *id, ly_identity_view_t *v) {
   v->info = &id->info;
   v->renew_at = id->renew_at;
   v->last_error = id->last_error;
+  v->rotations_ok = id->rotations[0];
+  v->rotations_failed = id->rotations[1];
+  v->rpc = id->rpc;
 }
 
 static void handle_closed(uv_handle_t *h) {

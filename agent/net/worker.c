@@ -244,6 +244,7 @@ int ly_dataplane_start(const ly_agent_config_t *cfg,
   LY_ENSURE(dp != NULL, UV_ENOMEM);
   dp->cfg = cfg;
   dp->limits = *limits;
+  ly_log_limiter_init(&dp->refusal_log);
   int rc = build_listeners(dp, cfg, err, errlen);
   unsigned n =
       cfg->workers ? (unsigned)cfg->workers : uv_available_parallelism();
@@ -302,12 +303,24 @@ void ly_dataplane_stop(ly_dataplane_t *dp) {
       free(w->sessions[j].peer);
     }
     free(w->listeners);
+    ly_stats_free(&w->stats);
   }
   free(dp->workers);
   free(dp->listeners);
+  ly_log_limiter_destroy(&dp->refusal_log);
   free(dp);
 }
 
 unsigned ly_dataplane_active(const ly_dataplane_t *dp) {
   return atomic_load(&dp->active);
+}
+
+void ly_dataplane_stats(const ly_dataplane_t *dp,
+                        ly_dir_stats_t acc[LY_DIR__COUNT],
+                        ly_peer_total_t *peers, size_t *npeers, size_t cap) {
+  *npeers = 0;
+  for (unsigned i = 0; i < dp->nworkers; i++) {
+    ly_stats_sum(acc, &dp->workers[i].stats);
+    ly_stats_peers(&dp->workers[i].stats, peers, npeers, cap);
+  }
 }

@@ -3,6 +3,8 @@
 #define LANYARD_NET_WORKER_H
 
 #include "lanyard/dataplane.h"
+#include "lanyard/log.h"
+#include "lanyard/stats.h"
 
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -65,6 +67,7 @@ struct ly_worker_s {
   ly_proxy_t *proxies; /* every live proxy connection, for drain */
   ly_session_slot_t sessions[LY_SESSION_SLOTS];
   int draining;
+  ly_stats_t stats;     /* written here, read by the control thread */
   char read_buf[65536]; /* plaintext reads: wolfSSL copies them at once */
 };
 
@@ -75,7 +78,8 @@ struct ly_dataplane_s {
   size_t nlisteners;
   ly_worker_t *workers;
   unsigned nworkers;
-  atomic_uint active; /* proxied connections, all workers */
+  atomic_uint active;           /* proxied connections, all workers */
+  ly_log_limiter_t refusal_log; /* mtls_refused lines, all workers */
 };
 
 /* worker.c: the session slot for a destination (never NULL). */

@@ -18,6 +18,7 @@
 #include "lanyard/intercept.h"
 #include "lanyard/log.h"
 #include "lanyard/peer.h"
+#include "lanyard/stats.h"
 #include "lanyard/tls.h"
 #include "lanyard/tls_conn.h"
 #include "net/worker.h"
@@ -40,12 +41,13 @@ struct ly_proxy_s {
   uv_shutdown_t plain_shutdown;
   uv_timer_t timer;
   ly_peer_check_t pc;
-  int handles;        /* open handles; freed at 0 */
-  size_t plain_queue; /* bytes written toward the plaintext side */
+  uint64_t started_ns; /* when the handshake began (uv_hrtime) */
+  int handles;         /* open handles; freed at 0 */
+  size_t plain_queue;  /* bytes written toward the plaintext side */
   unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
       tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
       plain_fin_done : 1, resumed : 1, session_saved : 1, plaintext : 1,
-      agent_peer : 1;
+      agent_peer : 1, counted : 1;
   char peer[64]; /* where the accepted connection came from */
 };
 
@@ -58,6 +60,20 @@ typedef struct {
 
 static void proxy_close(ly_proxy_t *p, int abort);
 
+static ly_dir_t dir_of(const ly_proxy_t *p) {
+  return p->inbound ? LY_DIR_INBOUND : LY_DIR_OUTBOUND;
+}
+
+/* The end of the connection's mTLS attempt, counted once. */
+static void count_attempt(ly_proxy_t *p, ly_reason_t reason) {
+  if (p->counted)
+    return;
+  p->counted = 1;
+  uint64_t ns = p->started_ns ? uv_hrtime() - p->started_ns : 0;
+  ly_stats_attempt(&p->w->stats, dir_of(p), reason, ns, p->resumed,
+                   p->pc.peer_id);
+}
+
 static void release(ly_proxy_t *p) {
   if (--p->handles > 0)
     return;
@@ -69,6 +85,7 @@ static void release(ly_proxy_t *p) {
   if (p->next)
     p->next->prev = p->prev;
   atomic_fetch_sub(&w->dp->active, 1);
+  ly_stat_add(&w->stats.dir[dir_of(p)].closed, 1);
   ly_tls_pair_unref(p->pair);
   free(p);
   ly_worker_proxy_gone(w);
@@ -78,11 +95,23 @@ static void handle_closed(uv_handle_t *h) {
   release(h->data);
 }
 
+/* Every refusal is counted; its log line is rate-limited (all workers
+ * share one budget), and
+ * the next line that gets through says how many were left out. */
 static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *detail) {
-  ly_log(LY_WARN, "mtls_refused", "listener", p->l->name, "direction",
-         p->inbound ? "inbound" : "outbound", "peer", p->peer, "peer_id",
-         p->pc.peer_id[0] ? p->pc.peer_id : NULL, "reason",
-         ly_reason_name(reason), "detail", detail, NULL);
+  count_attempt(p, reason);
+  uint64_t suppressed = 0;
+  if (ly_log_limit(&p->w->dp->refusal_log, uv_now(&p->w->loop), &suppressed)) {
+    char n[24];
+    ly_log(LY_WARN, "mtls_refused", "listener", p->l->name, "direction",
+           ly_dir_name(dir_of(p)), "peer", p->peer, "peer_id",
+           p->pc.peer_id[0] ? p->pc.peer_id : NULL, "reason",
+           ly_reason_name(reason), "detail", detail, "suppressed",
+           suppressed
+               ? ly_fmt(n, sizeof(n), "%llu", (unsigned long long)suppressed)
+               : NULL,
+           NULL);
+  }
   proxy_close(p, 1);
 }
 
@@ -158,6 +187,7 @@ static void plain_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   touch(p);
+  ly_stat_add(&p->w->stats.dir[dir_of(p)].bytes_tx, (uint64_t)n);
   if (ly_tls_conn_write(p->tls, buf->base, (size_t)n) != 0) {
     proxy_close(p, 1);
     return;
@@ -209,6 +239,7 @@ static void tls_data(ly_tls_conn_t *c, char *buf, size_t len) {
     return;
   }
   touch(p);
+  ly_stat_add(&p->w->stats.dir[dir_of(p)].bytes_rx, len);
   if (!p->session_saved)
     save_session(p);
   pw->p = p;
@@ -253,6 +284,8 @@ static void tls_drain(ly_tls_conn_t *c) {
 
 static void established(ly_proxy_t *p) {
   p->established = 1;
+  ly_dir_stats_t *ds = &p->w->stats.dir[dir_of(p)];
+  ly_stat_add(p->plaintext ? &ds->conns_plain : &ds->conns_tls, 1);
   arm(p, p->w->dp->limits.idle_timeout_ms);
   uv_timer_set_repeat(&p->timer, p->w->dp->limits.idle_timeout_ms);
   ly_log(LY_DEBUG, p->plaintext ? "plaintext_established" : "mtls_established",
@@ -297,6 +330,10 @@ static void tls_handshake(ly_tls_conn_t *c, int status) {
    * first made; the server side learns the peer from its ticket. */
   if (p->resumed && p->slot && p->slot->peer)
     snprintf(p->pc.peer_id, sizeof(p->pc.peer_id), "%s", p->slot->peer);
+  if (!c->raw)
+    count_attempt(p, LY_REASON_NONE);
+  else
+    p->counted = 1; /* plaintext let in by permissive mode */
   if (!p->inbound) {
     established(p);
     return;
@@ -329,8 +366,9 @@ static void tls_connected(uv_connect_t *req, int status) {
   if (!p)
     return;
   arm(p, p->w->dp->limits.handshake_timeout_ms);
+  p->started_ns = uv_hrtime();
   if (ly_tls_conn_start(p->tls) != 0)
-    proxy_close(p, 1);
+    refuse(p, LY_REASON_PROTOCOL, "cannot start the handshake");
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
@@ -463,6 +501,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
     w->proxies->prev = p;
   w->proxies = p;
   atomic_fetch_add(&w->dp->active, 1);
+  ly_stat_add(&w->stats.dir[dir_of(p)].opened, 1);
   if (w->pair) {
     p->pair = w->pair;
     ly_tls_pair_ref(p->pair);
@@ -513,6 +552,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
           return;
         }
         passthrough = 1;
+        p->counted = 1; /* not an mTLS attempt */
       }
     }
     if (!passthrough && !ctx) {
@@ -542,8 +582,9 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
   }
   if (inbound) {
     arm(p, w->dp->limits.handshake_timeout_ms);
+    p->started_ns = uv_hrtime();
     if (ly_tls_conn_start(p->tls) != 0)
-      proxy_close(p, 1);
+      refuse(p, LY_REASON_PROTOCOL, "cannot start the handshake");
     return;
   }
   /* outbound: hold the app's bytes until the mTLS session is up */

@@ -39,6 +39,7 @@ typedef struct call_s {
   int sent;
   ly_rpc_done_cb done;
   void *data;
+  uint64_t *results; /* the client's counters for this method, by code */
 } call_t;
 
 /* Per connection, so callbacks of an abandoned connection (its resolve or
@@ -66,6 +67,7 @@ struct ly_rpc_client_s {
   uint32_t next_id;
   uv_timer_t tick;
   int freeing;
+  uint64_t *results; /* [method][code]: calls finished */
 };
 
 static void free_frame(call_t *call) {
@@ -77,6 +79,8 @@ static void free_frame(call_t *call) {
 
 static void finish(call_t *call, int code, const char *msg,
                    const ProtobufCMessage *resp) {
+  if (code >= 0 && code < LY_RPC_NCODES)
+    call->results[code]++;
   call->done(code, msg, resp, call->data);
   free_frame(call);
   free(call);
@@ -366,6 +370,11 @@ int ly_rpc_client_new(uv_loop_t *loop, const ProtobufCServiceDescriptor *svc,
   snprintf(c->port, sizeof(c->port), "%u", (unsigned)port);
   snprintf(c->server_id, sizeof(c->server_id), "%s", server_id);
   c->next_id = 1;
+  c->results = calloc(svc->n_methods * LY_RPC_NCODES, sizeof(*c->results));
+  if (!c->results) {
+    free(c);
+    return UV_ENOMEM;
+  }
   uv_timer_init(loop, &c->tick);
   c->tick.data = c;
   uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
@@ -396,6 +405,7 @@ int ly_rpc_client_call(ly_rpc_client_t *c, const char *method,
   if (c->next_id == 0) /* 0 is the server's connection-level id */
     c->next_id = 1;
   call->method = m;
+  call->results = &c->results[(size_t)(m - c->svc->methods) * LY_RPC_NCODES];
   call->done = done;
   call->data = data;
   call->deadline = uv_now(c->loop) + timeout_ms;
@@ -420,6 +430,7 @@ static void tick_closed(uv_handle_t *h) {
   ly_rpc_client_t *c = h->data;
   if (c->ctx)
     wolfSSL_CTX_free(c->ctx);
+  free(c->results);
   free(c);
 }
 
@@ -428,4 +439,13 @@ void ly_rpc_client_free(ly_rpc_client_t *c) {
   drop_conn(c);
   fail_all(c, LY_RPC_CANCELLED, "client closed");
   uv_close((uv_handle_t *)&c->tick, tick_closed);
+}
+
+uint64_t ly_rpc_client_results(const ly_rpc_client_t *c, const char *method,
+                               int code) {
+  const ProtobufCMethodDescriptor *m =
+      protobuf_c_service_descriptor_get_method_by_name(c->svc, method);
+  if (!m || code < 0 || code >= LY_RPC_NCODES)
+    return 0;
+  return c->results[(size_t)(m - c->svc->methods) * LY_RPC_NCODES + code];
 }

@@ -15,6 +15,15 @@ const char *ly_rpc_code_name(int code) {
   return v ? v->name : "UNKNOWN";
 }
 
+const char *ly_rpc_code_lower(int code, char *out, size_t len) {
+  const char *name = ly_rpc_code_name(code);
+  size_t i = 0;
+  for (; name[i] && i + 1 < len; i++)
+    out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+  out[i] = '\0';
+  return out;
+}
+
 int ly_rpc_frame_pack(uint32_t call_id, const char *method, int code,
                       const char *message, const ProtobufCMessage *body,
                       uint8_t **out, size_t *out_len) {

@@ -251,6 +251,8 @@ svid:
   ttl: $TTL
   dir: svid
 admin: 127.0.0.1:15020
+report:
+  interval: 1s
 workers: 2
 mode: $MODE
 inbound:

@@ -114,8 +114,11 @@ typedef struct {
     char *dir;             /* resolved path or NULL */
   } svid;
   ly_hostport_t admin; /* default 127.0.0.1:15020 */
-  int workers;         /* 0 = auto (one per core), else 1..256 */
-  ly_mode_t mode;      /* default strict */
+  struct {
+    uint64_t interval_ms; /* report.interval: default 5s, at least 1s */
+  } report;
+  int workers;    /* 0 = auto (one per core), else 1..256 */
+  ly_mode_t mode; /* default strict */
   ly_listener_config_t *listeners;
   size_t nlisteners;
   struct {

@@ -10,6 +10,7 @@
 #define LANYARD_DATAPLANE_H
 
 #include "lanyard/config.h"
+#include "lanyard/stats.h"
 #include "lanyard/tls.h"
 
 #include <stdint.h>
@@ -47,5 +48,12 @@ void ly_dataplane_stop(ly_dataplane_t *dp);
 
 /* Connections open right now, all workers (for tests and status). */
 unsigned ly_dataplane_active(const ly_dataplane_t *dp);
+
+/* The workers' statistics, summed: direction counters into acc (zeroed by
+ * the caller), and up to cap peer identities into peers[0..*npeers). Peer
+ * IDs stay valid until ly_dataplane_stop. Control thread. */
+void ly_dataplane_stats(const ly_dataplane_t *dp,
+                        ly_dir_stats_t acc[LY_DIR__COUNT],
+                        ly_peer_total_t *peers, size_t *npeers, size_t cap);
 
 #endif

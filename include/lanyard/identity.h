@@ -29,8 +29,11 @@ typedef struct {
   const ly_key_t *key;
   const ly_chain_t *bundle;
   const ly_cert_info_t *info;
-  int64_t renew_at;       /* unix seconds */
-  const char *last_error; /* why the last request failed, or "" */
+  int64_t renew_at;            /* unix seconds */
+  const char *last_error;      /* why the last request failed, or "" */
+  uint64_t rotations_ok;       /* renewals installed (the first SVID is not) */
+  uint64_t rotations_failed;   /* renewals that failed while holding an SVID */
+  struct ly_rpc_client_s *rpc; /* the CA client: reports share it */
 } ly_identity_view_t;
 
 typedef void (*ly_identity_change_cb)(ly_identity_t *id, void *data);

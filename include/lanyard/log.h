@@ -14,6 +14,8 @@
 #define LANYARD_LOG_H
 
 #include <stddef.h>
+#include <pthread.h>
+#include <stdint.h>
 
 typedef enum { LY_DEBUG, LY_INFO, LY_WARN, LY_ERROR } ly_log_level_t;
 
@@ -25,6 +27,24 @@ void ly_log_set_json(int on);
 void ly_log_set_fd(int fd);
 /* Sets the level from "debug", "info", "warn" or "error"; -1 if none. */
 int ly_log_parse_level(const char *name);
+
+/* A token bucket for lines that a flood could repeat (refusals): up to
+ * LY_LOG_BURST lines at once, then LY_LOG_PER_SEC a second, for every
+ * thread that shares the limiter. Zero-initialized: starts full. */
+#define LY_LOG_BURST 20
+#define LY_LOG_PER_SEC 10
+typedef struct {
+  pthread_mutex_t lock; /* PTHREAD_MUTEX_INITIALIZER, or ly_log_limiter_init */
+  uint64_t last_ms;     /* last refill */
+  uint32_t tokens;      /* lines allowed now */
+  uint32_t started;     /* the bucket starts full */
+  uint64_t suppressed;  /* lines left out since the last one written */
+} ly_log_limiter_t;
+
+void ly_log_limiter_init(ly_log_limiter_t *l);
+void ly_log_limiter_destroy(ly_log_limiter_t *l);
+
+int ly_log_limit(ly_log_limiter_t *l, uint64_t now_ms, uint64_t *suppressed);
 
 /* printf into a caller's buffer and return it, for numeric values. */
 const char *ly_fmt(char *buf, size_t len, const char *fmt, ...)

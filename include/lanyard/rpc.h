@@ -34,10 +34,13 @@ enum {
   LY_RPC_INTERNAL = 13,
   LY_RPC_UNAVAILABLE = 14,
   LY_RPC_UNAUTHENTICATED = 16,
+  LY_RPC_NCODES = 17
 };
 
 /* "PERMISSION_DENIED", ... */
 const char *ly_rpc_code_name(int code);
+/* The same in lowercase ("permission_denied"), for metric labels. */
+const char *ly_rpc_code_lower(int code, char *out, size_t len);
 
 /* ---- framing (shared by both ends) ------------------------------------- */
 
@@ -116,6 +119,9 @@ void ly_rpc_client_set_ctx(ly_rpc_client_t *c, WOLFSSL_CTX *ctx);
 int ly_rpc_client_call(ly_rpc_client_t *c, const char *method,
                        const ProtobufCMessage *request, uint64_t timeout_ms,
                        ly_rpc_done_cb done, void *data);
+/* How many calls of `method` finished with `code` (for metrics). */
+uint64_t ly_rpc_client_results(const ly_rpc_client_t *c, const char *method,
+                               int code);
 /* Fails pending calls with CANCELLED, closes, frees (asynchronously: the
  * loop must run until its handles are closed). */
 void ly_rpc_client_free(ly_rpc_client_t *c);

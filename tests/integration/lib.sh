@@ -189,7 +189,9 @@ agent_run() {
 td_of() { local t=${1#spiffe://}; echo "${t%%/*}"; }
 
 # svid_for ID DIR [TTL]: an SVID with an openssl-made key, via ca_probe;
-# writes DIR/cert.pem and DIR/key.pem.
+# writes DIR/cert.pem and DIR/key.pem. SVID_CA (the CA directory),
+# SVID_CA_ADDR (its RPC address) and SVID_NS (a network namespace to run
+# the probe in) point it at another CA.
 svid_for() {
   local id=$1 dir=$2 ttl=${3:-600}
   mkdir -p "$dir"
@@ -197,7 +199,8 @@ svid_for() {
     openssl pkey -out "$dir/key.pem" 2>/dev/null
   openssl req -new -key "$dir/key.pem" -subj "/O=test" \
     -addext "subjectAltName=URI:$id" -outform DER -out "$dir/csr.der" 2>/dev/null
-  "$CA_PROBE" --ca "127.0.0.1:$CA_PORT" --bundle "${SVID_CA:-$T/ca}/bundle.pem" \
+  ${SVID_NS:+ip netns exec "$SVID_NS"} \
+    "$CA_PROBE" --ca "${SVID_CA_ADDR:-127.0.0.1:$CA_PORT}" --bundle "${SVID_CA:-$T/ca}/bundle.pem" \
     --td "$(td_of "$id")" sign --csr "$dir/csr.der" --ttl "$ttl" \
     --join-token "$("$LANYARD" ca token -c "${SVID_CA:-$T/ca}/ca.yaml" --spiffe-id "$id")" \
     --out "$dir/cert.pem" >/dev/null

@@ -7,6 +7,9 @@
  *            sign --csr FILE [--join-token T | --k8s-token T] [--ttl S]
  *            [--out chain.pem]
  *   ca_probe ... bundle
+ *   ca_probe ... report --spiffe-id ID [--instance NAME] [--attempts N]
+ *                            a Report claiming ID: N inbound attempts, all
+ *                            successful
  *   ca_probe ... raw HEX     write raw bytes after the handshake, print
  *                            the first frame the server answers with
  *
@@ -126,7 +129,9 @@ static void raw_connected(uv_connect_t *req, int status) {
 
 int main(int argc, char **argv) {
   const char *ca = NULL, *bundle = NULL, *td = NULL, *cert = NULL, *key = NULL,
-             *csr_path = NULL, *join = NULL, *k8s = NULL;
+             *csr_path = NULL, *join = NULL, *k8s = NULL, *report_id = NULL,
+             *instance = "ca_probe";
+  unsigned attempts = 0;
   unsigned ttl = 0;
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i += 2) {
@@ -166,6 +171,12 @@ int main(int argc, char **argv) {
       ttl = (unsigned)atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--out"))
       out_path = argv[i + 1];
+    else if (!strcmp(argv[i], "--spiffe-id"))
+      report_id = argv[i + 1];
+    else if (!strcmp(argv[i], "--instance"))
+      instance = argv[i + 1];
+    else if (!strcmp(argv[i], "--attempts"))
+      attempts = (unsigned)atoi(argv[i + 1]);
     else
       die("unknown argument");
   }
@@ -247,6 +258,29 @@ int main(int argc, char **argv) {
           LANYARD__CA__V1__TRUST_BUNDLE_REQUEST__INIT;
       ly_rpc_client_call(client, "TrustBundle", &req.base, 10000, on_done,
                          client);
+    } else if (!strcmp(cmd, "report")) {
+      if (!report_id)
+        die("report needs --spiffe-id");
+      Lanyard__Ca__V1__DirectionReport in =
+          LANYARD__CA__V1__DIRECTION_REPORT__INIT;
+      Lanyard__Ca__V1__DirectionReport out =
+          LANYARD__CA__V1__DIRECTION_REPORT__INIT;
+      Lanyard__Ca__V1__RateWindow w = LANYARD__CA__V1__RATE_WINDOW__INIT;
+      Lanyard__Ca__V1__RateWindow *wp = &w;
+      w.seconds = 300;
+      w.attempts = w.successes = attempts;
+      in.attempts = in.successes = attempts;
+      in.n_windows = 1;
+      in.windows = &wp;
+      Lanyard__Ca__V1__ReportRequest req =
+          LANYARD__CA__V1__REPORT_REQUEST__INIT;
+      req.spiffe_id = (char *)report_id;
+      req.instance = (char *)instance;
+      req.interval_seconds = 60;
+      req.inbound = &in;
+      req.outbound = &out;
+      req.not_after = 4102444800; /* 2100: stands out in the table */
+      ly_rpc_client_call(client, "Report", &req.base, 10000, on_done, client);
     } else {
       die("unknown command");
     }

@@ -1,0 +1,36 @@
+/* The admin HTTP endpoints of the agent and the CA, and what they share. */
+#ifndef LANYARD_ADMIN_ADMIN_H
+#define LANYARD_ADMIN_ADMIN_H
+
+#include "lanyard/http.h"
+#include "observe/observe.h"
+
+#define LY_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+typedef struct {
+  ly_observer_t obs;
+  ly_http_server_t *http;
+} ly_agent_admin_t;
+
+/* Starts the observer and the admin server on cfg->admin. 0, or an error
+ * with a message in err (the address is taken, ...). */
+int ly_agent_admin_start(ly_agent_admin_t *a, uv_loop_t *loop,
+                         const ly_agent_config_t *cfg, ly_identity_t *identity,
+                         ly_dataplane_t *dp, char *err, size_t errlen);
+void ly_agent_admin_stop(ly_agent_admin_t *a);
+
+/* Route helpers: a 200 with a malloc'd body (NULL: 500); the method check
+ * (allow: "GET, HEAD" or "POST"; 0 after answering 405); a 404. */
+void ly_admin_body(ly_http_response_t *res, const char *type, char *body,
+                   size_t len);
+int ly_admin_method(const ly_http_request_t *req, ly_http_response_t *res,
+                    const char *allow);
+void ly_admin_not_found(ly_http_response_t *res);
+
+/* http_client.c: GET http://host:port/path, blocking, for the terminal
+ * commands. 0 with the status and the body (malloc'd, NUL-terminated), or
+ * an error with *why. */
+int ly_http_get(const ly_hostport_t *hp, const char *path, int timeout_ms,
+                int *status, char **body, const char **why);
+
+#endif

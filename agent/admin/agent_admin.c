@@ -1,0 +1,110 @@
+/* The agent's admin endpoints (127.0.0.1:15020 by default):
+ *
+ *   GET  /metrics   Prometheus text format 0.0.4
+ *   GET  /healthz   200 while the process serves
+ *   GET  /readyz    200 with a valid SVID, else 503 and why
+ *   GET  /status    JSON: identity, bundle, success rates, failures
+ *   POST /rotate    renew the SVID now (202)
+ *
+ * HEAD works wherever GET does. Bind it to loopback: it tells anyone who
+ * can reach it who this workload talks to, and /rotate costs a signing.
+ */
+#include "admin/admin.h"
+
+#include "lanyard/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void text(ly_http_response_t *res, int status, const char *msg) {
+  res->status = status;
+  res->body = strdup(msg);
+  res->len = res->body ? strlen(res->body) : 0;
+}
+
+void ly_admin_body(ly_http_response_t *res, const char *type, char *body,
+                   size_t len) {
+  if (!body) {
+    text(res, 500, "out of memory\n");
+    return;
+  }
+  res->status = 200;
+  res->content_type = type;
+  res->body = body;
+  res->len = len;
+}
+
+/* 1 when the request may go on: a known path with the wrong method gets
+ * 405, with the methods it takes. */
+int ly_admin_method(const ly_http_request_t *req, ly_http_response_t *res,
+                    const char *allow) {
+  int post = strcmp(req->method, "POST") == 0;
+  if (strcmp(allow, "POST") == 0 ? post : !post)
+    return 1;
+  res->allow = allow;
+  text(res, 405, "method not allowed\n");
+  return 0;
+}
+
+void ly_admin_not_found(ly_http_response_t *res) {
+  text(res, 404, "not found\n");
+}
+
+static void handle(const ly_http_request_t *req, ly_http_response_t *res,
+                   void *data) {
+  ly_agent_admin_t *a = data;
+  size_t len = 0;
+  if (strcmp(req->path, "/healthz") == 0) {
+    if (ly_admin_method(req, res, "GET, HEAD"))
+      text(res, 200, "ok\n");
+  } else if (strcmp(req->path, "/readyz") == 0) {
+    if (!ly_admin_method(req, res, "GET, HEAD"))
+      return;
+    ly_identity_view_t v;
+    ly_identity_view(a->obs.identity, &v);
+    if (v.have) {
+      text(res, 200, "ready\n");
+    } else {
+      char msg[600];
+      snprintf(msg, sizeof(msg), "no valid SVID yet%s%s\n",
+               v.last_error[0] ? ": " : "", v.last_error);
+      text(res, 503, msg);
+    }
+  } else if (strcmp(req->path, "/metrics") == 0) {
+    if (ly_admin_method(req, res, "GET, HEAD")) {
+      char *body = ly_observer_metrics(&a->obs, &len);
+      ly_admin_body(res, LY_PROM_CONTENT_TYPE, body, len);
+    }
+  } else if (strcmp(req->path, "/status") == 0) {
+    if (ly_admin_method(req, res, "GET, HEAD")) {
+      char *body = ly_observer_status_json(&a->obs, &len);
+      ly_admin_body(res, "application/json", body, len);
+    }
+  } else if (strcmp(req->path, "/rotate") == 0) {
+    if (!ly_admin_method(req, res, "POST"))
+      return;
+    ly_log(LY_INFO, "rotation_requested", "via", "admin", NULL);
+    ly_identity_rotate_now(a->obs.identity);
+    text(res, 202, "rotation started\n");
+  } else {
+    ly_admin_not_found(res);
+  }
+}
+
+int ly_agent_admin_start(ly_agent_admin_t *a, uv_loop_t *loop,
+                         const ly_agent_config_t *cfg, ly_identity_t *identity,
+                         ly_dataplane_t *dp, char *err, size_t errlen) {
+  ly_observer_init(&a->obs, loop, cfg, identity, dp);
+  int rc = ly_http_server_start(loop, cfg->admin.host, cfg->admin.port, handle,
+                                a, &a->http, err, errlen);
+  if (rc != 0)
+    ly_observer_stop(&a->obs);
+  return rc;
+}
+
+void ly_agent_admin_stop(ly_agent_admin_t *a) {
+  ly_http_server_stop(a->http);
+  a->http = NULL;
+  ly_observer_stop(&a->obs);
+}

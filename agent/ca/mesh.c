@@ -1,0 +1,466 @@
+/* The mesh-wide report table. See mesh.h. */
+#include "ca/mesh.h"
+
+#include "lanyard/err.h"
+#include "lanyard/spiffe.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+  uint64_t attempts, successes;
+} rate_t;
+
+typedef struct {
+  char *spiffe_id, *instance;
+  uint64_t last_ms, expiry_ms;
+  Lanyard__Ca__V1__ReportRequest *report; /* our own copy */
+  rate_t history[LY_MESH_HISTORY];        /* last minute, at each report */
+  size_t hist_head, hist_count;
+} entry_t;
+
+struct ly_mesh_s {
+  entry_t *entries;
+  size_t n, cap;
+};
+
+ly_mesh_t *ly_mesh_new(void) {
+  return calloc(1, sizeof(ly_mesh_t));
+}
+
+static void entry_free(entry_t *e) {
+  free(e->spiffe_id);
+  free(e->instance);
+  if (e->report)
+    protobuf_c_message_free_unpacked(&e->report->base, NULL);
+}
+
+void ly_mesh_free(ly_mesh_t *m) {
+  if (!m)
+    return;
+  for (size_t i = 0; i < m->n; i++)
+    entry_free(&m->entries[i]);
+  free(m->entries);
+  free(m);
+}
+
+static void expire(ly_mesh_t *m, uint64_t now_ms) {
+  for (size_t i = 0; i < m->n;) {
+    if (now_ms > m->entries[i].last_ms + m->entries[i].expiry_ms) {
+      entry_free(&m->entries[i]);
+      m->entries[i] = m->entries[--m->n];
+    } else {
+      i++;
+    }
+  }
+}
+
+/* Reasons are short lowercase words; peers are SPIFFE IDs or "". */
+static int valid_reason(const char *r) {
+  size_t n = strlen(r);
+  if (n == 0 || n > 32)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((r[i] >= 'a' && r[i] <= 'z') || r[i] == '_'))
+      return 0;
+  return 1;
+}
+
+static int check_report(const Lanyard__Ca__V1__ReportRequest *r,
+                        const char **why) {
+  ly_spiffe_id_t id;
+  if (!r->inbound || !r->outbound) {
+    *why = "inbound and outbound counters are required";
+    return LY_EPARSE;
+  }
+  if (r->n_failures > LY_MESH_MAX_REASONS) {
+    *why = "too many failure reasons";
+    return LY_EPARSE;
+  }
+  for (size_t i = 0; i < r->n_failures; i++)
+    if (!valid_reason(r->failures[i]->reason)) {
+      *why = "a failure reason is not a lowercase word";
+      return LY_EPARSE;
+    }
+  for (size_t i = 0; i < r->n_top_peers; i++)
+    if (r->top_peers[i]->spiffe_id[0] &&
+        ly_spiffe_id_parse(r->top_peers[i]->spiffe_id,
+                           strlen(r->top_peers[i]->spiffe_id), &id, why) != 0)
+      return LY_EPARSE;
+  if (strlen(r->instance) > 128 || strlen(r->serial) > 64) {
+    *why = "instance or serial too long";
+    return LY_EPARSE;
+  }
+  return 0;
+}
+
+/* A copy the table owns, with top peers cut to LY_MESH_MAX_PEERS. */
+static Lanyard__Ca__V1__ReportRequest *
+copy_report(const Lanyard__Ca__V1__ReportRequest *r) {
+  Lanyard__Ca__V1__ReportRequest tmp = *r;
+  if (tmp.n_top_peers > 2 * LY_MESH_MAX_PEERS)
+    tmp.n_top_peers = 2 * LY_MESH_MAX_PEERS; /* both directions */
+  size_t len = protobuf_c_message_get_packed_size(&tmp.base);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf)
+    return NULL;
+  protobuf_c_message_pack(&tmp.base, buf);
+  Lanyard__Ca__V1__ReportRequest *copy =
+      lanyard__ca__v1__report_request__unpack(NULL, len, buf);
+  free(buf);
+  return copy;
+}
+
+static rate_t window(const Lanyard__Ca__V1__DirectionReport *d,
+                     uint32_t seconds) {
+  rate_t r = {0, 0};
+  for (size_t i = 0; d && i < d->n_windows; i++)
+    if (d->windows[i]->seconds == seconds) {
+      r.attempts = d->windows[i]->attempts;
+      r.successes = d->windows[i]->successes;
+    }
+  return r;
+}
+
+int ly_mesh_record(ly_mesh_t *m, const char *spiffe_id,
+                   const Lanyard__Ca__V1__ReportRequest *r, uint64_t now_ms,
+                   const char **why) {
+  LY_GUARD(check_report(r, why));
+  expire(m, now_ms);
+  entry_t *e = NULL;
+  for (size_t i = 0; i < m->n && !e; i++)
+    if (strcmp(m->entries[i].spiffe_id, spiffe_id) == 0 &&
+        strcmp(m->entries[i].instance, r->instance) == 0)
+      e = &m->entries[i];
+  Lanyard__Ca__V1__ReportRequest *copy = copy_report(r);
+  LY_ENSURE_WHY(copy != NULL, LY_EPARSE, why, "out of memory");
+  if (!e) {
+    if (m->n == LY_MESH_MAX_ENTRIES) {
+      protobuf_c_message_free_unpacked(&copy->base, NULL);
+      *why = "the mesh table is full";
+      return LY_ETOO_BIG;
+    }
+    if (m->n == m->cap) {
+      size_t cap = m->cap ? m->cap * 2 : 16;
+      entry_t *grown = realloc(m->entries, cap * sizeof(*grown));
+      if (!grown) {
+        protobuf_c_message_free_unpacked(&copy->base, NULL);
+        *why = "out of memory";
+        return LY_ETOO_BIG;
+      }
+      m->entries = grown;
+      m->cap = cap;
+    }
+    e = &m->entries[m->n];
+    memset(e, 0, sizeof(*e));
+    e->spiffe_id = strdup(spiffe_id);
+    e->instance = strdup(r->instance);
+    if (!e->spiffe_id || !e->instance) {
+      entry_free(e);
+      protobuf_c_message_free_unpacked(&copy->base, NULL);
+      *why = "out of memory";
+      return LY_ETOO_BIG;
+    }
+    m->n++;
+  }
+  if (e->report)
+    protobuf_c_message_free_unpacked(&e->report->base, NULL);
+  e->report = copy;
+  e->last_ms = now_ms;
+  uint64_t interval = r->interval_seconds ? r->interval_seconds : 5;
+  e->expiry_ms = 3 * interval * 1000;
+  if (e->expiry_ms < LY_MESH_MIN_EXPIRY_MS)
+    e->expiry_ms = LY_MESH_MIN_EXPIRY_MS;
+  rate_t in = window(r->inbound, 60), out = window(r->outbound, 60);
+  e->history[e->hist_head] =
+      (rate_t){in.attempts + out.attempts, in.successes + out.successes};
+  e->hist_head = (e->hist_head + 1) % LY_MESH_HISTORY;
+  if (e->hist_count < LY_MESH_HISTORY)
+    e->hist_count++;
+  return 0;
+}
+
+/* ---- per identity ---------------------------------------------------------
+ */
+
+static const uint32_t window_seconds[] = {60, 300, 3600};
+static const char *const window_names[] = {"1m", "5m", "60m"};
+#define NWIN 3
+
+typedef struct {
+  const char *spiffe_id;
+  const entry_t *first; /* entries [first, first + n) share the identity */
+  size_t n;
+  rate_t total[2], win[NWIN][2];
+  int64_t not_after;
+  const char *serial;
+  uint64_t last_ms;
+  double worst; /* the lower 5m success rate; 2 without traffic */
+} row_t;
+
+static int by_identity(const void *a, const void *b) {
+  const entry_t *x = a, *y = b;
+  return strcmp(x->spiffe_id, y->spiffe_id);
+}
+
+static void add_direction(rate_t *total, rate_t win[NWIN][2], int d,
+                          const Lanyard__Ca__V1__DirectionReport *dr) {
+  total[d].attempts += dr->attempts;
+  total[d].successes += dr->successes;
+  for (int w = 0; w < NWIN; w++) {
+    rate_t r = window(dr, window_seconds[w]);
+    win[w][d].attempts += r.attempts;
+    win[w][d].successes += r.successes;
+  }
+}
+
+static int worst_first(const void *a, const void *b) {
+  const row_t *x = a, *y = b;
+  if (x->worst != y->worst)
+    return x->worst < y->worst ? -1 : 1;
+  return strcmp(x->spiffe_id, y->spiffe_id);
+}
+
+/* Groups the (sorted) entries into rows, worst first. *nrows rows. */
+static row_t *rows(ly_mesh_t *m, uint64_t now_ms, size_t *nrows) {
+  expire(m, now_ms);
+  qsort(m->entries, m->n, sizeof(entry_t), by_identity);
+  row_t *out = calloc(m->n ? m->n : 1, sizeof(row_t));
+  if (!out)
+    return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < m->n; i++) {
+    const entry_t *e = &m->entries[i];
+    row_t *row = n && strcmp(out[n - 1].spiffe_id, e->spiffe_id) == 0
+                     ? &out[n - 1]
+                     : NULL;
+    if (!row) {
+      row = &out[n++];
+      row->spiffe_id = e->spiffe_id;
+      row->first = e;
+    }
+    row->n++;
+    add_direction(row->total, row->win, 0, e->report->inbound);
+    add_direction(row->total, row->win, 1, e->report->outbound);
+    if (!row->not_after || e->report->not_after < row->not_after) {
+      row->not_after = e->report->not_after;
+      row->serial = e->report->serial;
+    }
+    if (e->last_ms > row->last_ms)
+      row->last_ms = e->last_ms;
+  }
+  for (size_t i = 0; i < n; i++) {
+    out[i].worst = 2;
+    for (int d = 0; d < 2; d++) {
+      rate_t r = out[i].win[1][d];
+      if (r.attempts && (double)r.successes / (double)r.attempts < out[i].worst)
+        out[i].worst = (double)r.successes / (double)r.attempts;
+    }
+  }
+  qsort(out, n, sizeof(row_t), worst_first);
+  *nrows = n;
+  return out;
+}
+
+/* ---- JSON ------------------------------------------------------------------
+ */
+
+static json_t *rate_json(rate_t r) {
+  return json_pack("{s:I,s:I,s:o}", "attempts", (json_int_t)r.attempts,
+                   "successes", (json_int_t)r.successes, "success_rate",
+                   r.attempts
+                       ? json_real((double)r.successes / (double)r.attempts)
+                       : json_null());
+}
+
+static json_t *direction_json(const row_t *row, int d) {
+  json_t *w = json_object();
+  for (int i = 0; i < NWIN; i++)
+    json_object_set_new(w, window_names[i], rate_json(row->win[i][d]));
+  return json_pack("{s:{s:I,s:I},s:o}", "total", "attempts",
+                   (json_int_t)row->total[d].attempts, "successes",
+                   (json_int_t)row->total[d].successes, "windows", w);
+}
+
+static json_t *failures_json(const row_t *row) {
+  json_t *f = json_object();
+  for (size_t i = 0; i < row->n; i++) {
+    const Lanyard__Ca__V1__ReportRequest *r = row->first[i].report;
+    for (size_t k = 0; k < r->n_failures; k++) {
+      const char *reason = r->failures[k]->reason;
+      json_int_t add =
+          (json_int_t)(r->failures[k]->inbound + r->failures[k]->outbound);
+      json_t *have = json_object_get(f, reason);
+      json_object_set_new(
+          f, reason, json_integer(add + (have ? json_integer_value(have) : 0)));
+    }
+  }
+  return f;
+}
+
+static json_t *peers_json(const row_t *row) {
+  json_t *peers = json_array();
+  for (size_t i = 0; i < row->n; i++) {
+    const Lanyard__Ca__V1__ReportRequest *r = row->first[i].report;
+    for (size_t k = 0; k < r->n_top_peers; k++) {
+      const Lanyard__Ca__V1__PeerCount *p = r->top_peers[k];
+      const char *dir = p->inbound ? "inbound" : "outbound";
+      json_t *same = NULL;
+      size_t j;
+      json_t *v;
+      json_array_foreach(peers, j, v) {
+        if (strcmp(json_string_value(json_object_get(v, "spiffe_id")),
+                   p->spiffe_id) == 0 &&
+            strcmp(json_string_value(json_object_get(v, "direction")), dir) ==
+                0)
+          same = v;
+      }
+      if (!same) {
+        same = json_pack("{s:s,s:s,s:I,s:I}", "spiffe_id", p->spiffe_id,
+                         "direction", dir, "attempts", (json_int_t)0,
+                         "failures", (json_int_t)0);
+        json_array_append_new(peers, same);
+      }
+      json_object_set_new(
+          same, "attempts",
+          json_integer(json_integer_value(json_object_get(same, "attempts")) +
+                       (json_int_t)p->attempts));
+      json_object_set_new(
+          same, "failures",
+          json_integer(json_integer_value(json_object_get(same, "failures")) +
+                       (json_int_t)p->failures));
+    }
+  }
+  return peers;
+}
+
+/* Oldest first: point k from the end adds up every instance's k-th most
+ * recent report. */
+static json_t *history_json(const row_t *row) {
+  size_t depth = 0;
+  for (size_t i = 0; i < row->n; i++)
+    if (row->first[i].hist_count > depth)
+      depth = row->first[i].hist_count;
+  json_t *h = json_array();
+  for (size_t back = depth; back-- > 0;) {
+    rate_t sum = {0, 0};
+    for (size_t i = 0; i < row->n; i++) {
+      const entry_t *e = &row->first[i];
+      if (back >= e->hist_count)
+        continue;
+      rate_t r = e->history[(e->hist_head + LY_MESH_HISTORY - 1 - back) %
+                            LY_MESH_HISTORY];
+      sum.attempts += r.attempts;
+      sum.successes += r.successes;
+    }
+    json_array_append_new(h, sum.attempts ? json_real((double)sum.successes /
+                                                      (double)sum.attempts)
+                                          : json_null());
+  }
+  return h;
+}
+
+static int64_t runway(const row_t *r, size_t n, int64_t now_s, int *have) {
+  int64_t first = 0;
+  *have = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!*have || r[i].not_after < first) {
+      first = r[i].not_after;
+      *have = 1;
+    }
+  return first - now_s;
+}
+
+char *ly_mesh_json(ly_mesh_t *m, const char *trust_domain, uint64_t now_ms,
+                   size_t *len) {
+  size_t n = 0;
+  row_t *r = rows(m, now_ms, &n);
+  if (!r)
+    return NULL;
+  int64_t now_s = (int64_t)time(NULL);
+  json_t *list = json_array();
+  uint32_t interval = 0;
+  for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < r[i].n; k++)
+      if (r[i].first[k].report->interval_seconds > interval)
+        interval = r[i].first[k].report->interval_seconds;
+    json_array_append_new(
+        list,
+        json_pack("{s:s,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "spiffe_id",
+                  r[i].spiffe_id, "instances", (json_int_t)r[i].n,
+                  "last_report_age_seconds",
+                  (json_int_t)((now_ms - r[i].last_ms) / 1000), "not_after",
+                  (json_int_t)r[i].not_after, "expires_in_seconds",
+                  (json_int_t)(r[i].not_after - now_s), "serial", r[i].serial,
+                  "inbound", direction_json(&r[i], 0), "outbound",
+                  direction_json(&r[i], 1), "failures", failures_json(&r[i]),
+                  "top_peers", peers_json(&r[i]), "history",
+                  history_json(&r[i])));
+  }
+  int have;
+  int64_t run = runway(r, n, now_s, &have);
+  json_t *doc =
+      json_pack("{s:s,s:I,s:I,s:o,s:o}", "trust_domain", trust_domain,
+                "generated_at", (json_int_t)now_s, "report_interval_seconds",
+                (json_int_t)(interval ? interval : 5), "runway_seconds",
+                have ? json_integer(run) : json_null(), "workloads", list);
+  free(r);
+  char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  *len = text ? strlen(text) : 0;
+  return text;
+}
+
+/* ---- metrics
+ * ----------------------------------------------------------------- */
+
+void ly_mesh_metrics(ly_mesh_t *m, uint64_t now_ms, ly_buf_t *b) {
+  size_t n = 0;
+  row_t *r = rows(m, now_ms, &n);
+  if (!r) {
+    b->failed = 1;
+    return;
+  }
+  size_t agents = 0;
+  for (size_t i = 0; i < n; i++)
+    agents += r[i].n;
+  ly_prom_family(b, "lanyard_mesh_workloads", "gauge",
+                 "Workload identities with a reporting agent.");
+  ly_prom_u64(b, "lanyard_mesh_workloads", NULL, n);
+  ly_prom_family(b, "lanyard_mesh_agents", "gauge", "Agents reporting.");
+  ly_prom_u64(b, "lanyard_mesh_agents", NULL, agents);
+  int have;
+  int64_t run = runway(r, n, (int64_t)time(NULL), &have);
+  if (have) {
+    ly_prom_family(b, "lanyard_mesh_identity_runway_seconds", "gauge",
+                   "If the CA stayed down: seconds until the first "
+                   "reporting workload loses its identity.");
+    ly_prom_f64(b, "lanyard_mesh_identity_runway_seconds", NULL, (double)run);
+  }
+  char id[LY_SPIFFE_ID_MAX * 2 + 1], l[LY_SPIFFE_ID_MAX * 2 + 64];
+  ly_prom_family(b, "lanyard_mesh_mtls_success_ratio", "gauge",
+                 "mTLS success ratio over the last 5 minutes, per workload "
+                 "identity and direction (no sample without attempts).");
+  for (size_t i = 0; i < n; i++)
+    for (int d = 0; d < 2; d++) {
+      rate_t w = r[i].win[1][d];
+      if (!w.attempts)
+        continue;
+      snprintf(l, sizeof(l), "spiffe_id=\"%s\",direction=\"%s\"",
+               ly_prom_label(r[i].spiffe_id, id, sizeof(id)),
+               d ? "outbound" : "inbound");
+      ly_prom_f64(b, "lanyard_mesh_mtls_success_ratio", l,
+                  (double)w.successes / (double)w.attempts);
+    }
+  ly_prom_family(b, "lanyard_mesh_certificate_expiry_timestamp_seconds",
+                 "gauge", "The earliest SVID expiry per workload identity.");
+  for (size_t i = 0; i < n; i++) {
+    snprintf(l, sizeof(l), "spiffe_id=\"%s\"",
+             ly_prom_label(r[i].spiffe_id, id, sizeof(id)));
+    ly_prom_u64(b, "lanyard_mesh_certificate_expiry_timestamp_seconds", l,
+                (uint64_t)r[i].not_after);
+  }
+  free(r);
+}
