@@ -69,11 +69,12 @@ fi
 # script, which stops them with `mesh.sh down`.
 started=1
 "$mesh" up --state "$state" --ttl "$ttl"
+lanyard=$(readlink -f "${LANYARD:-build/lanyard}") # built by mesh.sh up
 echo
 echo "Lanyard demo: a local mesh of network namespaces, trust domain mesh.local, SVID TTL $ttl"
 echo "pods: ca 10.77.0.10 (lanyard ca serve), web 10.77.0.20 (agent), api 10.77.0.21 (agent + nginx :8080), legacy 10.77.0.40 (no agent)"
 echo "traffic: web's app calls $API_URL every 0.5 s (plain HTTP; the agents make it mTLS)"
-echo "look around: $mesh status | $mesh exec web curl -s $API_URL | logs in $state/logs"
+echo "look around: $mesh status | $mesh exec ca $lanyard mesh --watch | $mesh exec api $lanyard status | logs in $state/logs"
 echo "(Ctrl-C to stop)"
 echo
 
@@ -111,10 +112,13 @@ while [ "$duration" -eq 0 ] || [ $((SECONDS - start)) -lt "$duration" ]; do
   done
   if [ "$SECONDS" -ge "$next_report" ]; then
     next_report=$((SECONDS + 5))
-    mtls=$(grep -c "event=mtls_established listener=inbound .*peer_id=spiffe://mesh.local/ns/default/sa/web" \
-      "$state/logs/api.agent.log" 2>/dev/null || true)
-    printf '%s  requests web -> api: %s; api agent: %s mTLS connections from spiffe://mesh.local/ns/default/sa/web\n' \
-      "$(date +%T)" "$(tally)" "${mtls:-0}"
+    # The CA's mesh-wide report: what the agents themselves counted.
+    rates=$("$mesh" exec ca "$lanyard" mesh --window 1m 2>/dev/null | awk '
+      $1 ~ /sa\/api$/ { api = "api inbound " $2 " " $3 }
+      $1 ~ /sa\/web$/ { web = "web outbound " $4 " " $5 }
+      END { if (api || web) print api ", " web; else print "no report yet" }')
+    printf '%s  requests web -> api: %s; mTLS success, last minute: %s\n' \
+      "$(date +%T)" "$(tally)" "$rates"
   fi
   sleep 1
 done

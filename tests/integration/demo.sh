@@ -19,8 +19,8 @@ total=$(sed -nE 's/^requests web -> api: ([0-9]+) ok, ([0-9]+) failed$/\1 \2/p' 
 read -r okn failn <<<"${total:-0 0}"
 check "the final count: $okn requests ok, $failn failed (no failure across rotations)" \
   test "$okn" -gt 10 -a "$failn" -eq 0
-check "the api agent saw web's SPIFFE ID" \
-  grep -qE "api agent: [1-9][0-9]* mTLS connections from spiffe://mesh.local/ns/default/sa/web" "$out"
+check "the live success rate from the CA's mesh report: 100% both ways" \
+  grep -qE "mTLS success, last minute: api inbound 100\.0% ([1-9][0-9]*)/\1, web outbound 100\.0% ([1-9][0-9]*)/\2" "$out"
 check "stopped cleanly" grep -q "stopped; nothing left running" "$out"
 check "no demo process left" bash -c "! pgrep -f 'lanyard-demo\\.' >/dev/null"
 check "no mesh namespace left" \
