@@ -84,6 +84,12 @@ static void handle(const ly_http_request_t *req, ly_http_response_t *res,
   } else if (strcmp(req->path, "/rotate") == 0) {
     if (!ly_admin_method(req, res, "POST"))
       return;
+    /* A page in a browser on the node could post here (the port is on
+     * loopback, not private to the operator). */
+    if (req->from_browser) {
+      text(res, 403, "refused: sent by a web page (Origin or Sec-Fetch-*)\n");
+      return;
+    }
     ly_log(LY_INFO, "rotation_requested", "via", "admin", NULL);
     ly_identity_rotate_now(a->obs.identity);
     text(res, 202, "rotation started\n");

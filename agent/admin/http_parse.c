@@ -178,6 +178,10 @@ static int on_field(ly_http_request_t *req, seen_t *seen, const char *name,
     if (seen->have_host)
       return 400;
     seen->have_host = 1;
+  } else if (name_is(name, name_len, "origin") ||
+             name_is(name, name_len, "sec-fetch-site") ||
+             name_is(name, name_len, "sec-fetch-mode")) {
+    req->from_browser = 1;
   } else if (name_is(name, name_len, "accept") && req->accept[0] == '\0') {
     size_t n = value_len < sizeof(req->accept) - 1 ? value_len
                                                    : sizeof(req->accept) - 1;

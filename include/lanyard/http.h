@@ -55,6 +55,8 @@ typedef struct {
   int http10;            /* 1 for an HTTP/1.0 request */
   size_t content_length; /* 0 without Content-Length */
   char accept[128];      /* the first Accept field's value, truncated, or "" */
+  int from_browser;      /* an Origin or Sec-Fetch-* field: a web page sent
+                            it (refuse state changes: CSRF) */
 } ly_http_request_t;
 
 /* Parses one request head from buf[0..len); buf need not be

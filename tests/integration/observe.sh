@@ -187,6 +187,8 @@ rot0=$(metric "$API_ADMIN" 'lanyard_certificate_rotations_total{result="success"
 ) &
 LOOP=$!
 sleep 0.5
+check "POST /rotate from a web page (Origin) is refused (403)" \
+  test "$(code_of -X POST -H 'Origin: http://evil.example' "http://$API_ADMIN/rotate")" = 403
 check "POST /rotate is accepted (202)" test "$(code_of -X POST "http://$API_ADMIN/rotate")" = 202
 code_of -X POST "http://$WEB_ADMIN/rotate" >/dev/null
 serial1=$serial0

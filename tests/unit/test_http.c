@@ -236,6 +236,24 @@ static void test_header_names_case_insensitive(void **state) {
   assert_int_equal(req.content_length, 0);
 }
 
+/* Fields a browser adds to a request from a page: POST /rotate refuses it. */
+static void test_from_browser(void **state) {
+  assert_int_equal(parse("POST /rotate HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  assert_int_equal(req.from_browser, 0);
+  assert_int_equal(parse("POST /rotate HTTP/1.1\r\nHost: x\r\n"
+                         "Origin: http://evil.example\r\n\r\n"),
+                   0);
+  assert_int_equal(req.from_browser, 1);
+  assert_int_equal(parse("POST /rotate HTTP/1.1\r\nHost: x\r\n"
+                         "Sec-Fetch-Site: cross-site\r\n\r\n"),
+                   0);
+  assert_int_equal(req.from_browser, 1);
+  assert_int_equal(parse("POST /rotate HTTP/1.1\r\nHost: x\r\n"
+                         "sec-fetch-mode: cors\r\n\r\n"),
+                   0);
+  assert_int_equal(req.from_browser, 1);
+}
+
 static void test_accept_truncated(void **state) {
   char r[512], v[300];
   memset(v, 'a', sizeof(v) - 1);
@@ -334,6 +352,7 @@ int main(void) {
       cmocka_unit_test(test_body_413),
       cmocka_unit_test(test_header_names_case_insensitive),
       cmocka_unit_test(test_accept_truncated),
+      cmocka_unit_test(test_from_browser),
       cmocka_unit_test(test_head_size_431),
       cmocka_unit_test(test_target_414),
       cmocka_unit_test(test_head_method_known_on_error),
