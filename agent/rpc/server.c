@@ -39,9 +39,9 @@ struct ly_rpc_server_s {
   uv_tcp_t listener;
   WOLFSSL_CTX *ctx;
   ProtobufCService *service;
-  server_conn_t *conns; /* doubly linked, for stop */
+  server_conn_t *conns; /* doubly linked, until each socket is gone */
   size_t nconns;
-  int stopping;
+  int stopping, listener_gone; /* freed when stopped and all are gone */
 };
 
 struct server_conn_s {
@@ -99,14 +99,6 @@ static void on_linger(uv_timer_t *t) {
 static void conn_close(server_conn_t *sc) {
   if (sc->tls->closing)
     return;
-  ly_rpc_server_t *s = sc->server;
-  if (sc->prev)
-    sc->prev->next = sc->next;
-  else
-    s->conns = sc->next;
-  if (sc->next)
-    sc->next->prev = sc->prev;
-  sc->prev = sc->next = NULL;
   /* The timer outlives the TLS connection: it bounds the graceful close,
    * and is closed (freeing sc) once the connection is gone. */
   uv_timer_start(&sc->timer, on_linger, LINGER_MS, 0);
@@ -250,10 +242,26 @@ static void on_end(ly_tls_conn_t *c, int status) {
   conn_close(c->data);
 }
 
+static void server_free(ly_rpc_server_t *s) {
+  wolfSSL_CTX_free(s->ctx);
+  free(s);
+}
+
+/* The socket is gone: the connection leaves the server, which may go too
+ * (a connection closing gracefully can outlive ly_rpc_server_stop). */
 static void on_close(ly_tls_conn_t *c) {
   server_conn_t *sc = c->data;
-  sc->server->nconns--; /* counted until its socket is really gone */
+  ly_rpc_server_t *s = sc->server;
+  if (sc->prev)
+    sc->prev->next = sc->next;
+  else
+    s->conns = sc->next;
+  if (sc->next)
+    sc->next->prev = sc->prev;
+  s->nconns--;
   uv_close((uv_handle_t *)&sc->timer, timer_closed);
+  if (s->listener_gone && !s->conns)
+    server_free(s);
 }
 
 static const ly_tls_conn_cbs_t conn_cbs = {
@@ -336,18 +344,18 @@ void ly_rpc_server_set_ctx(ly_rpc_server_t *s, WOLFSSL_CTX *ctx) {
 
 static void listener_closed(uv_handle_t *h) {
   ly_rpc_server_t *s = h->data;
-  wolfSSL_CTX_free(s->ctx);
-  free(s);
+  s->listener_gone = 1;
+  if (!s->conns)
+    server_free(s);
 }
 
 void ly_rpc_server_stop(ly_rpc_server_t *s) {
   if (s->stopping)
     return;
   s->stopping = 1;
-  while (s->conns) {
-    ly_tls_conn_t *c = s->conns->tls;
-    conn_close(s->conns);
-    ly_tls_conn_abort(c); /* no lingering on the way out */
+  for (server_conn_t *sc = s->conns; sc; sc = sc->next) {
+    conn_close(sc);
+    ly_tls_conn_abort(sc->tls); /* no lingering on the way out */
   }
   uv_close((uv_handle_t *)&s->listener, listener_closed);
 }
