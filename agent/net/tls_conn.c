@@ -5,6 +5,7 @@
 
 #include <wolfssl/error-ssl.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,12 @@
 /* One TLS record at most, plus its header and tag. */
 #define RECORD_MAX (16384 + 512)
 #define PLAINTEXT_CHUNK 16384
+/* Bulk transfers move in blocks of four records: one read syscall, one
+ * write syscall and one allocation per 64 KiB instead of per record. All
+ * such blocks (ciphertext read, plaintext delivered, ciphertext to
+ * write) have one size, so they can come from one per-thread pool. */
+#define BATCH (4 * PLAINTEXT_CHUNK)
+#define BLOCK (BATCH + 2 * RECORD_MAX)
 /* Ciphertext held for wolfSSL: a paused connection stops reading, so this
  * only bounds a peer that sends faster than we decrypt. */
 #define IN_LIMIT (256u * 1024)
@@ -28,37 +35,137 @@ struct ly_tls_out_s {
 };
 typedef struct ly_tls_out_s out_t;
 
+/* A few spare blocks per thread, so a busy connection's buffers go back
+ * and forth without reaching the allocator (which would return the pages
+ * to the kernel and fault them in again each time), while an idle
+ * connection holds none. Freed when the thread ends. */
+#define POOL_BLOCKS 2
+typedef struct {
+  void *block[POOL_BLOCKS];
+  int n;
+} pool_t;
+static _Thread_local pool_t pool;
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_free(void *p) {
+  pool_t *t = p;
+  while (t->n > 0)
+    free(t->block[--t->n]);
+}
+
+static void pool_key_make(void) {
+  pthread_key_create(&pool_key, pool_free);
+}
+
+static void *block_get(void) {
+  if (pool.n > 0)
+    return pool.block[--pool.n];
+  return malloc(BLOCK);
+}
+
+/* A block (of at least BLOCK bytes) is no longer needed. */
+static void block_put(void *b) {
+  if (pool.n == POOL_BLOCKS) {
+    free(b);
+    return;
+  }
+  if (!pthread_getspecific(pool_key)) { /* first use in this thread */
+    pthread_once(&pool_once, pool_key_make);
+    pthread_setspecific(pool_key, &pool);
+  }
+  pool.block[pool.n++] = b;
+}
+
+void ly_tls_conn_data_free(char *buf, size_t len) {
+  if (len >= BATCH / 2) /* never shrunk: a whole block */
+    block_put(buf);
+  else
+    free(buf);
+}
+
+/* Hands a block with len bytes of data to someone who counts it by len
+ * (queues toward slow readers): a mostly empty block is cut to size. */
+static char *fit(char *buf, size_t len) {
+  if (len >= BATCH / 2)
+    return buf;
+  char *small = realloc(buf, len ? len : 1);
+  return small ? small : buf;
+}
+
+static void in_release(ly_tls_conn_t *c) {
+  if (c->in_cap == BLOCK)
+    block_put(c->in);
+  else
+    free(c->in);
+  c->in = NULL;
+  c->in_off = c->in_len = c->in_cap = 0; /* rec_left goes on */
+}
+
+static void out_release(out_t *o) {
+  if (sizeof(*o) + o->cap == BLOCK)
+    block_put(o);
+  else
+    free(o);
+}
+
+/* Room for `bytes` more ciphertext in c->out: a pool block when they
+ * fill most of one; else what they need (exact: all that is coming, as
+ * a write knows; or at least a record, for a handshake flight that
+ * arrives in pieces). */
+static int out_reserve(ly_tls_conn_t *c, size_t bytes, int exact) {
+  size_t need = (c->out ? c->out->len : 0) + bytes;
+  if (c->out && need <= c->out->cap)
+    return 0;
+  out_t *o;
+  size_t cap;
+  if (!c->out && need <= BLOCK - sizeof(*o) && need > BATCH / 2) {
+    o = block_get();
+    cap = BLOCK - sizeof(*o);
+  } else {
+    cap = need < RECORD_MAX && !c->out && !exact ? RECORD_MAX : need;
+    o = realloc(c->out, sizeof(*o) + cap);
+  }
+  if (!o)
+    return -1;
+  if (!c->out)
+    o->len = 0;
+  o->cap = cap;
+  c->out = o;
+  return 0;
+}
+
 /* wolfSSL I/O callbacks: memory only. */
+/* wolfSSL asks for as much as its buffer holds and moves what is left of
+ * a read beyond the record it parses (ShrinkInputBuffer: a tenth of a
+ * bulk transfer's time). So it gets one record at a time: the header,
+ * whole, then at most the rest of that record. */
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx) {
   ly_tls_conn_t *c = ctx;
   size_t avail = c->in_len - c->in_off;
+  if (c->rec_left == 0) { /* at a record boundary */
+    if (avail < 5)
+      return c->eof ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+    const unsigned char *h = (const unsigned char *)c->in + c->in_off;
+    c->rec_left = 5 + ((size_t)h[3] << 8 | h[4]);
+  }
   if (avail == 0)
     return c->eof ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+  if (avail > c->rec_left)
+    avail = c->rec_left;
   size_t n = (size_t)sz < avail ? (size_t)sz : avail;
+  c->rec_left -= n;
   memcpy(buf, c->in + c->in_off, n);
   c->in_off += n;
-  if (c->in_off == c->in_len) {
-    /* drained: give the memory back, an idle connection holds none */
-    free(c->in);
-    c->in = NULL;
-    c->in_off = c->in_len = c->in_cap = 0;
-  }
+  if (c->in_off == c->in_len) /* drained: an idle connection holds none */
+    in_release(c);
   return (int)n;
 }
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx) {
   ly_tls_conn_t *c = ctx;
-  size_t need = (c->out ? c->out->len : 0) + (size_t)sz;
-  if (!c->out || need > c->out->cap) {
-    size_t cap = need < RECORD_MAX ? RECORD_MAX : need;
-    out_t *o = realloc(c->out, sizeof(*o) + cap);
-    if (!o)
-      return WOLFSSL_CBIO_ERR_GENERAL;
-    if (!c->out)
-      o->len = 0;
-    o->cap = cap;
-    c->out = o;
-  }
+  if (out_reserve(c, (size_t)sz, 0) != 0)
+    return WOLFSSL_CBIO_ERR_GENERAL;
   memcpy(c->out->data + c->out->len, buf, (size_t)sz);
   c->out->len += (size_t)sz;
   return sz;
@@ -68,7 +175,7 @@ static void on_written(uv_write_t *req, int status) {
   out_t *o = (out_t *)req;
   ly_tls_conn_t *c = o->conn;
   c->write_queue_bytes -= o->len;
-  free(o);
+  out_release(o);
   if (c->write_queue_bytes == 0 && !c->closing && c->cbs->on_drain)
     c->cbs->on_drain(c);
 }
@@ -82,7 +189,7 @@ static int flush(ly_tls_conn_t *c) {
   uv_buf_t b = uv_buf_init(o->data, (unsigned)o->len);
   int rc = uv_write(&o->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
   if (rc != 0) {
-    free(o);
+    out_release(o);
     return rc;
   }
   c->write_queue_bytes += o->len;
@@ -112,8 +219,8 @@ static void handshake_failed(ly_tls_conn_t *c, int status) {
 static void deliver_raw(ly_tls_conn_t *c) {
   if (c->closing || c->ended || c->paused || c->in_len == 0)
     return;
-  char *buf = c->in;
   size_t len = c->in_len;
+  char *buf = c->in_cap == BLOCK ? fit(c->in, len) : c->in;
   c->in = NULL;
   c->in_off = c->in_len = c->in_cap = 0;
   c->cbs->on_data(c, buf, len);
@@ -142,22 +249,33 @@ static void drive(ly_tls_conn_t *c) {
   if (c->handshake_done != 1)
     return;
   while (!c->closing && !c->ended && !c->paused) {
-    char *buf = malloc(PLAINTEXT_CHUNK);
+    /* Up to four records per delivery: one plaintext write for them. */
+    char *buf = block_get();
     if (!buf) {
       end(c, UV_ENOMEM);
       return;
     }
-    int n = wolfSSL_read(c->ssl, buf, PLAINTEXT_CHUNK);
-    if (flush(c) != 0) { /* post-handshake messages, alerts */
-      free(buf);
-      end(c, UV_EIO);
-      return;
+    size_t filled = 0;
+    int n;
+    do {
+      n = wolfSSL_read(c->ssl, buf + filled, (int)(BATCH - filled));
+      if (flush(c) != 0) { /* post-handshake messages, alerts */
+        block_put(buf);
+        end(c, UV_EIO);
+        return;
+      }
+      if (n > 0)
+        filled += (size_t)n;
+    } while (n > 0 && BATCH - filled >= PLAINTEXT_CHUNK);
+    if (filled > 0) {
+      c->cbs->on_data(c, fit(buf, filled), filled);
+      if (n > 0)
+        continue;
+      if (c->closing || c->ended || c->paused)
+        return; /* the error, if any, is seen again on the next read */
+    } else {
+      block_put(buf);
     }
-    if (n > 0) {
-      c->cbs->on_data(c, buf, (size_t)n);
-      continue;
-    }
-    free(buf);
     int err = wolfSSL_get_error(c->ssl, n);
     if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE)
       return;
@@ -187,8 +305,17 @@ static void pump(ly_tls_conn_t *c) {
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   ly_tls_conn_t *c = h->data;
+  if (!c->in) {
+    c->in = block_get();
+    c->in_cap = c->in ? BLOCK : 0;
+  } else if (c->in_off > 0) { /* a partial record left: to the front */
+    memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+    c->in_len -= c->in_off;
+    c->in_off = 0;
+  }
   size_t need = c->in_len + RECORD_MAX;
   if (need > c->in_cap) {
+    need = c->in_len + BATCH;
     char *nb = need <= IN_LIMIT ? realloc(c->in, need) : NULL;
     if (!nb) {
       *buf = uv_buf_init(NULL, 0); /* read_cb sees UV_ENOBUFS */
@@ -299,10 +426,14 @@ int ly_tls_conn_start(ly_tls_conn_t *c) {
 int ly_tls_conn_write(ly_tls_conn_t *c, const void *data, size_t len) {
   LY_ENSURE(c->handshake_done == 1 && !c->closing && !c->shut, UV_ENOTCONN);
   if (c->raw) {
-    if (io_send(NULL, (char *)data, (int)len, c) < 0)
+    if (out_reserve(c, len, 1) != 0 ||
+        io_send(NULL, (char *)data, (int)len, c) < 0)
       return UV_ENOMEM;
     return flush(c);
   }
+  /* All the records' ciphertext in one block, allocated once. */
+  size_t records = (len + PLAINTEXT_CHUNK - 1) / PLAINTEXT_CHUNK;
+  LY_ENSURE(out_reserve(c, len + records * 64, 1) == 0, UV_ENOMEM);
   const char *p = data;
   while (len > 0) {
     int chunk = len > PLAINTEXT_CHUNK ? PLAINTEXT_CHUNK : (int)len;

@@ -207,7 +207,7 @@ static void plain_written(uv_write_t *req, int status) {
   plain_write_t *pw = (plain_write_t *)req;
   ly_proxy_t *p = pw->p;
   p->plain_queue -= pw->len;
-  free(pw->buf);
+  ly_tls_conn_data_free(pw->buf, pw->len);
   free(pw);
   if (status != 0 || p->closing) {
     if (status != 0 && status != UV_ECANCELED)

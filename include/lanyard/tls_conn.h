@@ -41,7 +41,7 @@ typedef struct {
    * in ly_tls_conn_error). After a failure, close the connection. */
   void (*on_handshake)(ly_tls_conn_t *c, int status);
   /* Decrypted application data in a malloc'd buffer that the callee owns
-   * (and frees). */
+   * (and frees, best with ly_tls_conn_data_free). */
   void (*on_data)(ly_tls_conn_t *c, char *buf, size_t len);
   /* The peer finished sending: 0 after close_notify, UV_EOF after a bare
    * TCP FIN, another negative code on error. Writing may go on. */
@@ -60,6 +60,7 @@ struct ly_tls_conn_s {
   void *peer; /* the ly_peer_check_t of a data-path connection, or NULL */
   char *in;   /* ciphertext received, wolfSSL not done with it yet */
   size_t in_off, in_len, in_cap;
+  size_t rec_left; /* bytes of the current record not yet given wolfSSL */
   struct ly_tls_out_s *out; /* ciphertext produced, not yet written */
   size_t write_queue_bytes; /* handed to uv_write, not yet written */
   unsigned is_server : 1, started : 1, eof : 1, closing : 1, ended : 1,
@@ -69,6 +70,9 @@ struct ly_tls_conn_s {
   int ssl_error;        /* wolfSSL_get_error code of the last failure */
   char error_text[160]; /* and its text */
 };
+
+/* Frees a buffer from on_data; on a busy thread, for the next delivery. */
+void ly_tls_conn_data_free(char *buf, size_t len);
 
 /* Allocates a connection with a new WOLFSSL from ctx, or, with ctx NULL,
  * a raw one (plain TCP behind the same interface: unmeshed destinations).
