@@ -26,6 +26,11 @@ void ly_admin_body(ly_http_response_t *res, const char *type, char *body,
 int ly_admin_method(const ly_http_request_t *req, ly_http_response_t *res,
                     const char *allow);
 void ly_admin_not_found(ly_http_response_t *res);
+/* A Host that is a name other than localhost means a browser was led
+ * here by a DNS name that now points at loopback (DNS rebinding): 403,
+ * and 0. Clients that name the admin by address, or send no Host
+ * (HTTP/1.0), pass. */
+int ly_admin_host_ok(const ly_http_request_t *req, ly_http_response_t *res);
 
 /* http_client.c: GET http://host:port/path, blocking, for the terminal
  * commands. 0 with the status and the body (malloc'd, NUL-terminated), or

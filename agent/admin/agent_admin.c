@@ -13,9 +13,11 @@
 
 #include "lanyard/log.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void text(ly_http_response_t *res, int status, const char *msg) {
   res->status = status;
@@ -51,10 +53,32 @@ void ly_admin_not_found(ly_http_response_t *res) {
   text(res, 404, "not found\n");
 }
 
+int ly_admin_host_ok(const ly_http_request_t *req, ly_http_response_t *res) {
+  char host[256];
+  snprintf(host, sizeof(host), "%s", req->host);
+  char *h = host, *end;
+  if (*h == '[') { /* [v6]:port */
+    end = strchr(h, ']');
+    if (end)
+      *end = '\0';
+    h++;
+  } else if ((end = strrchr(h, ':')) != NULL) {
+    *end = '\0';
+  }
+  unsigned char addr[16];
+  if (!req->host[0] || strcasecmp(h, "localhost") == 0 ||
+      inet_pton(AF_INET, h, addr) == 1 || inet_pton(AF_INET6, h, addr) == 1)
+    return 1;
+  text(res, 403, "the Host must be an IP address or localhost\n");
+  return 0;
+}
+
 static void handle(const ly_http_request_t *req, ly_http_response_t *res,
                    void *data) {
   ly_agent_admin_t *a = data;
   size_t len = 0;
+  if (!ly_admin_host_ok(req, res))
+    return;
   if (strcmp(req->path, "/healthz") == 0) {
     if (ly_admin_method(req, res, "GET, HEAD"))
       text(res, 200, "ok\n");

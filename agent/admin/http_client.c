@@ -4,6 +4,7 @@
 #include "admin/admin.h"
 
 #include "lanyard/err.h"
+#include "lanyard/intercept.h"
 
 #include <netdb.h>
 #include <stdio.h>
@@ -42,11 +43,17 @@ int ly_http_get(const ly_hostport_t *hp, const char *path, int timeout_ms,
                 int *status, char **body, const char **why) {
   int fd = connect_to(hp, timeout_ms);
   LY_ENSURE_WHY(fd >= 0, LY_EUNAVAILABLE, why, "cannot connect");
+  /* Host: the address connected to, as the admin servers want it. */
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  char host[80] = "localhost";
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+    ly_addr_format((struct sockaddr *)&ss, host, sizeof(host));
   char req[512];
   int n = snprintf(req, sizeof(req),
                    "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
                    "User-Agent: lanyard\r\n\r\n",
-                   path, hp->host);
+                   path, host);
   if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) {
     close(fd);
     *why = "cannot send the request";

@@ -175,9 +175,11 @@ static int on_field(ly_http_request_t *req, seen_t *seen, const char *name,
   } else if (name_is(name, name_len, "transfer-encoding")) {
     return 501; /* no chunked bodies: one less way to disagree on length */
   } else if (name_is(name, name_len, "host")) {
-    if (seen->have_host)
+    if (seen->have_host || value_len >= sizeof(req->host))
       return 400;
     seen->have_host = 1;
+    memcpy(req->host, value, value_len);
+    req->host[value_len] = '\0';
   } else if (name_is(name, name_len, "origin") ||
              name_is(name, name_len, "sec-fetch-site") ||
              name_is(name, name_len, "sec-fetch-mode")) {

@@ -134,7 +134,7 @@ static void handle(const ly_http_request_t *req, ly_http_response_t *res,
   ly_ca_t *ca = data;
   size_t len = 0;
   const char *why = NULL;
-  if (!ly_admin_method(req, res, "GET, HEAD"))
+  if (!ly_admin_host_ok(req, res) || !ly_admin_method(req, res, "GET, HEAD"))
     return;
   if (strcmp(req->path, "/healthz") == 0) {
     ly_admin_body(res, "text/plain; charset=utf-8", strdup("ok\n"), 3);

@@ -326,7 +326,7 @@ static void ca_report(Lanyard__Ca__V1__CA_Service *svc,
   }
   if (code == 0) {
     int rc =
-        ly_mesh_record(ca->mesh, info.spiffe_id, req, uv_now(ca->loop), &why);
+        ly_mesh_record(ca->mesh, &info, req, uv_now(ca->loop), &why);
     if (rc != 0) {
       code = rc == LY_ETOO_BIG ? LY_RPC_RESOURCE_EXHAUSTED
                                : LY_RPC_INVALID_ARGUMENT;

@@ -15,6 +15,8 @@ typedef struct {
 
 typedef struct {
   char *spiffe_id, *instance;
+  int64_t not_after; /* from the verified certificate, not the report */
+  char serial[64];
   uint64_t last_ms, expiry_ms;
   Lanyard__Ca__V1__ReportRequest *report; /* our own copy */
   rate_t history[LY_MESH_HISTORY];        /* last minute, at each report */
@@ -68,11 +70,38 @@ static int valid_reason(const char *r) {
   return 1;
 }
 
+/* Printable ASCII, 1..max bytes: safe in JSON, logs and labels. */
+static int printable(const char *s, size_t max) {
+  size_t n = strlen(s);
+  if (n == 0 || n > max)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] < 0x21 || s[i] > 0x7e)
+      return 0;
+  return 1;
+}
+
 static int check_report(const Lanyard__Ca__V1__ReportRequest *r,
                         const char **why) {
   ly_spiffe_id_t id;
+  if (protobuf_c_message_get_packed_size(&r->base) > LY_REPORT_MAX) {
+    *why = "report too large";
+    return LY_EPARSE;
+  }
   if (!r->inbound || !r->outbound) {
     *why = "inbound and outbound counters are required";
+    return LY_EPARSE;
+  }
+  if (r->inbound->n_windows > 3 || r->outbound->n_windows > 3) {
+    *why = "at most three windows (60, 300, 3600 s) per direction";
+    return LY_EPARSE;
+  }
+  if (r->n_top_peers > 2 * LY_MESH_MAX_PEERS) {
+    *why = "too many top peers";
+    return LY_EPARSE;
+  }
+  if (!printable(r->instance, 64)) {
+    *why = "instance must be 1 to 64 printable ASCII characters";
     return LY_EPARSE;
   }
   if (r->n_failures > LY_MESH_MAX_REASONS) {
@@ -89,19 +118,13 @@ static int check_report(const Lanyard__Ca__V1__ReportRequest *r,
         ly_spiffe_id_parse(r->top_peers[i]->spiffe_id,
                            strlen(r->top_peers[i]->spiffe_id), &id, why) != 0)
       return LY_EPARSE;
-  if (strlen(r->instance) > 128 || strlen(r->serial) > 64) {
-    *why = "instance or serial too long";
-    return LY_EPARSE;
-  }
   return 0;
 }
 
-/* A copy the table owns, with top peers cut to LY_MESH_MAX_PEERS. */
+/* A copy the table owns (the report's size is capped). */
 static Lanyard__Ca__V1__ReportRequest *
 copy_report(const Lanyard__Ca__V1__ReportRequest *r) {
   Lanyard__Ca__V1__ReportRequest tmp = *r;
-  if (tmp.n_top_peers > 2 * LY_MESH_MAX_PEERS)
-    tmp.n_top_peers = 2 * LY_MESH_MAX_PEERS; /* both directions */
   size_t len = protobuf_c_message_get_packed_size(&tmp.base);
   uint8_t *buf = malloc(len ? len : 1);
   if (!buf)
@@ -124,52 +147,76 @@ static rate_t window(const Lanyard__Ca__V1__DirectionReport *d,
   return r;
 }
 
-int ly_mesh_record(ly_mesh_t *m, const char *spiffe_id,
+/* The entry of (id, instance): found, or a new one. A full table (or an
+ * identity at its cap) makes room by dropping the entry silent longest,
+ * so an agent that floods the table only pushes out its own or stale
+ * entries, never blocks a newcomer. NULL when out of memory. */
+static entry_t *entry_for(ly_mesh_t *m, const char *id, const char *instance) {
+  size_t same = 0, stalest = SIZE_MAX, stalest_same = SIZE_MAX;
+  for (size_t i = 0; i < m->n; i++) {
+    entry_t *e = &m->entries[i];
+    if (strcmp(e->spiffe_id, id) != 0) {
+      if (stalest == SIZE_MAX || e->last_ms < m->entries[stalest].last_ms)
+        stalest = i;
+      continue;
+    }
+    if (strcmp(e->instance, instance) == 0)
+      return e;
+    same++;
+    if (stalest_same == SIZE_MAX ||
+        e->last_ms < m->entries[stalest_same].last_ms)
+      stalest_same = i;
+  }
+  size_t drop = same >= LY_MESH_MAX_INSTANCES ? stalest_same
+                : m->n >= LY_MESH_MAX_ENTRIES ? stalest
+                                              : SIZE_MAX;
+  if (drop != SIZE_MAX) {
+    entry_free(&m->entries[drop]);
+    m->entries[drop] = m->entries[--m->n];
+  }
+  if (m->n == m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    entry_t *grown = realloc(m->entries, cap * sizeof(*grown));
+    if (!grown)
+      return NULL;
+    m->entries = grown;
+    m->cap = cap;
+  }
+  entry_t *e = &m->entries[m->n];
+  memset(e, 0, sizeof(*e));
+  e->spiffe_id = strdup(id);
+  e->instance = strdup(instance);
+  if (!e->spiffe_id || !e->instance) {
+    entry_free(e);
+    return NULL;
+  }
+  m->n++;
+  return e;
+}
+
+int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert,
                    const Lanyard__Ca__V1__ReportRequest *r, uint64_t now_ms,
                    const char **why) {
   LY_GUARD(check_report(r, why));
   expire(m, now_ms);
-  entry_t *e = NULL;
-  for (size_t i = 0; i < m->n && !e; i++)
-    if (strcmp(m->entries[i].spiffe_id, spiffe_id) == 0 &&
-        strcmp(m->entries[i].instance, r->instance) == 0)
-      e = &m->entries[i];
   Lanyard__Ca__V1__ReportRequest *copy = copy_report(r);
-  LY_ENSURE_WHY(copy != NULL, LY_EPARSE, why, "out of memory");
+  entry_t *e = copy ? entry_for(m, cert->spiffe_id, r->instance) : NULL;
   if (!e) {
-    if (m->n == LY_MESH_MAX_ENTRIES) {
+    if (copy)
       protobuf_c_message_free_unpacked(&copy->base, NULL);
-      *why = "the mesh table is full";
-      return LY_ETOO_BIG;
-    }
-    if (m->n == m->cap) {
-      size_t cap = m->cap ? m->cap * 2 : 16;
-      entry_t *grown = realloc(m->entries, cap * sizeof(*grown));
-      if (!grown) {
-        protobuf_c_message_free_unpacked(&copy->base, NULL);
-        *why = "out of memory";
-        return LY_ETOO_BIG;
-      }
-      m->entries = grown;
-      m->cap = cap;
-    }
-    e = &m->entries[m->n];
-    memset(e, 0, sizeof(*e));
-    e->spiffe_id = strdup(spiffe_id);
-    e->instance = strdup(r->instance);
-    if (!e->spiffe_id || !e->instance) {
-      entry_free(e);
-      protobuf_c_message_free_unpacked(&copy->base, NULL);
-      *why = "out of memory";
-      return LY_ETOO_BIG;
-    }
-    m->n++;
+    *why = "out of memory";
+    return LY_ETOO_BIG;
   }
   if (e->report)
     protobuf_c_message_free_unpacked(&e->report->base, NULL);
   e->report = copy;
+  e->not_after = cert->not_after;
+  snprintf(e->serial, sizeof(e->serial), "%s", cert->serial_hex);
   e->last_ms = now_ms;
-  uint64_t interval = r->interval_seconds ? r->interval_seconds : 5;
+  /* The agent's own interval, within reason: silence for three of them
+   * means it is gone. */
+  uint64_t interval = r->interval_seconds;
+  interval = interval < 1 ? 1 : interval > 60 ? 60 : interval;
   e->expiry_ms = 3 * interval * 1000;
   if (e->expiry_ms < LY_MESH_MIN_EXPIRY_MS)
     e->expiry_ms = LY_MESH_MIN_EXPIRY_MS;
@@ -244,9 +291,9 @@ static row_t *rows(ly_mesh_t *m, uint64_t now_ms, size_t *nrows) {
     row->n++;
     add_direction(row->total, row->win, 0, e->report->inbound);
     add_direction(row->total, row->win, 1, e->report->outbound);
-    if (!row->not_after || e->report->not_after < row->not_after) {
-      row->not_after = e->report->not_after;
-      row->serial = e->report->serial;
+    if (!row->serial || e->not_after < row->not_after) {
+      row->not_after = e->not_after;
+      row->serial = e->serial;
     }
     if (e->last_ms > row->last_ms)
       row->last_ms = e->last_ms;
@@ -300,39 +347,55 @@ static json_t *failures_json(const row_t *row) {
   return f;
 }
 
+static int busier_first(const void *a, const void *b) {
+  json_int_t x =
+      json_integer_value(json_object_get(*(json_t *const *)a, "attempts"));
+  json_int_t y =
+      json_integer_value(json_object_get(*(json_t *const *)b, "attempts"));
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The row's instances' top peers added up (a hash on direction and ID,
+ * so many instances cost linear time), the busiest LY_MESH_MAX_PEERS. */
 static json_t *peers_json(const row_t *row) {
-  json_t *peers = json_array();
+  json_t *by_key = json_object();
+  size_t count = 0;
   for (size_t i = 0; i < row->n; i++) {
     const Lanyard__Ca__V1__ReportRequest *r = row->first[i].report;
     for (size_t k = 0; k < r->n_top_peers; k++) {
       const Lanyard__Ca__V1__PeerCount *p = r->top_peers[k];
       const char *dir = p->inbound ? "inbound" : "outbound";
-      json_t *same = NULL;
-      size_t j;
-      json_t *v;
-      json_array_foreach(peers, j, v) {
-        if (strcmp(json_string_value(json_object_get(v, "spiffe_id")),
-                   p->spiffe_id) == 0 &&
-            strcmp(json_string_value(json_object_get(v, "direction")), dir) ==
-                0)
-          same = v;
+      char key[LY_SPIFFE_ID_MAX + 16];
+      snprintf(key, sizeof(key), "%s %s", dir, p->spiffe_id);
+      json_t *v = json_object_get(by_key, key);
+      if (!v) {
+        v = json_pack("{s:s,s:s,s:I,s:I}", "spiffe_id", p->spiffe_id,
+                      "direction", dir, "attempts", (json_int_t)0, "failures",
+                      (json_int_t)0);
+        json_object_set_new(by_key, key, v);
+        count++;
       }
-      if (!same) {
-        same = json_pack("{s:s,s:s,s:I,s:I}", "spiffe_id", p->spiffe_id,
-                         "direction", dir, "attempts", (json_int_t)0,
-                         "failures", (json_int_t)0);
-        json_array_append_new(peers, same);
-      }
-      json_object_set_new(
-          same, "attempts",
-          json_integer(json_integer_value(json_object_get(same, "attempts")) +
-                       (json_int_t)p->attempts));
-      json_object_set_new(
-          same, "failures",
-          json_integer(json_integer_value(json_object_get(same, "failures")) +
-                       (json_int_t)p->failures));
+      json_integer_set(json_object_get(v, "attempts"),
+                       json_integer_value(json_object_get(v, "attempts")) +
+                           (json_int_t)p->attempts);
+      json_integer_set(json_object_get(v, "failures"),
+                       json_integer_value(json_object_get(v, "failures")) +
+                           (json_int_t)p->failures);
     }
   }
+  json_t **all = calloc(count ? count : 1, sizeof(*all));
+  json_t *peers = json_array();
+  if (all) {
+    size_t n = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(by_key, key, v) all[n++] = v;
+    qsort(all, n, sizeof(*all), busier_first);
+    for (size_t i = 0; i < n && i < LY_MESH_MAX_PEERS; i++)
+      json_array_append(peers, all[i]);
+    free(all);
+  }
+  json_decref(by_key);
   return peers;
 }
 

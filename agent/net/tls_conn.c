@@ -5,7 +5,6 @@
 
 #include <wolfssl/error-ssl.h>
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,27 +34,25 @@ struct ly_tls_out_s {
 };
 typedef struct ly_tls_out_s out_t;
 
-/* A few spare blocks per thread, so a busy connection's buffers go back
- * and forth without reaching the allocator (which would return the pages
- * to the kernel and fault them in again each time), while an idle
- * connection holds none. Freed when the thread ends. */
+/* A few spare blocks per data-plane thread, so a busy connection's
+ * buffers go back and forth without reaching the allocator (which would
+ * return the pages to the kernel and fault them in again each time),
+ * while an idle connection holds none. Other threads do not keep any. */
 #define POOL_BLOCKS 2
 typedef struct {
   void *block[POOL_BLOCKS];
-  int n;
+  int n, enabled;
 } pool_t;
 static _Thread_local pool_t pool;
-static pthread_key_t pool_key;
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
-static void pool_free(void *p) {
-  pool_t *t = p;
-  while (t->n > 0)
-    free(t->block[--t->n]);
+void ly_tls_conn_pool_begin(void) {
+  pool.enabled = 1;
 }
 
-static void pool_key_make(void) {
-  pthread_key_create(&pool_key, pool_free);
+void ly_tls_conn_pool_end(void) {
+  while (pool.n > 0)
+    free(pool.block[--pool.n]);
+  pool.enabled = 0;
 }
 
 static void *block_get(void) {
@@ -66,15 +63,10 @@ static void *block_get(void) {
 
 /* A block (of at least BLOCK bytes) is no longer needed. */
 static void block_put(void *b) {
-  if (pool.n == POOL_BLOCKS) {
+  if (!pool.enabled || pool.n == POOL_BLOCKS)
     free(b);
-    return;
-  }
-  if (!pthread_getspecific(pool_key)) { /* first use in this thread */
-    pthread_once(&pool_once, pool_key_make);
-    pthread_setspecific(pool_key, &pool);
-  }
-  pool.block[pool.n++] = b;
+  else
+    pool.block[pool.n++] = b;
 }
 
 void ly_tls_conn_data_free(char *buf, size_t len) {
@@ -196,11 +188,16 @@ static int flush(ly_tls_conn_t *c) {
   return 0;
 }
 
-static void set_error(ly_tls_conn_t *c, int ret) {
-  c->ssl_error = wolfSSL_get_error(c->ssl, ret);
+/* Records wolfSSL's error code (from wolfSSL_get_error) and its text. */
+static void set_error_code(ly_tls_conn_t *c, int err) {
+  c->ssl_error = err;
   char text[WOLFSSL_MAX_ERROR_SZ];
   wolfSSL_ERR_error_string_n((unsigned long)c->ssl_error, text, sizeof(text));
   snprintf(c->error_text, sizeof(c->error_text), "%s (%d)", text, c->ssl_error);
+}
+
+static void set_error(ly_tls_conn_t *c, int ret) {
+  set_error_code(c, wolfSSL_get_error(c->ssl, ret));
 }
 
 static void end(ly_tls_conn_t *c, int status) {
@@ -267,6 +264,9 @@ static void drive(ly_tls_conn_t *c) {
       if (n > 0)
         filled += (size_t)n;
     } while (n > 0 && BATCH - filled >= PLAINTEXT_CHUNK);
+    /* Now: on_data may write on this connection, which changes what
+     * wolfSSL_get_error would say about the read. */
+    int err = n > 0 ? 0 : wolfSSL_get_error(c->ssl, n);
     if (filled > 0) {
       c->cbs->on_data(c, fit(buf, filled), filled);
       if (n > 0)
@@ -276,7 +276,6 @@ static void drive(ly_tls_conn_t *c) {
     } else {
       block_put(buf);
     }
-    int err = wolfSSL_get_error(c->ssl, n);
     if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE)
       return;
     if (err == WOLFSSL_ERROR_ZERO_RETURN) {
@@ -287,7 +286,7 @@ static void drive(ly_tls_conn_t *c) {
       end(c, UV_EOF);
       return;
     }
-    set_error(c, n);
+    set_error_code(c, err);
     end(c, LY_ETLS);
     return;
   }

@@ -1,5 +1,6 @@
 /* Worker threads, their listening sockets and their mailboxes. */
 #include "net/worker.h"
+#include "lanyard/tls_conn.h"
 
 #include "lanyard/err.h"
 #include "lanyard/log.h"
@@ -135,7 +136,9 @@ static void on_wake(uv_async_t *a) {
 
 static void worker_main(void *arg) {
   ly_worker_t *w = arg;
+  ly_tls_conn_pool_begin();
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  ly_tls_conn_pool_end();
 }
 
 static int worker_init(ly_dataplane_t *dp, ly_worker_t *w, unsigned index,

@@ -21,6 +21,12 @@ static void totals(const ly_dir_stats_t dir[LY_DIR__COUNT],
   }
 }
 
+/* Opened minus closed, never below zero: the two counters are read one
+ * after the other while the worker goes on. */
+static uint64_t active(const ly_dir_stats_t *d) {
+  return d->opened > d->closed ? d->opened - d->closed : 0;
+}
+
 static void read_counters(ly_observer_t *o, ly_dir_stats_t dir[LY_DIR__COUNT],
                           ly_peer_total_t *peers, size_t *npeers) {
   memset(dir, 0, sizeof(ly_dir_stats_t) * LY_DIR__COUNT);
@@ -132,8 +138,7 @@ static void metrics_connections(ly_buf_t *b, const ly_obs_snapshot_t *s) {
                  "Connections open now, handshaking ones included.");
   for (int d = 0; d < LY_DIR__COUNT; d++) {
     snprintf(l, sizeof(l), "direction=\"%s\"", ly_dir_name(d));
-    ly_prom_u64(b, "lanyard_connections_active", l,
-                s->dir[d].opened - s->dir[d].closed);
+    ly_prom_u64(b, "lanyard_connections_active", l, active(&s->dir[d]));
   }
   ly_prom_family(b, "lanyard_connections_total", "counter",
                  "Connections proxied, by whether the peer side was TLS.");
@@ -226,7 +231,7 @@ static json_t *direction_json(const ly_obs_snapshot_t *s, ly_dir_t d) {
   return json_pack("{s:o,s:o,s:o,s:I,s:I}", "total", rate_json(&s->total[d]),
                    "windows", windows, "failures", failures, "resumed",
                    (json_int_t)s->dir[d].resumed, "active",
-                   (json_int_t)(s->dir[d].opened - s->dir[d].closed));
+                   (json_int_t)(active(&s->dir[d])));
 }
 
 static json_t *identity_json(const ly_obs_snapshot_t *s) {

@@ -105,7 +105,13 @@ void ly_report_maybe_send(ly_observer_t *o) {
   o->last_report_ms = now;
   report_t r;
   fill(&r, o, &s);
+  /* The CA refuses reports beyond LY_REPORT_MAX: long peer IDs go first. */
+  while (r.req.n_top_peers > 0 &&
+         protobuf_c_message_get_packed_size(&r.req.base) > LY_REPORT_MAX)
+    r.req.n_top_peers--;
+  /* Set before the call: `done` may run inside it (no connection). */
+  o->report_in_flight = 1;
   if (ly_rpc_client_call(s.id.rpc, "Report", &r.req.base, REPORT_TIMEOUT_MS,
-                         on_reported, o) == 0)
-    o->report_in_flight = 1;
+                         on_reported, o) != 0)
+    o->report_in_flight = 0;
 }

@@ -64,11 +64,18 @@ static ly_dir_t dir_of(const ly_proxy_t *p) {
   return p->inbound ? LY_DIR_INBOUND : LY_DIR_OUTBOUND;
 }
 
-/* The end of the connection's mTLS attempt, counted once. */
+/* The end of the connection's mTLS attempt, counted once. An inbound
+ * client that never sent a byte made no attempt when it just closed (a
+ * TCP probe), nor in permissive mode, where it may be a plaintext client
+ * waiting for its server to speak first. */
 static void count_attempt(ly_proxy_t *p, ly_reason_t reason) {
   if (p->counted)
     return;
   p->counted = 1;
+  const ly_tls_conn_t *t = p->tls;
+  if (p->inbound && t && t->started && !t->saw_first_byte &&
+      (t->allow_plaintext || t->eof))
+    return;
   uint64_t ns = p->started_ns ? uv_hrtime() - p->started_ns : 0;
   ly_stats_attempt(&p->w->stats, dir_of(p), reason, ns, p->resumed,
                    p->pc.peer_id);
@@ -139,6 +146,8 @@ static void on_timeout(uv_timer_t *t) {
     ly_log(LY_INFO, "connection_idle_timeout", "listener", p->l->name, "peer",
            p->peer, NULL);
     proxy_close(p, 1);
+  } else if (p->tls && p->tls->handshake_done == 1) { /* inbound, local */
+    refuse(p, LY_REASON_CONNECT_FAILED, "the local connect timed out");
   } else if (p->tls && p->tls->started) {
     refuse(p, LY_REASON_HANDSHAKE_TIMEOUT, "the TLS handshake did not finish");
   } else {

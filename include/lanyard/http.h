@@ -55,6 +55,7 @@ typedef struct {
   int http10;            /* 1 for an HTTP/1.0 request */
   size_t content_length; /* 0 without Content-Length */
   char accept[128];      /* the first Accept field's value, truncated, or "" */
+  char host[256];        /* the Host field's value, or "" (HTTP/1.0) */
   int from_browser;      /* an Origin or Sec-Fetch-* field: a web page sent
                             it (refuse state changes: CSRF) */
 } ly_http_request_t;

@@ -18,6 +18,9 @@
 #include <uv.h>
 
 #define LY_RPC_FRAME_MAX (64 * 1024)
+/* A Report's packed size: agents trim their top peers to fit, the CA
+ * refuses bigger ones (its table holds one per agent). */
+#define LY_REPORT_MAX (8 * 1024)
 
 /* Codes: the values of lanyard.ca.v1.Code (gRPC's numbers). */
 enum {

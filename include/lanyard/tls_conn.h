@@ -71,7 +71,12 @@ struct ly_tls_conn_s {
   char error_text[160]; /* and its text */
 };
 
-/* Frees a buffer from on_data; on a busy thread, for the next delivery. */
+/* A data-plane thread keeps a few buffers for reuse between begin (when
+ * it starts) and end (before it exits, which frees them). */
+void ly_tls_conn_pool_begin(void);
+void ly_tls_conn_pool_end(void);
+
+/* Frees a buffer from on_data; on a pooling thread, for the next one. */
 void ly_tls_conn_data_free(char *buf, size_t len);
 
 /* Allocates a connection with a new WOLFSSL from ctx, or, with ctx NULL,

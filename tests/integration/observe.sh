@@ -79,6 +79,10 @@ check "CA /healthz is 200" test "$(code_of "http://$CA_ADMIN/healthz")" = 200
 check "CA /readyz is 200 (it can sign)" test "$(code_of "http://$CA_ADMIN/readyz")" = 200
 check "GET /rotate is 405" test "$(code_of "http://$API_ADMIN/rotate")" = 405
 check "an unknown path is 404" test "$(code_of "http://$API_ADMIN/nope")" = 404
+check "a Host that is a DNS name is refused (403: DNS rebinding)" \
+  test "$(code_of -H 'Host: rebind.example:80' "http://$API_ADMIN/status")" = 403
+check "... on the CA too" test "$(code_of -H 'Host: rebind.example' "http://$CA_ADMIN/api/mesh")" = 403
+check "Host: localhost is fine" test "$(code_of -H "Host: localhost:${API_ADMIN##*:}" "http://$API_ADMIN/healthz")" = 200
 
 agent_yaml "$T/lonely" "spiffe://$TD/ns/default/sa/lonely" "$T/ca"
 sed -i "s|address: 127.0.0.1:$CA_PORT|address: 127.0.0.1:$(free_port)|" "$T/lonely/agent.yaml"
@@ -173,6 +177,19 @@ check "a report for one's own identity is accepted ($out)" grep -q "code=OK" <<<
 get "$CA_ADMIN/api/mesh" >"$T/mesh2.json"
 check "the forged reports left api's row alone (1 instance, its own counts)" \
   test "$(json "$T/mesh2.json" "[(w['instances'], w['inbound']['total']['attempts']) for w in d['workloads'] if w['spiffe_id'] == '$API']")" = "[(1, $N)]"
+INTRUDER=spiffe://$TD/ns/default/sa/intruder
+check "the CA files the expiry of the certificate, not the report's (year 2100)" \
+  jtrue "$T/mesh2.json" "[w['expires_in_seconds'] <= 600 for w in d['workloads'] if w['spiffe_id'] == '$INTRUDER'] == [True]"
+out=$(probe --cert "$T/intruder/cert.pem" --key "$T/intruder/key.pem" report --spiffe-id "$INTRUDER" --instance "a b")
+check "a report with a malformed instance name: INVALID_ARGUMENT ($out)" grep -q "code=INVALID_ARGUMENT" <<<"$out"
+for i in $(seq 1 70); do
+  probe --cert "$T/intruder/cert.pem" --key "$T/intruder/key.pem" report --spiffe-id "$INTRUDER" --instance "flood-$i" >/dev/null
+done
+get "$CA_ADMIN/api/mesh" >"$T/mesh3.json"
+check "one identity flooding instance names keeps at most 64 rows' worth" \
+  jtrue "$T/mesh3.json" "[w['instances'] for w in d['workloads'] if w['spiffe_id'] == '$INTRUDER'] == [64]"
+check "... and the other workloads keep theirs" \
+  jtrue "$T/mesh3.json" "sorted(w['spiffe_id'] for w in d['workloads']) == sorted(['$API', '$WEB', '$INTRUDER'])"
 
 # -- POST /rotate while requests flow
 serial0=$(json "$T/status2.json" "d['identity']['serial']")

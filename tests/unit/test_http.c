@@ -30,6 +30,7 @@ static void test_get(void **state) {
   assert_int_equal(req.http10, 0);
   assert_int_equal(req.content_length, 0);
   assert_string_equal(req.accept, "text/plain");
+  assert_string_equal(req.host, "localhost");
 }
 
 static void test_get_query(void **state) {
