@@ -24,14 +24,20 @@ flags=(
   --enable-tls13 --enable-ecc --enable-rsapss --enable-keygen
   --enable-certgen --enable-certreq --enable-certext
   --enable-session-ticket --enable-alpn --enable-sni --enable-asn=template
+  --disable-sha3 --disable-dh
 )
+# Single-precision math for what Lanyard uses: P-256 (SVIDs, TLS key
+# exchange), P-384 (keys it may load), RSA 2048 (Kubernetes JWTs; other
+# sizes still work, through the generic code). The P-521 and RSA 3072/4096
+# tables alone would be 1 MB of the binary.
+sp=--enable-sp=2048,256,384
 case "$(uname -m)" in
 x86_64 | amd64)
-  flags+=(--enable-aesni --enable-intelasm --enable-sp --enable-sp-asm) ;;
+  flags+=(--enable-aesni --enable-intelasm "$sp" --enable-sp-asm) ;;
 aarch64 | arm64)
-  flags+=(--enable-armasm --enable-sp --enable-sp-asm) ;;
+  flags+=(--enable-armasm "$sp" --enable-sp-asm) ;;
 *)
-  flags+=(--enable-sp) ;;
+  flags+=("$sp") ;;
 esac
 # WOLFSSL_ALT_NAMES: URI SANs in parsed certificates. KEEP_PEER_CERT: the
 # CA reads a renewing client's leaf. WOLFSSL_ALWAYS_VERIFY_CB: the SPIFFE
@@ -39,7 +45,10 @@ esac
 # padding leaves room for the peer's SPIFFE ID and expiry inside session
 # tickets (agent/tls/tickets.c), so resumed sessions keep their identity.
 # No SESSION_CERTS: it adds ~18 KB of chain buffers to every connection.
-cflags="-O2 -fPIC -DWOLFSSL_ALT_NAMES -DKEEP_PEER_CERT -DWOLFSSL_ALWAYS_VERIFY_CB"
+# -ffunction-sections -fdata-sections: the link drops what Lanyard never
+# calls (--gc-sections), which keeps the agent's resident text small.
+cflags="-O2 -fPIC -ffunction-sections -fdata-sections"
+cflags+=" -DWOLFSSL_ALT_NAMES -DKEEP_PEER_CERT -DWOLFSSL_ALWAYS_VERIFY_CB"
 cflags+=" -DWOLFSSL_TICKET_EXTRA_PADDING_SZ=288"
 stamp_text="${flags[*]} CFLAGS=$cflags SOURCE=${tarball:-debian}"
 
