@@ -41,6 +41,18 @@ typedef struct {
   uint64_t reports[LY_RPC_NCODES]; /* Report calls by result */
 } ly_ca_stats_t;
 
+/* verified.c: callers' chains verified recently (see there). */
+typedef struct ly_verified_s ly_verified_t;
+ly_verified_t *ly_verified_new(void);
+void ly_verified_free(ly_verified_t *v);
+/* 1 with *info when this leaf was verified against this bundle file and
+ * every certificate of its chain is still valid at now; else 0. */
+int ly_verified_get(ly_verified_t *v, const ly_chain_t *chain,
+                    const struct timespec *bundle, int64_t now,
+                    ly_cert_info_t *info);
+void ly_verified_put(ly_verified_t *v, const ly_chain_t *chain,
+                     const struct timespec *bundle, const ly_cert_info_t *info);
+
 typedef struct {
   Lanyard__Ca__V1__CA_Service service; /* protobuf-c: methods below */
   const ly_ca_config_t *cfg;
@@ -51,6 +63,7 @@ typedef struct {
   ly_jwks_t *jwks; /* NULL without a kubernetes: section */
   ly_ca_stats_t stats;
   ly_mesh_t *mesh; /* agents' reports */
+  ly_verified_t *verified;
   uv_loop_t *loop; /* for report times */
 } ly_ca_t;
 

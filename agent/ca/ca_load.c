@@ -132,5 +132,7 @@ void ly_ca_free(ly_ca_t *ca) {
   ca->jwks = NULL;
   ly_mesh_free(ca->mesh);
   ca->mesh = NULL;
+  ly_verified_free(ca->verified);
+  ca->verified = NULL;
   ly_wipe(ca->token_secret, sizeof(ca->token_secret));
 }

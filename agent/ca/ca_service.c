@@ -120,11 +120,16 @@ static int authenticate_peer(ly_ca_t *ca, ly_rpc_call_t *call,
     snprintf(msg, len, "no client certificate");
     return LY_RPC_UNAUTHENTICATED;
   }
-  if (ly_svid_verify(chain, &ca->roots, (int64_t)time(NULL),
-                     ca->cfg->trust_domain, info, &why) != 0) {
+  ly_ca_reload_bundle(ca); /* a retired root counts from now (one stat) */
+  int64_t now = (int64_t)time(NULL);
+  if (ly_verified_get(ca->verified, chain, &ca->bundle_mtime, now, info))
+    return 0;
+  if (ly_svid_verify(chain, &ca->roots, now, ca->cfg->trust_domain, info,
+                     &why) != 0) {
     snprintf(msg, len, "client certificate is not a valid SVID: %s", why);
     return LY_RPC_UNAUTHENTICATED;
   }
+  ly_verified_put(ca->verified, chain, &ca->bundle_mtime, info);
   return 0;
 }
 
@@ -325,8 +330,7 @@ static void ca_report(Lanyard__Ca__V1__CA_Service *svc,
              info.spiffe_id);
   }
   if (code == 0) {
-    int rc =
-        ly_mesh_record(ca->mesh, &info, req, uv_now(ca->loop), &why);
+    int rc = ly_mesh_record(ca->mesh, &info, req, uv_now(ca->loop), &why);
     if (rc != 0) {
       code = rc == LY_ETOO_BIG ? LY_RPC_RESOURCE_EXHAUSTED
                                : LY_RPC_INVALID_ARGUMENT;
@@ -353,5 +357,6 @@ int ly_ca_service_init(ly_ca_t *ca, uv_loop_t *loop) {
   ca->service.report = ca_report;
   ca->loop = loop;
   ca->mesh = ly_mesh_new();
-  return ca->mesh ? 0 : UV_ENOMEM;
+  ca->verified = ly_verified_new();
+  return ca->mesh && ca->verified ? 0 : UV_ENOMEM;
 }
