@@ -125,7 +125,8 @@ static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *detail) {
 /* Client side: keep the newest session with the target for resumption.
  * Its ticket arrives after the handshake, with the first data. */
 static void save_session(ly_proxy_t *p) {
-  if (!p->slot || !p->tls || !p->established)
+  /* A resumed session brings no new ticket (tickets.c): nothing to save. */
+  if (!p->slot || !p->tls || !p->established || p->resumed)
     return;
   WOLFSSL_SESSION *s = wolfSSL_get1_session(p->tls->ssl);
   if (!s)

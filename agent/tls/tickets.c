@@ -165,6 +165,11 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[16],
   memcpy(pc->peer_id, id, id_len + 1);
   pc->peer_not_after = (int64_t)na;
   *out_len = in_len - TRAILER - (int)id_len;
+  /* A resumed session sends no new ticket: the client keeps the one it
+   * has until it expires (no 0-RTT here, so reuse replays nothing), and
+   * each new connection saves a ticket encryption, and the client a
+   * ticket's key derivation and a session copy. */
+  wolfSSL_no_ticket_TLSv13(ssl);
   return WOLFSSL_TICKET_RET_OK;
 }
 
