@@ -5,6 +5,9 @@
   report.py --charts DIR   draws DIR/*.png with gnuplot
   report.py --check DIR    exits 1, naming them, if any peer lacks a
                            figure (the smoke test's assertion)
+  report.py --readme DIR README.md
+                           copies DIR/table.md into README.md between the
+                           <!-- bench:begin --> and <!-- bench:end --> lines
 
 results.tsv holds "peer<TAB>figure<TAB>value" lines written by run.sh;
 "-" or "nan" mean the peer has no such figure. Nothing here is typed in:
@@ -29,7 +32,7 @@ FIGURES = [
     ("rate16_p50_ms", "latency p50, 16 conns at a fixed rate, ms", LOWER),
     ("rate16_p99_ms", "latency p99, 16 conns at a fixed rate, ms", LOWER),
     ("vcpu_per_1000rps", "vCPU per 1,000 req/s, per proxy (1 KiB)", LOWER),
-    ("conns_per_s", "new connections/s (one request each)", HIGHER),
+    ("conns_per_s", "new connections/s (one request each, median of 3)", HIGHER),
     ("cpu_s_per_1000_conns", "proxy CPU s per 1,000 connections", LOWER),
     ("idle_rss_kb_client", "idle RSS, client side, KiB", LOWER),
     ("idle_rss_kb_server", "idle RSS, server side, KiB", LOWER),
@@ -200,7 +203,23 @@ def missing(r):
     return out
 
 
+def readme(d, path):
+    text = open(path).read()
+    begin, end = "<!-- bench:begin -->\n", "<!-- bench:end -->"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    lines = open(os.path.join(d, "table.md")).read().rstrip().split("\n")
+    # machine.txt's lines first (as a list), then the tables
+    machine = [l for l in lines if l and not l.startswith("|")]
+    tables = "\n".join(lines[len(machine):]).strip()
+    body = "\n".join("- " + l for l in machine) + "\n\n" + tables + "\n"
+    open(path, "w").write(head + begin + body + end + tail)
+
+
 def main():
+    if sys.argv[1] == "--readme":
+        readme(sys.argv[2], sys.argv[3])
+        return
     if sys.argv[1] == "--check":
         gaps = missing(load(sys.argv[2]))
         for p, fig in gaps:

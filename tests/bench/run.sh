@@ -19,7 +19,7 @@
 # Figures: bulk throughput (iperf3, the median of three runs), request latency p50/p99 on one
 # keep-alive connection and at a fixed rate on 16 connections (h2load),
 # new connections per second with a new connection per request (wrk with
-# Connection: close), idle RSS of each proxy and its growth per idle
+# Connection: close; the median of three runs), idle RSS of each proxy and its growth per idle
 # proxied connection (1,000 and 10,000), CPU seconds per GB and per 1,000
 # handshakes, vCPU per 1,000 requests/s; and the CA's certificates issued
 # per second against cfssl (tests/bench/ca_bench.sh).
@@ -411,19 +411,23 @@ latency_rate() { # peer: 16 connections at RPS requests/s each; p50 p99 vcpu/100
   echo "$(pcts "$log") $cpu"
 }
 
-conn_rate() { # peer: a new connection per request; conns/s and CPU s per 1000
-  local out before after
-  before=$(cpu_ticks ${PROCS[$1]:-})
-  out=$(wrk -t2 -c"$CONNS" -d"${T}s" -H "Connection: close" "http://127.0.0.1:${ENTRY[$1.http]}/1k.bin")
-  after=$(cpu_ticks ${PROCS[$1]:-})
-  local rps reqs
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
-    echo "run.sh: $1: $(grep -E "Non-2xx|Socket errors" <<<"$out")" >&2
-  fi
-  awk -v r="$rps" -v n="$reqs" -v a="$after" -v b="$before" -v hz="$HZ" -v p="$1" \
-    'BEGIN { printf "%.0f %s\n", r, (p == "direct" ? "-" : sprintf("%.3f", (a - b) / hz / n * 1000)) }'
+# conn_rate PEER: a new connection per request; "conns/s CPU-s/1000" of
+# the median of BULK_RUNS runs (as noisy as bulk transfers).
+conn_rate() {
+  local i out before after rps reqs runs=()
+  for i in $(seq 1 "$BULK_RUNS"); do
+    before=$(cpu_ticks ${PROCS[$1]:-})
+    out=$(wrk -t2 -c"$CONNS" -d"${T}s" -H "Connection: close" "http://127.0.0.1:${ENTRY[$1.http]}/1k.bin")
+    after=$(cpu_ticks ${PROCS[$1]:-})
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+      echo "run.sh: $1: $(grep -E "Non-2xx|Socket errors" <<<"$out")" >&2
+    fi
+    runs+=("$(awk -v r="$rps" -v n="$reqs" -v a="$after" -v b="$before" -v hz="$HZ" -v p="$1" \
+      'BEGIN { printf "%.0f %s\n", r, (p == "direct" ? "-" : sprintf("%.3f", (a - b) / hz / n * 1000)) }')")
+  done
+  printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(((BULK_RUNS + 1) / 2))p"
 }
 
 idle_rss() { # peer count: KB per connection for each proxy process (client server)
