@@ -54,7 +54,10 @@ static int parse_opts(int argc, char **argv, const char *addr_flag,
     case 'j':
       o->json = 1;
       break;
-    case 'W':
+    case 'W': /* --watch, --watch=5 or --watch 5 */
+      if (!optarg && optind < argc && argv[optind][0] >= '0' &&
+          argv[optind][0] <= '9')
+        optarg = argv[optind++];
       o->watch_s = optarg ? atoi(optarg) : 2;
       if (o->watch_s < 1 || o->watch_s > 3600) {
         fprintf(stderr, "lanyard: --watch takes 1 to 3600 seconds\n");

@@ -156,6 +156,8 @@ check "lanyard mesh: api's failures by reason" grep -Eq "^$API .*not_authorized 
 "$LANYARD" mesh --ca-admin "$CA_ADMIN" --json >"$T/mesh.json"
 check "lanyard mesh --json: an identity runway" \
   jtrue "$T/mesh.json" "0 < d['runway_seconds'] <= 600"
+lines=$(timeout 3.5 "$LANYARD" mesh --ca-admin "$CA_ADMIN" --watch 1 --json | wc -l || true)
+check "lanyard mesh --watch 1 --json: a document a second ($lines in 3.5 s)" test "$lines" -ge 3
 
 # -- Prometheus format
 for who in "api agent:$API_ADMIN" "web agent:$WEB_ADMIN" "CA:$CA_ADMIN"; do
