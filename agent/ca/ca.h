@@ -51,7 +51,8 @@ int ly_verified_get(ly_verified_t *v, const ly_chain_t *chain,
                     const struct timespec *bundle, int64_t now,
                     ly_cert_info_t *info);
 void ly_verified_put(ly_verified_t *v, const ly_chain_t *chain,
-                     const struct timespec *bundle, const ly_cert_info_t *info);
+                     const ly_chain_t *roots, const struct timespec *bundle,
+                     const ly_cert_info_t *info);
 
 typedef struct {
   Lanyard__Ca__V1__CA_Service service; /* protobuf-c: methods below */

@@ -129,7 +129,7 @@ static int authenticate_peer(ly_ca_t *ca, ly_rpc_call_t *call,
     snprintf(msg, len, "client certificate is not a valid SVID: %s", why);
     return LY_RPC_UNAUTHENTICATED;
   }
-  ly_verified_put(ca->verified, chain, &ca->bundle_mtime, info);
+  ly_verified_put(ca->verified, chain, &ca->roots, &ca->bundle_mtime, info);
   return 0;
 }
 

@@ -314,7 +314,9 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   }
   size_t need = c->in_len + RECORD_MAX;
   if (need > c->in_cap) {
-    need = c->in_len + BATCH;
+    /* Never below BLOCK: a buffer handed on full enough to look like a
+     * pool block (ly_tls_conn_data_free) must be at least that big. */
+    need = c->in_len + BATCH > BLOCK ? c->in_len + BATCH : BLOCK;
     char *nb = need <= IN_LIMIT ? realloc(c->in, need) : NULL;
     if (!nb) {
       *buf = uv_buf_init(NULL, 0); /* read_cb sees UV_ENOBUFS */

@@ -34,6 +34,7 @@ struct ly_proxy_s {
   ly_tls_pair_t *pair; /* the contexts this connection started with */
   struct sockaddr_storage target; /* where the other side connects */
   ly_session_slot_t *slot;        /* client side: the session cache entry */
+  WOLFSSL_SESSION *offered;       /* the slot's session when it was offered */
   ly_proxy_t *prev, *next;
   ly_tls_conn_t *tls;
   uv_tcp_t plain;
@@ -47,7 +48,7 @@ struct ly_proxy_s {
   unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
       tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
       plain_fin_done : 1, resumed : 1, session_saved : 1, plaintext : 1,
-      agent_peer : 1, counted : 1;
+      agent_peer : 1, counted : 1, got_ticket : 1;
   char peer[64]; /* where the accepted connection came from */
 };
 
@@ -124,10 +125,28 @@ static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *detail) {
 
 /* Client side: keep the newest session with the target for resumption.
  * Its ticket arrives after the handshake, with the first data. */
+static int on_new_ticket(WOLFSSL *ssl, const unsigned char *ticket, int len,
+                         void *data) {
+  ly_proxy_t *p = data;
+  p->got_ticket = 1;
+  return 0;
+}
+
+/* Saved only when this connection brought a ticket: a resumption with a
+ * young ticket brings none (tickets.c), and a session whose ticket the
+ * server turned down (a full handshake without a new one) would pair the
+ * old ticket with new secrets; that slot is emptied instead. */
 static void save_session(ly_proxy_t *p) {
-  /* A resumed session brings no new ticket (tickets.c): nothing to save. */
-  if (!p->slot || !p->tls || !p->established || p->resumed)
+  if (!p->slot || !p->tls || !p->established || p->session_saved)
     return;
+  if (!p->got_ticket) {
+    ly_session_slot_t *slot = ly_worker_session(p->w, &p->target);
+    if (!p->resumed && p->offered && slot->session == p->offered) {
+      wolfSSL_SESSION_free(slot->session);
+      slot->session = NULL;
+    }
+    return;
+  }
   WOLFSSL_SESSION *s = wolfSSL_get1_session(p->tls->ssl);
   if (!s)
     return;
@@ -584,6 +603,9 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
       p->slot = ly_worker_session(w, &p->target);
       if (p->slot->session)
         wolfSSL_set_session(p->tls->ssl, p->slot->session);
+      p->offered = p->slot->session;
+      /* after set_session, which may copy the cached ticket in */
+      wolfSSL_set_SessionTicket_cb(p->tls->ssl, on_new_ticket, p);
     }
   }
   if (atomic_load(&w->dp->active) > w->dp->limits.max_connections) {

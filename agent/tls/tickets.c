@@ -6,7 +6,7 @@
  * authenticated with the ticket key, the peer's SPIFFE ID and the expiry
  * of the certificate it proved it with:
  *
- *   [wolfSSL's session state][ID][ID length: 2][not-after: 8]
+ *   [wolfSSL's session state][ID][ID length: 2][not-after: 8][issued: 8]
  *
  * On resumption the ID is checked against the connection's allow list
  * again and the not-after against the clock; a ticket that fails either
@@ -34,7 +34,7 @@
 #define TICKET_HINT_S 3600
 #define GCM_NONCE 12
 #define GCM_TAG 16
-#define TRAILER 10 /* ID length (2) + not-after (8) */
+#define TRAILER 18 /* ID length (2) + not-after (8) + issued (8) */
 
 typedef struct {
   unsigned char name[WOLFSSL_TICKET_NAME_SZ]; /* last byte: key slot */
@@ -138,6 +138,9 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[16],
     uint64_t na = pc ? (uint64_t)pc->peer_not_after : 0;
     for (int i = 7; i >= 0; i--)
       *p++ = (unsigned char)(na >> (8 * i));
+    uint64_t issued = (uint64_t)time(NULL);
+    for (int i = 7; i >= 0; i--)
+      *p++ = (unsigned char)(issued >> (8 * i));
     int len = (int)(p - ticket);
     if (pick_key(NULL, &k) != 0 || random_iv(iv) != 0 ||
         gcm(&k, iv, ticket, len, mac, 1) != 0)
@@ -151,9 +154,11 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[16],
     return WOLFSSL_TICKET_RET_REJECT;
   const unsigned char *t = ticket + in_len - TRAILER;
   size_t id_len = (size_t)t[0] << 8 | t[1];
-  uint64_t na = 0;
-  for (int i = 0; i < 8; i++)
+  uint64_t na = 0, issued = 0;
+  for (int i = 0; i < 8; i++) {
     na = na << 8 | t[2 + i];
+    issued = issued << 8 | t[10 + i];
+  }
   if (id_len == 0 || id_len > LY_SPIFFE_ID_MAX ||
       id_len + TRAILER > (size_t)in_len || (int64_t)na <= (int64_t)time(NULL))
     return WOLFSSL_TICKET_RET_REJECT;
@@ -165,17 +170,22 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[16],
   memcpy(pc->peer_id, id, id_len + 1);
   pc->peer_not_after = (int64_t)na;
   *out_len = in_len - TRAILER - (int)id_len;
-  /* A resumed session sends no new ticket: the client keeps the one it
-   * has until it expires (no 0-RTT here, so reuse replays nothing), and
-   * each new connection saves a ticket encryption, and the client a
-   * ticket's key derivation and a session copy. */
-  wolfSSL_no_ticket_TLSv13(ssl);
+  /* A session resumed with a young ticket gets no new one: the client
+   * keeps using it (no 0-RTT here, so reuse replays nothing), which saves
+   * a ticket encryption per connection, and the client a key derivation
+   * and a session copy. Past half its life it is replaced, so resumption
+   * never lapses. The client saves a session only when a ticket came. */
+  if ((int64_t)issued + TICKET_HINT_S / 2 > (int64_t)time(NULL))
+    wolfSSL_no_ticket_TLSv13(ssl);
   return WOLFSSL_TICKET_RET_OK;
 }
 
 int ly_tickets_enable(WOLFSSL_CTX *ctx) {
+  /* wolfSSL accepts a ticket only within the session timeout (500 s by
+   * default): make it the lifetime tickets announce. */
   if (wolfSSL_CTX_set_TicketEncCb(ctx, ticket_cb) != WOLFSSL_SUCCESS ||
-      wolfSSL_CTX_set_TicketHint(ctx, TICKET_HINT_S) != WOLFSSL_SUCCESS)
+      wolfSSL_CTX_set_TicketHint(ctx, TICKET_HINT_S) != WOLFSSL_SUCCESS ||
+      wolfSSL_CTX_set_timeout(ctx, TICKET_HINT_S) != WOLFSSL_SUCCESS)
     return -1;
   return 0;
 }

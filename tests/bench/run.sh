@@ -60,7 +60,8 @@ fi
 if [ "$QUICK" = 1 ]; then
   T=1 REQS=300 RPS=50 IDLE_COUNTS=(100) BULK_RUNS=1
 else
-  T=8 REQS=20000 RPS=125 IDLE_COUNTS=(1000 "$BIG_IDLE") BULK_RUNS=3
+  T=8 REQS=20000 RPS=125 IDLE_COUNTS=(1000) BULK_RUNS=3
+  [ "$BIG_IDLE" -gt 1000 ] && IDLE_COUNTS+=("$BIG_IDLE")
 fi
 CONNS=16
 
@@ -400,14 +401,17 @@ latency_one() { # peer: one keep-alive connection
   pcts "$log"
 }
 
-latency_rate() { # peer: 16 connections at RPS requests/s each; p50 p99 vcpu/1000rps
-  local log=$W/h2-$1-rate.log before after cpu
+# latency_rate PEER: 16 connections at RPS requests/s each; "p50 p99
+# vCPU-per-1000-req/s", the rate being what h2load got answered.
+latency_rate() {
+  local log=$W/h2-$1-rate.log before after cpu answered
   before=$(cpu_ticks ${PROCS[$1]:-})
   h2load --h1 -c"$CONNS" -t2 --rps "$RPS" -D "$T" --log-file="$log" \
     "http://127.0.0.1:${ENTRY[$1.http]}/1k.bin" >/dev/null
   after=$(cpu_ticks ${PROCS[$1]:-})
-  cpu=$(awk -v a="$after" -v b="$before" -v hz="$HZ" -v t="$T" -v r=$((RPS * CONNS)) -v n="$(wc -w <<<"${PROCS[$1]:-}")" \
-    'BEGIN { if (n == 0) print "-"; else printf "%.4f", (a - b) / hz / t / n * 1000 / r }')
+  answered=$(awk -F'\t' '$2 == 200' "$log" | wc -l)
+  cpu=$(awk -v a="$after" -v b="$before" -v hz="$HZ" -v t="$T" -v r=$((answered / T)) -v n="$(wc -w <<<"${PROCS[$1]:-}")" \
+    'BEGIN { if (n == 0 || r == 0) print "-"; else printf "%.4f", (a - b) / hz / t / n * 1000 / r }')
   echo "$(pcts "$log") $cpu"
 }
 
