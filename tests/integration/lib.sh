@@ -186,6 +186,47 @@ agent_run() {
   wait_file "$1/svid/svid.pem" 15
 }
 
+# mesh_suite [TOOL...]: the start of a suite on the local mesh
+# (deploy/local/mesh.sh). Skips (77) without root or a tool; takes the
+# machine's mesh lock (the namespaces have fixed names: one mesh at a
+# time); fails if a mesh is already up; and makes sure the mesh goes away
+# whatever happens (MESH_STATE: the suite's state directory, if it gives
+# one to `mesh up`).
+mesh_suite() {
+  local tool
+  for tool in ip iptables-restore setpriv setsid nginx curl flock "$@"; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "skipped: $tool is not installed"
+      exit 77
+    fi
+  done
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "skipped: needs root for network namespaces"
+    exit 77
+  fi
+  MESH=$LY_SOURCE_DIR/deploy/local/mesh.sh
+  exec 9>/run/lock/lanyard-mesh.lock
+  flock -w 240 9 || { echo "FAIL - another mesh test holds the lock"; exit 1; }
+  # The mesh's namespaces (other suites have ly-* namespaces of their own).
+  MESH_NS='^(ly-node|ly-ca|ly-web|ly-api|ly-legacy)( |$)'
+  if ip netns list | grep -qE "$MESH_NS"; then
+    echo "FAIL - a local mesh is already up (deploy/local/mesh.sh down)"
+    exit 1
+  fi
+  chmod 0711 "$T" # the agents (UID 1337) read their files below $T
+  trap mesh_cleanup EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+}
+# mesh.sh, without the lock's descriptor (its daemons must not hold it)
+mesh() { "$MESH" "$@" 9>&-; }
+# The mesh's processes (whoever started them, in its namespaces), then
+# lib.sh's cleanup.
+mesh_cleanup() {
+  mesh down ${MESH_STATE:+--state "$MESH_STATE"} >/dev/null 2>&1 || true
+  cleanup
+}
+
 td_of() { local t=${1#spiffe://}; echo "${t%%/*}"; }
 
 # svid_for ID DIR [TTL]: an SVID with an openssl-made key, via ca_probe;

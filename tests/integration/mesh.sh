@@ -18,52 +18,16 @@
 # (skipped) without them.
 . "$(dirname "$0")/lib.sh"
 
-for tool in ip iptables-restore setpriv setsid nginx curl tcpdump flock ss; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "skipped: $tool is not installed"
-    exit 77
-  fi
-done
-if [ "$(id -u)" -ne 0 ]; then
-  echo "skipped: needs root for network namespaces"
-  exit 77
-fi
-
-MESH=$LY_SOURCE_DIR/deploy/local/mesh.sh
+mesh_suite tcpdump ss
 TD=mesh.local
 WEB=spiffe://$TD/ns/default/sa/web
 API=spiffe://$TD/ns/default/sa/api
 API_IP=10.77.0.21
 LEGACY_IP=10.77.0.40
 
-# One mesh per machine (fixed namespace names): the suites that build it
-# take turns.
-exec 9>/run/lock/lanyard-mesh.lock
-flock -w 240 9 || { echo "FAIL - another mesh test holds the lock"; exit 1; }
-# The mesh's namespaces (other suites have ly-* namespaces of their own).
-MESH_NS='^(ly-node|ly-ca|ly-web|ly-api|ly-legacy)( |$)'
-if ip netns list | grep -qE "$MESH_NS"; then
-  echo "FAIL - a local mesh is already up (deploy/local/mesh.sh down)"
-  exit 1
-fi
-
-# The agents (UID 1337) read their files below $T.
-chmod 0711 "$T"
 host_links() { { ip -o link show type veth; ip -o link show type bridge; } | awk -F': ' '{print $2}' | sort; }
 links_before=$(host_links)
 
-# Whatever happens, the mesh goes away: its processes (tcpdump included,
-# it runs in the node namespace), then lib.sh's cleanup.
-mesh_cleanup() {
-  mesh down >/dev/null 2>&1 || true
-  cleanup
-}
-trap mesh_cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
-
-# mesh.sh, without the lock's descriptor (its daemons must not hold it)
-mesh() { "$MESH" "$@" 9>&-; }
 in_pod() { mesh exec "$@"; }
 gone() { [ ! -e "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 marker() { echo "$1-$(openssl rand -hex 8)"; }

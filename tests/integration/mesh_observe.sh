@@ -14,39 +14,13 @@
 . "$(dirname "$0")/lib.sh"
 : "${CA_PROBE:?}"
 
-for tool in ip iptables-restore setpriv setsid nginx curl flock; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "skipped: $tool is not installed"
-    exit 77
-  fi
-done
-if [ "$(id -u)" -ne 0 ]; then
-  echo "skipped: needs root for network namespaces"
-  exit 77
-fi
-
-MESH=$LY_SOURCE_DIR/deploy/local/mesh.sh
 TD=mesh.local
 WEB=spiffe://$TD/ns/default/sa/web
 API=spiffe://$TD/ns/default/sa/api
 API_IP=10.77.0.21
 STATE=$T/mesh
-
-exec 9>/run/lock/lanyard-mesh.lock
-flock -w 240 9 || { echo "FAIL - another mesh test holds the lock"; exit 1; }
-if ip netns list | grep -qE '^(ly-node|ly-ca|ly-web|ly-api|ly-legacy)( |$)'; then
-  echo "FAIL - a local mesh is already up (deploy/local/mesh.sh down)"
-  exit 1
-fi
-chmod 0711 "$T"
-mesh() { "$MESH" "$@" 9>&-; }
-mesh_cleanup() {
-  mesh down --state "$STATE" >/dev/null 2>&1 || true
-  cleanup
-}
-trap mesh_cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+MESH_STATE=$STATE
+mesh_suite
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 status_json() { mesh exec api "$LANYARD" status --json; }

@@ -193,17 +193,21 @@ check "one identity flooding instance names keeps at most 64 rows' worth" \
 check "... and the other workloads keep theirs" \
   jtrue "$T/mesh3.json" "sorted(w['spiffe_id'] for w in d['workloads']) == sorted(['$API', '$WEB', '$INTRUDER'])"
 
+# traffic N PAUSE FILE: N requests through the pair, PAUSE seconds apart;
+# writes how many failed into FILE (run it in the background).
+traffic() {
+  local f=0
+  for _ in $(seq 1 "$1"); do
+    curl -sf -o /dev/null -m 5 "http://127.0.0.1:$CLIENT_PORT/index.html" || f=$((f + 1))
+    sleep "$2"
+  done
+  echo "$f" >"$3"
+}
+
 # -- POST /rotate while requests flow
 serial0=$(json "$T/status2.json" "d['identity']['serial']")
 rot0=$(metric "$API_ADMIN" 'lanyard_certificate_rotations_total{result="success"}')
-(
-  f=0
-  for _ in $(seq 1 60); do
-    curl -sf -o /dev/null -m 5 "http://127.0.0.1:$CLIENT_PORT/index.html" || f=$((f + 1))
-    sleep 0.05
-  done
-  echo "$f" >"$T/rotate-failures"
-) &
+traffic 60 0.05 "$T/rotate-failures" &
 LOOP=$!
 sleep 0.5
 check "POST /rotate from a web page (Origin) is refused (403)" \
@@ -223,14 +227,7 @@ check "the rotation counter went up by one" \
 check "no request failed during the rotation" test "$(cat "$T/rotate-failures")" = 0
 
 # -- malformed admin requests, with traffic on the data path meanwhile
-(
-  f=0
-  for _ in $(seq 1 100); do
-    curl -sf -o /dev/null -m 5 "http://127.0.0.1:$CLIENT_PORT/index.html" || f=$((f + 1))
-    sleep 0.1
-  done
-  echo "$f" >"$T/attack-failures"
-) &
+traffic 100 0.1 "$T/attack-failures" &
 LOOP=$!
 attack() { python3 "$TOOLS/http_attack.py" 127.0.0.1 "${1##*:}" "${@:2}"; }
 for target in "api agent:$API_ADMIN" "CA:$CA_ADMIN"; do
