@@ -47,7 +47,7 @@ struct ly_proxy_s {
   size_t plain_queue;  /* bytes written toward the plaintext side */
   unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
       tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
-      plain_fin_done : 1, resumed : 1, session_saved : 1, plaintext : 1,
+      plain_fin_done : 1, resumed : 1, session_decided : 1, plaintext : 1,
       agent_peer : 1, counted : 1, got_ticket : 1;
   char peer[64]; /* where the accepted connection came from */
 };
@@ -132,16 +132,22 @@ static int on_new_ticket(WOLFSSL *ssl, const unsigned char *ticket, int len,
   return 0;
 }
 
-/* Saved only when this connection brought a ticket: a resumption with a
- * young ticket brings none (tickets.c), and a session whose ticket the
- * server turned down (a full handshake without a new one) would pair the
- * old ticket with new secrets; that slot is emptied instead. */
+/* Decided once, at the first data (a ticket arrives before any) or at
+ * the close: saved only when this connection brought a ticket. A
+ * resumption with a young ticket brings none (tickets.c), and a session
+ * whose ticket the server turned down (a full handshake without a new
+ * one) would pair the old ticket with new secrets; that slot is emptied
+ * instead. */
 static void save_session(ly_proxy_t *p) {
-  if (!p->slot || !p->tls || !p->established || p->session_saved)
+  if (!p->slot || !p->tls || !p->established || p->session_decided)
     return;
+  p->session_decided = 1;
+  if (!p->got_ticket && p->resumed)
+    return;
+  /* The slot may have been taken over by another destination since. */
+  ly_session_slot_t *slot = ly_worker_session(p->w, &p->target);
   if (!p->got_ticket) {
-    ly_session_slot_t *slot = ly_worker_session(p->w, &p->target);
-    if (!p->resumed && p->offered && slot->session == p->offered) {
+    if (p->offered && slot->session == p->offered) {
       wolfSSL_SESSION_free(slot->session);
       slot->session = NULL;
     }
@@ -150,14 +156,11 @@ static void save_session(ly_proxy_t *p) {
   WOLFSSL_SESSION *s = wolfSSL_get1_session(p->tls->ssl);
   if (!s)
     return;
-  /* The slot may have been taken over by another destination since. */
-  ly_session_slot_t *slot = ly_worker_session(p->w, &p->target);
   if (slot->session)
     wolfSSL_SESSION_free(slot->session);
   free(slot->peer);
   slot->session = s;
   slot->peer = strdup(p->pc.peer_id);
-  p->session_saved = 1;
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -269,7 +272,7 @@ static void tls_data(ly_tls_conn_t *c, char *buf, size_t len) {
   }
   touch(p);
   ly_stat_add(&p->w->stats.dir[dir_of(p)].bytes_rx, len);
-  if (!p->session_saved)
+  if (!p->session_decided)
     save_session(p);
   pw->p = p;
   pw->buf = buf; /* written as it is: no copy */
