@@ -72,26 +72,7 @@ trap cleanup EXIT
 
 # ---- helpers ----------------------------------------------------------------
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port: the server is up when it accepts a connection
-  local _
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "ca_bench.sh: nothing listens on port $1" >&2
-  return 1
-}
-
-# Clock ticks of user + system time of a whole process (all threads).
-# Fields counted after the ")" of comm, which may hold spaces: utime is
-# the 12th, stime the 13th.
-cpu_ticks() {
-  sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
+. "$(dirname "$0")/lib.sh" # free_port, wait_port, cpu_ticks
 
 cpu_seconds() { # ticks_before ticks_after
   awk -v a="$1" -v b="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }'

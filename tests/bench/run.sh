@@ -33,6 +33,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 root=$(cd "$here/../.." && pwd)
 QUICK=0
 NO_CA=0
@@ -111,18 +112,6 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # port
-  local _
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "run.sh: nothing listens on $1" >&2
-  return 1
-}
 spawn() { # name command...: background daemon, logs in $W/NAME.log
   local name=$1; shift
   "$@" >"$W/$name.log" 2>&1 &
@@ -130,13 +119,6 @@ spawn() { # name command...: background daemon, logs in $W/NAME.log
   eval "PID_${name//-/_}=$!"
 }
 pid_of() { local v="PID_${1//-/_}"; echo "${!v}"; }
-cpu_ticks() { # pids...: utime + stime of each, summed (clock ticks)
-  local p t=0
-  for p in "$@"; do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$t"
-}
 rss_kb() { # pid
   awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
