@@ -12,16 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${ORIGDST_ECHO:?ORIGDST_ECHO must point at the origdst_echo tool}"
 
-for tool in ip iptables-save ip6tables-save setpriv timeout; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "skipped: $tool is not installed"
-    exit 77
-  fi
-done
-if [ "$(id -u)" -ne 0 ]; then
-  echo "skipped: needs root for network namespaces"
-  exit 77
-fi
+need_tools ip iptables-save ip6tables-save setpriv timeout
 
 POD=ly-pod-$$
 PEER=ly-peer-$$

@@ -186,15 +186,50 @@ agent_run() {
   wait_file "$1/svid/svid.pem" 15
 }
 
-# mesh_suite [TOOL...]: the start of a suite on the local mesh
-# (deploy/local/mesh.sh). Skips (77) without root or a tool; takes the
-# machine's mesh lock (the namespaces have fixed names: one mesh at a
-# time); fails if a mesh is already up; and makes sure the mesh goes away
-# whatever happens (MESH_STATE: the suite's state directory, if it gives
-# one to `mesh up`).
-mesh_suite() {
+# explicit_pair TD [YAML]: a CA, nginx serving $T/nginx/www, and two
+# agents on explicit listeners: api (server listener on SERVER_PORT to
+# nginx, admitting web) and web (client listener on CLIENT_PORT to api,
+# expecting api). YAML (top-level keys) goes into both agents' configs.
+# Sets API, WEB, NGINX_PORT, SERVER_PORT and CLIENT_PORT.
+explicit_pair() {
+  local td=$1 extra=${2:-}
+  API=spiffe://$td/ns/default/sa/api
+  WEB=spiffe://$td/ns/default/sa/web
+  ca_setup "$T/ca" "$td"
+  ca_start "$T/ca"
+  NGINX_PORT=$(free_port)
+  nginx_start "$T/nginx" "$NGINX_PORT"
+  SERVER_PORT=$(free_port)
+  agent_yaml "$T/api" "$API" "$T/ca"
+  cat >>"$T/api/agent.yaml" <<YAML
+$extra
+listeners:
+  - name: api
+    mode: server
+    listen: 127.0.0.1:$SERVER_PORT
+    forward: 127.0.0.1:$NGINX_PORT
+    allow: [$WEB]
+YAML
+  check "server agent (api) gets its SVID" agent_run "$T/api"
+  CLIENT_PORT=$(free_port)
+  agent_yaml "$T/web" "$WEB" "$T/ca"
+  cat >>"$T/web/agent.yaml" <<YAML
+$extra
+listeners:
+  - name: api
+    mode: client
+    listen: 127.0.0.1:$CLIENT_PORT
+    connect: 127.0.0.1:$SERVER_PORT
+    expect: $API
+YAML
+  check "client agent (web) gets its SVID" agent_run "$T/web"
+}
+
+# need_tools TOOL...: exits 77 (skipped) unless every tool is installed
+# and this is root (network namespaces).
+need_tools() {
   local tool
-  for tool in ip iptables-restore setpriv setsid nginx curl flock "$@"; do
+  for tool in "$@"; do
     if ! command -v "$tool" >/dev/null; then
       echo "skipped: $tool is not installed"
       exit 77
@@ -204,6 +239,16 @@ mesh_suite() {
     echo "skipped: needs root for network namespaces"
     exit 77
   fi
+}
+
+# mesh_suite [TOOL...]: the start of a suite on the local mesh
+# (deploy/local/mesh.sh). Skips (77) without root or a tool; takes the
+# machine's mesh lock (the namespaces have fixed names: one mesh at a
+# time); fails if a mesh is already up; and makes sure the mesh goes away
+# whatever happens (MESH_STATE: the suite's state directory, if it gives
+# one to `mesh up`).
+mesh_suite() {
+  need_tools ip iptables-restore setpriv setsid nginx curl flock "$@"
   MESH=$LY_SOURCE_DIR/deploy/local/mesh.sh
   exec 9>/run/lock/lanyard-mesh.lock
   flock -w 240 9 || { echo "FAIL - another mesh test holds the lock"; exit 1; }

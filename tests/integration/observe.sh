@@ -18,8 +18,6 @@
 
 TOOLS=$LY_SOURCE_DIR/tests/tools
 TD=example.org
-API=spiffe://$TD/ns/default/sa/api
-WEB=spiffe://$TD/ns/default/sa/web
 
 admin_of() { awk '/^admin:/ {print $2}' "$1"; }
 get() { curl -sS -m 5 "http://$1"; }
@@ -34,43 +32,12 @@ metric() { # metric ADMIN 'name{labels}' -> value (0 when absent)
   get "$1/metrics" | awk -v m="$2" '$1 == m {print $2; f=1} END {if (!f) print 0}'
 }
 
-ca_setup "$T/ca" "$TD"
+explicit_pair "$TD" "report:
+  interval: 1s"
 CA_ADMIN=$(admin_of "$T/ca/ca.yaml")
-ca_start "$T/ca"
-
-NGINX_PORT=$(free_port)
-nginx_start "$T/nginx" "$NGINX_PORT"
-echo "hello" >"$T/nginx/www/index.html"
-
-SERVER_PORT=$(free_port)
-agent_yaml "$T/api" "$API" "$T/ca"
-cat >>"$T/api/agent.yaml" <<YAML
-report:
-  interval: 1s
-listeners:
-  - name: api
-    mode: server
-    listen: 127.0.0.1:$SERVER_PORT
-    forward: 127.0.0.1:$NGINX_PORT
-    allow: [$WEB]
-YAML
-check "api agent gets its SVID" agent_run "$T/api"
 API_ADMIN=$(admin_of "$T/api/agent.yaml")
-
-CLIENT_PORT=$(free_port)
-agent_yaml "$T/web" "$WEB" "$T/ca"
-cat >>"$T/web/agent.yaml" <<YAML
-report:
-  interval: 1s
-listeners:
-  - name: api
-    mode: client
-    listen: 127.0.0.1:$CLIENT_PORT
-    connect: 127.0.0.1:$SERVER_PORT
-    expect: $API
-YAML
-check "web agent gets its SVID" agent_run "$T/web"
 WEB_ADMIN=$(admin_of "$T/web/agent.yaml")
+echo "hello" >"$T/nginx/www/index.html"
 
 # -- health and readiness
 check "agent /healthz is 200" test "$(code_of "http://$API_ADMIN/healthz")" = 200
