@@ -39,19 +39,25 @@ static size_t addr_len(const struct sockaddr_storage *a) {
                                   : sizeof(struct sockaddr_in);
 }
 
-ly_session_slot_t *ly_worker_session(ly_worker_t *w,
-                                     const struct sockaddr_storage *addr) {
-  /* FNV-1a over the address bytes */
-  const unsigned char *b = (const unsigned char *)addr;
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < addr_len(addr); i++)
+static uint32_t fnv1a(uint32_t h, const void *data, size_t len) {
+  const unsigned char *b = data;
+  for (size_t i = 0; i < len; i++)
     h = (h ^ b[i]) * 16777619u;
+  return h;
+}
+
+ly_session_slot_t *ly_worker_session(ly_worker_t *w, const void *listener,
+                                     const struct sockaddr_storage *addr) {
+  uint32_t h = fnv1a(2166136261u, &listener, sizeof(listener));
+  h = fnv1a(h, addr, addr_len(addr));
   ly_session_slot_t *slot = &w->sessions[h % LY_SESSION_SLOTS];
-  if (memcmp(&slot->addr, addr, addr_len(addr)) != 0) {
+  if (slot->listener != listener ||
+      memcmp(&slot->addr, addr, addr_len(addr)) != 0) {
     if (slot->session)
       wolfSSL_SESSION_free(slot->session);
     free(slot->peer);
     memset(slot, 0, sizeof(*slot));
+    slot->listener = listener;
     memcpy(&slot->addr, addr, addr_len(addr));
   }
   return slot;

@@ -32,13 +32,18 @@ typedef struct {
 } ly_listener_t;
 
 /* The newest TLS session with a destination, for resumption, and the
- * identity the destination proved when it was made. Direct-mapped by
- * address: a miss costs one full handshake. */
+ * identity the destination proved when it was made (and until when its
+ * certificate was valid). Keyed by listener and address, so each
+ * listener's policy decides about its own sessions, and checked again
+ * before every offer (proxy.c). Direct-mapped: a miss costs one full
+ * handshake. */
 #define LY_SESSION_SLOTS 64
 typedef struct {
+  const void *listener;
   struct sockaddr_storage addr;
   WOLFSSL_SESSION *session;
   char *peer;
+  int64_t peer_not_after;
 } ly_session_slot_t;
 
 /* Per worker, per listener: the worker's own listening socket. */
@@ -82,8 +87,8 @@ struct ly_dataplane_s {
   ly_log_limiter_t refusal_log; /* mtls_refused lines, all workers */
 };
 
-/* worker.c: the session slot for a destination (never NULL). */
-ly_session_slot_t *ly_worker_session(ly_worker_t *w,
+/* worker.c: the session slot for a listener's destination (never NULL). */
+ly_session_slot_t *ly_worker_session(ly_worker_t *w, const void *listener,
                                      const struct sockaddr_storage *addr);
 /* worker.c: a proxy of this worker has been freed. */
 void ly_worker_proxy_gone(ly_worker_t *w);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct ly_proxy_s {
   ly_worker_t *w;
@@ -35,6 +36,8 @@ struct ly_proxy_s {
   struct sockaddr_storage target; /* where the other side connects */
   ly_session_slot_t *slot;        /* client side: the session cache entry */
   WOLFSSL_SESSION *offered;       /* the slot's session when it was offered */
+  char *offered_peer;             /* and the server it was made with */
+  int64_t offered_not_after;
   ly_proxy_t *prev, *next;
   ly_tls_conn_t *tls;
   uv_tcp_t plain;
@@ -95,6 +98,7 @@ static void release(ly_proxy_t *p) {
   atomic_fetch_sub(&w->dp->active, 1);
   ly_stat_add(&w->stats.dir[dir_of(p)].closed, 1);
   ly_tls_pair_unref(p->pair);
+  free(p->offered_peer);
   free(p);
   ly_worker_proxy_gone(w);
 }
@@ -145,7 +149,7 @@ static void save_session(ly_proxy_t *p) {
   if (!p->got_ticket && p->resumed)
     return;
   /* The slot may have been taken over by another destination since. */
-  ly_session_slot_t *slot = ly_worker_session(p->w, &p->target);
+  ly_session_slot_t *slot = ly_worker_session(p->w, p->l, &p->target);
   if (!p->got_ticket) {
     if (p->offered && slot->session == p->offered) {
       wolfSSL_SESSION_free(slot->session);
@@ -161,6 +165,24 @@ static void save_session(ly_proxy_t *p) {
   free(slot->peer);
   slot->session = s;
   slot->peer = strdup(p->pc.peer_id);
+  slot->peer_not_after = p->pc.peer_not_after;
+}
+
+/* Client side: may this connection offer the cached session? Only if the
+ * server it proved to be still satisfies this connection's policy and
+ * its certificate is still valid; otherwise a full handshake checks the
+ * server afresh (and refuses it with a reason). */
+static void offer_session(ly_proxy_t *p) {
+  p->slot = ly_worker_session(p->w, p->l, &p->target);
+  ly_session_slot_t *slot = p->slot;
+  p->offered = slot->session;
+  if (!slot->session || !slot->peer || !ly_peer_admits(&p->pc, slot->peer) ||
+      slot->peer_not_after <= (int64_t)time(NULL))
+    return;
+  /* a copy: the slot may go to another destination before the handshake */
+  p->offered_peer = strdup(slot->peer);
+  if (p->offered_peer && wolfSSL_set_session(p->tls->ssl, slot->session))
+    p->offered_not_after = slot->peer_not_after;
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -359,9 +381,20 @@ static void tls_handshake(ly_tls_conn_t *c, int status) {
   p->agent_peer = !c->raw && ly_tls_alpn_is(c->ssl, LY_ALPN_MESH);
   p->resumed = !c->raw && wolfSSL_session_reused(c->ssl) == 1;
   /* A resumed client session proved the server's identity when it was
-   * first made; the server side learns the peer from its ticket. */
-  if (p->resumed && p->slot && p->slot->peer)
-    snprintf(p->pc.peer_id, sizeof(p->pc.peer_id), "%s", p->slot->peer);
+   * first made (offer_session checked it against this connection's
+   * policy); the server side learns the peer from its ticket and checks
+   * it there (tickets.c). Checked once more here: a resumption nobody
+   * vouches for is refused. */
+  if (p->resumed && !p->inbound) {
+    const char *id = p->offered_peer;
+    if (!id || !ly_peer_admits(&p->pc, id)) {
+      refuse(p, LY_REASON_BAD_IDENTITY,
+             "the resumed session's server is not the expected identity");
+      return;
+    }
+    snprintf(p->pc.peer_id, sizeof(p->pc.peer_id), "%s", id);
+    p->pc.peer_not_after = p->offered_not_after;
+  }
   if (!c->raw)
     count_attempt(p, LY_REASON_NONE);
   else
@@ -603,10 +636,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
        * any TLS server (nginx refuses unknown ALPN protocols). */
       if (l->kind == LY_LISTEN_OUTBOUND)
         ly_tls_offer_alpn(p->tls->ssl, LY_ALPN_MESH);
-      p->slot = ly_worker_session(w, &p->target);
-      if (p->slot->session)
-        wolfSSL_set_session(p->tls->ssl, p->slot->session);
-      p->offered = p->slot->session;
+      offer_session(p);
       /* after set_session, which may copy the cached ticket in */
       wolfSSL_set_SessionTicket_cb(p->tls->ssl, on_new_ticket, p);
     }

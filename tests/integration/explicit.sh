@@ -107,5 +107,73 @@ agent_run "$T/web2"
 check "client listener refuses a server with the wrong identity" \
   bash -c "! curl -sS -m 5 http://127.0.0.1:$MIS_PORT/index.html 2>/dev/null | grep -q hello"
 check "  and logs bad_identity" grep -q "event=mtls_refused listener=api direction=outbound .*reason=bad_identity" "$T/web2/agent.log"
+
+# -- every listener's policy holds on resumed sessions too. One agent (one
+# worker, so one session cache) with two client listeners to the same
+# server: l_ok expects the server's ID, l_bad another one. A session made
+# through l_ok must not carry l_bad past its check.
+TWO_OK=$(free_port)
+TWO_BAD=$(free_port)
+agent_yaml "$T/two" "$WEB" "$T/ca"
+cat >>"$T/two/agent.yaml" <<YAML
+workers: 1
+listeners:
+  - name: l_ok
+    mode: client
+    listen: 127.0.0.1:$TWO_OK
+    connect: 127.0.0.1:$SERVER_PORT
+    expect: $API
+  - name: l_bad
+    mode: client
+    listen: 127.0.0.1:$TWO_BAD
+    connect: 127.0.0.1:$SERVER_PORT
+    expect: spiffe://$TD/ns/default/sa/other
+YAML
+agent_run "$T/two"
+for _ in 1 2 3; do curl -s -o /dev/null -m 5 "http://127.0.0.1:$TWO_OK/index.html"; done
+check "l_ok (expects the server) gets through" \
+  bash -c "curl -sS -m 5 http://127.0.0.1:$TWO_OK/index.html | grep -q hello"
+check "  and resumes its sessions" \
+  grep -q "event=mtls_established listener=l_ok direction=outbound .*resumed=true" "$T/two/agent.log"
+check "l_bad (expects another ID) is refused after l_ok made sessions with the same server" \
+  bash -c "! curl -sS -m 5 http://127.0.0.1:$TWO_BAD/index.html 2>/dev/null | grep -q hello"
+check "  with bad_identity" \
+  grep -q "event=mtls_refused listener=l_bad direction=outbound .*reason=bad_identity" "$T/two/agent.log"
+check "l_ok still gets through afterwards" \
+  bash -c "curl -sS -m 5 http://127.0.0.1:$TWO_OK/index.html | grep -q hello"
+
+# The server side: a ticket from a listener that admits anyone does not
+# let a client into a listener that does not admit it (openssl carries
+# the session from one port to the other; both in one agent, one ticket
+# key).
+OPEN_PORT=$(free_port)
+STRICT_PORT=$(free_port)
+agent_yaml "$T/gate" "$API" "$T/ca"
+cat >>"$T/gate/agent.yaml" <<YAML
+workers: 1
+listeners:
+  - name: open
+    mode: server
+    listen: 127.0.0.1:$OPEN_PORT
+    forward: 127.0.0.1:$NGINX_PORT
+  - name: strict
+    mode: server
+    listen: 127.0.0.1:$STRICT_PORT
+    forward: 127.0.0.1:$NGINX_PORT
+    allow: [$WEB]
+YAML
+agent_run "$T/gate"
+intruder=(-cert "$T/intruder/cert.pem" -cert_chain "$T/intruder/cert.pem" -key "$T/intruder/key.pem" -CAfile "$T/ca/bundle.pem" -tls1_3)
+printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 openssl s_client -connect "127.0.0.1:$OPEN_PORT" \
+  "${intruder[@]}" -sess_out "$T/gate/session.pem" -ign_eof >"$T/gate/open.out" 2>&1 || true
+check "a client the open listener admits gets a session ticket there" \
+  bash -c "grep -q 'hello through lanyard' '$T/gate/open.out' && test -s '$T/gate/session.pem'"
+printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 openssl s_client -connect "127.0.0.1:$STRICT_PORT" \
+  "${intruder[@]}" -sess_in "$T/gate/session.pem" -ign_eof >"$T/gate/strict.out" 2>&1 || true
+check "that ticket does not get it into the strict listener" \
+  bash -c "! grep -q 'hello through lanyard' '$T/gate/strict.out'"
+check "  which refuses it as not_authorized" \
+  grep -q "event=mtls_refused listener=strict direction=inbound .*reason=not_authorized" "$T/gate/agent.log"
+
 check "the CA and agents never logged a key" bash -c "! grep -rq 'PRIVATE KEY' '$T' --include='*.log'"
 finish
