@@ -93,6 +93,19 @@ int ly_tls_ctx_new(const ly_tls_ctx_opts_t *opts, WOLFSSL_CTX **out,
       *why = "cipher suites not accepted";
     goto fail;
   }
+  /* Key exchange groups, most preferred first. The client's key share is
+   * for the first (P-256, the group SVID keys use and the fastest here),
+   * so a server that follows the client's order answers at once instead
+   * of asking for another share (a HelloRetryRequest costs a round
+   * trip); secp224r1 and older are obsolete in TLS 1.3 and not offered. */
+  int groups[] = {WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1,
+                  WOLFSSL_ECC_SECP521R1};
+  if (wolfSSL_CTX_set_groups(ctx, groups, 3) != WOLFSSL_SUCCESS) {
+    rc = LY_ETLS;
+    if (why)
+      *why = "key exchange groups not accepted";
+    goto fail;
+  }
   if (opts->spiffe_peer && opts->is_server && ly_tickets_enable(ctx) != 0) {
     rc = LY_ETLS;
     if (why)

@@ -48,14 +48,32 @@ client_listener() { # name target-port
 OSSL_PORT=$(free_port)
 NGX_TLS_PORT=$(free_port)
 STN_SRV_PORT=$(free_port)
+HELLO_PORT=$(free_port)
 agent_yaml "$T/webagent" "$WEB" "$T/ca"
 {
   echo "listeners:"
   client_listener s_server "$OSSL_PORT"
   client_listener nginx "$NGX_TLS_PORT"
   client_listener stunnel "$STN_SRV_PORT"
+  client_listener hello "$HELLO_PORT"
 } >>"$T/webagent/agent.yaml"
 check "client agent up" agent_run "$T/webagent"
+
+# The ClientHello: the key share's group (P-256, 23) comes first in
+# supported_groups, so a server that picks by the client's order needs no
+# HelloRetryRequest, and no obsolete group (below P-256: 1..22) is offered.
+python3 "$LY_SOURCE_DIR/tests/tools/tcpkit.py" hello --port "$HELLO_PORT" >"$T/hello.out" 2>&1 &
+PEERS+=($!)
+wait_port 127.0.0.1 "$HELLO_PORT" 5
+curl -s -o /dev/null -m 5 "http://127.0.0.1:$(cat "$T/hello.port")/" || true
+hello=$(cat "$T/hello.out")
+groups=$(sed -nE 's/^groups=([0-9,]*) .*/\1/p' <<<"$hello")
+share=$(sed -nE 's/.* key_share=([0-9,]*)$/\1/p' <<<"$hello")
+check "the ClientHello offers its key share's group first ($hello)" \
+  test -n "$share" -a "${groups%%,*}" = "${share%%,*}"
+check "  and that group is P-256" test "${share%%,*}" = 23
+check "  and no obsolete group (secp224r1 and older)" \
+  bash -c "! tr ',' '\n' <<<'$groups' | awk '\$1 < 23 {f=1} END {exit !f}'"
 
 openssl s_server -accept "127.0.0.1:$OSSL_PORT" -tls1_3 -www -quiet \
   -cert "$T/apisvid/cert.pem" -cert_chain "$T/apisvid/cert.pem" -key "$T/apisvid/key.pem" \

@@ -7,6 +7,9 @@ Servers (run until killed; one thread per connection):
   tcpkit.py echo --port P           echo every byte back until EOF
   tcpkit.py slow --port P --delay S read one line, wait S seconds, answer
                                     "done\\n" and close
+  tcpkit.py hello --port P          read a TLS ClientHello, print its
+                                    "groups=A,B key_share=A" (IANA
+                                    numbers, in order), and close
 Clients:
   tcpkit.py send-hash --connect H:P --bytes N
         send N pattern bytes, half-close, read the answer; prints
@@ -93,6 +96,49 @@ def make_slow(delay):
     return slow
 
 
+def read_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        more = conn.recv(n - len(data))
+        if not more:
+            raise OSError("short read")
+        data += more
+    return data
+
+
+def u16s(data):
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def client_hello(conn):
+    """The supported_groups and key_share groups of a ClientHello (one
+    record is enough for a ClientHello without post-quantum shares)."""
+    header = read_exact(conn, 5)
+    body = read_exact(conn, int.from_bytes(header[3:5], "big"))
+    if header[0] != 22 or body[0] != 1:
+        raise OSError("not a ClientHello")
+    i = 4 + 2 + 32  # handshake header, version, random
+    i += 1 + body[i]  # session id
+    i += 2 + int.from_bytes(body[i:i + 2], "big")  # cipher suites
+    i += 1 + body[i]  # compression methods
+    end = i + 2 + int.from_bytes(body[i:i + 2], "big")
+    i += 2
+    groups, shares = [], []
+    while i + 4 <= end:
+        ext, n = int.from_bytes(body[i:i + 2], "big"), int.from_bytes(body[i + 2:i + 4], "big")
+        data = body[i + 4:i + 4 + n]
+        if ext == 10:  # supported_groups
+            groups = u16s(data[2:])
+        elif ext == 51:  # key_share: group, length, key
+            j = 2
+            while j + 4 <= len(data):
+                shares.append(int.from_bytes(data[j:j + 2], "big"))
+                j += 4 + int.from_bytes(data[j + 2:j + 4], "big")
+        i += 4 + n
+    print("groups=%s key_share=%s" % (",".join(map(str, groups)),
+                                      ",".join(map(str, shares))), flush=True)
+
+
 def connect(target):
     host, port = target.rsplit(":", 1)
     return socket.create_connection((host, int(port)), timeout=60)
@@ -147,7 +193,7 @@ def slow_request(args):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("sink-hash", "source", "echo", "slow"):
+    for name in ("sink-hash", "source", "echo", "slow", "hello"):
         sp = sub.add_parser(name)
         sp.add_argument("--port", type=int, required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -164,6 +210,7 @@ def main():
         "source": lambda: make_source(a.bytes),
         "echo": lambda: echo,
         "slow": lambda: make_slow(a.delay),
+        "hello": lambda: client_hello,
     }
     if a.cmd in servers:
         # a clean exit on SIGTERM, like every daemon the tests stop
