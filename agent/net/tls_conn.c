@@ -191,6 +191,10 @@ static int flush(ly_tls_conn_t *c) {
 /* Records wolfSSL's error code (from wolfSSL_get_error) and its text. */
 static void set_error_code(ly_tls_conn_t *c, int err) {
   c->ssl_error = err;
+  WOLFSSL_ALERT_HISTORY h;
+  if (wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS &&
+      h.last_rx.level == alert_fatal)
+    c->peer_alert = h.last_rx.code;
   char text[WOLFSSL_MAX_ERROR_SZ];
   wolfSSL_ERR_error_string_n((unsigned long)c->ssl_error, text, sizeof(text));
   snprintf(c->error_text, sizeof(c->error_text), "%s (%d)", text, c->ssl_error);

@@ -45,13 +45,14 @@ struct ly_proxy_s {
   uv_shutdown_t plain_shutdown;
   uv_timer_t timer;
   ly_peer_check_t pc;
-  uint64_t started_ns; /* when the handshake began (uv_hrtime) */
+  uint64_t started_ns;   /* when the handshake began (uv_hrtime) */
+  uint64_t handshake_ns; /* how long it took, once it finished */
   int handles;         /* open handles; freed at 0 */
   size_t plain_queue;  /* bytes written toward the plaintext side */
   unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
       tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
       plain_fin_done : 1, resumed : 1, session_decided : 1, plaintext : 1,
-      agent_peer : 1, counted : 1, got_ticket : 1;
+      agent_peer : 1, counted : 1, got_ticket : 1, awaiting_verdict : 1;
   char peer[64]; /* where the accepted connection came from */
 };
 
@@ -80,9 +81,22 @@ static void count_attempt(ly_proxy_t *p, ly_reason_t reason) {
   if (p->inbound && t && t->started && !t->saw_first_byte &&
       (t->allow_plaintext || t->eof))
     return;
-  uint64_t ns = p->started_ns ? uv_hrtime() - p->started_ns : 0;
+  uint64_t ns = p->handshake_ns  ? p->handshake_ns
+                : p->started_ns ? uv_hrtime() - p->started_ns
+                                : 0;
   ly_stats_attempt(&p->w->stats, dir_of(p), reason, ns, p->resumed,
                    p->pc.peer_id);
+}
+
+/* Client side, after a full handshake: the server has accepted our
+ * certificate once it sends a session ticket or application data (a TLS
+ * 1.3 server sends either only after checking the client's Finished), or
+ * closes without objecting. Its refusal is a fatal alert (tls_end). */
+static void server_accepted(ly_proxy_t *p) {
+  if (!p->awaiting_verdict)
+    return;
+  p->awaiting_verdict = 0;
+  count_attempt(p, LY_REASON_NONE);
 }
 
 static void release(ly_proxy_t *p) {
@@ -133,6 +147,7 @@ static int on_new_ticket(WOLFSSL *ssl, const unsigned char *ticket, int len,
                          void *data) {
   ly_proxy_t *p = data;
   p->got_ticket = 1;
+  server_accepted(p);
   return 0;
 }
 
@@ -294,6 +309,7 @@ static void tls_data(ly_tls_conn_t *c, char *buf, size_t len) {
   }
   touch(p);
   ly_stat_add(&p->w->stats.dir[dir_of(p)].bytes_rx, len);
+  server_accepted(p);
   if (!p->session_decided)
     save_session(p);
   pw->p = p;
@@ -313,6 +329,15 @@ static void tls_data(ly_tls_conn_t *c, char *buf, size_t len) {
 
 static void tls_end(ly_tls_conn_t *c, int status) {
   ly_proxy_t *p = c->data;
+  if (p->awaiting_verdict && c->peer_alert) {
+    const char *alert;
+    char detail[80];
+    ly_reason_t r = ly_peer_reason_of_alert(c->peer_alert, &alert);
+    p->awaiting_verdict = 0;
+    refuse(p, r, ly_fmt(detail, sizeof(detail), "the server refused us: %s",
+                        alert));
+    return;
+  }
   if (status != 0 && status != UV_EOF) {
     proxy_close(p, 1);
     return;
@@ -395,10 +420,13 @@ static void tls_handshake(ly_tls_conn_t *c, int status) {
     snprintf(p->pc.peer_id, sizeof(p->pc.peer_id), "%s", id);
     p->pc.peer_not_after = p->offered_not_after;
   }
-  if (!c->raw)
-    count_attempt(p, LY_REASON_NONE);
-  else
+  p->handshake_ns = uv_hrtime() - p->started_ns;
+  if (c->raw)
     p->counted = 1; /* plaintext let in by permissive mode */
+  else if (!p->inbound && !p->resumed)
+    p->awaiting_verdict = 1; /* the server has yet to judge us */
+  else
+    count_attempt(p, LY_REASON_NONE); /* a resumption was judged already */
   if (!p->inbound) {
     established(p);
     return;
@@ -441,6 +469,7 @@ static void tls_connected(uv_connect_t *req, int status) {
 static void proxy_close(ly_proxy_t *p, int abort) {
   if (p->closing)
     return;
+  server_accepted(p); /* it ended with no refusal */
   p->closing = 1;
   save_session(p);
   uv_close((uv_handle_t *)&p->timer, handle_closed);

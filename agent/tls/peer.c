@@ -137,3 +137,29 @@ ly_reason_t ly_peer_reason(const ly_peer_check_t *pc, int ssl_error,
     return LY_REASON_PROTOCOL;
   }
 }
+
+ly_reason_t ly_peer_reason_of_alert(int alert, const char **name) {
+  static const struct {
+    int alert;
+    const char *name;
+    ly_reason_t reason;
+  } map[] = {
+      {bad_certificate, "bad_certificate", LY_REASON_NOT_AUTHORIZED},
+      {access_denied, "access_denied", LY_REASON_NOT_AUTHORIZED},
+      {certificate_expired, "certificate_expired", LY_REASON_EXPIRED},
+      {unknown_ca, "unknown_ca", LY_REASON_UNKNOWN_CA},
+      {certificate_required, "certificate_required", LY_REASON_NO_PEER_CERT},
+      {certificate_unknown, "certificate_unknown", LY_REASON_BAD_IDENTITY},
+      {unsupported_certificate, "unsupported_certificate",
+       LY_REASON_BAD_IDENTITY},
+      {certificate_revoked, "certificate_revoked", LY_REASON_BAD_IDENTITY},
+      {handshake_failure, "handshake_failure", LY_REASON_PROTOCOL},
+  };
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+    if (map[i].alert == alert) {
+      *name = map[i].name;
+      return map[i].reason;
+    }
+  *name = "another alert";
+  return LY_REASON_PROTOCOL;
+}

@@ -86,4 +86,14 @@ int ly_peer_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store);
 ly_reason_t ly_peer_reason(const ly_peer_check_t *pc, int ssl_error,
                            int not_tls);
 
+/* A client's handshake ends before the server has judged the client's
+ * certificate (TLS 1.3); a server that refuses it says so with a fatal
+ * alert afterwards. The reason that alert stands for, and its name (for
+ * logs): certificate_expired -> expired, unknown_ca -> unknown_ca,
+ * certificate_required -> no_peer_cert, bad_certificate and
+ * access_denied -> not_authorized, certificate_unknown,
+ * unsupported_certificate and certificate_revoked -> bad_identity, any
+ * other -> protocol. */
+ly_reason_t ly_peer_reason_of_alert(int alert, const char **name);
+
 #endif

@@ -68,6 +68,7 @@ struct ly_tls_conn_s {
       saw_first_byte : 1, not_tls : 1, raw : 1, allow_plaintext : 1;
   int handshake_done;   /* 0 in progress, 1 done, -1 failed */
   int ssl_error;        /* wolfSSL_get_error code of the last failure */
+  int peer_alert;       /* the fatal alert the peer sent (RFC 8446 6), or 0 */
   char error_text[160]; /* and its text */
 };
 

@@ -108,6 +108,40 @@ check "client listener refuses a server with the wrong identity" \
   bash -c "! curl -sS -m 5 http://127.0.0.1:$MIS_PORT/index.html 2>/dev/null | grep -q hello"
 check "  and logs bad_identity" grep -q "event=mtls_refused listener=api direction=outbound .*reason=bad_identity" "$T/web2/agent.log"
 
+# -- a refusal counts as one on the client side too. A TLS 1.3 client
+# finishes its handshake before the server judges its certificate; the
+# server's alert comes after, and decides. "stranger" is a valid SVID that
+# api's allow list does not admit.
+metric() { # metric AGENT_DIR 'name{labels}' -> value (0 when absent)
+  curl -sS -m 5 "http://$(awk '/^admin:/ {print $2}' "$1/agent.yaml")/metrics" |
+    awk -v m="$2" '$1 == m {print $2; f=1} END {if (!f) print 0}'
+}
+STRANGER_PORT=$(free_port)
+agent_yaml "$T/stranger" "spiffe://$TD/ns/default/sa/stranger" "$T/ca"
+cat >>"$T/stranger/agent.yaml" <<YAML
+listeners:
+  - name: api
+    mode: client
+    listen: 127.0.0.1:$STRANGER_PORT
+    connect: 127.0.0.1:$SERVER_PORT
+    expect: $API
+YAML
+agent_run "$T/stranger"
+refused_before=$(metric "$T/api" 'lanyard_mtls_handshake_failures_total{direction="inbound",reason="not_authorized"}')
+for _ in 1 2 3; do curl -s -o /dev/null -m 5 "http://127.0.0.1:$STRANGER_PORT/index.html" || true; done
+sleep 0.3
+refused_after=$(metric "$T/api" 'lanyard_mtls_handshake_failures_total{direction="inbound",reason="not_authorized"}')
+check "api refused the stranger 3 times (not_authorized: $refused_before -> $refused_after)" \
+  test $((refused_after - refused_before)) = 3
+stranger_ok=$(metric "$T/stranger" 'lanyard_mtls_handshakes_total{direction="outbound",result="success"}')
+stranger_failed=$(metric "$T/stranger" 'lanyard_mtls_handshakes_total{direction="outbound",result="failure"}')
+check "the stranger's agent counts 0 successes and 3 failures ($stranger_ok, $stranger_failed)" \
+  test "$stranger_ok/$stranger_failed" = 0/3
+check "  with the server's alert as the reason (not_authorized)" \
+  test "$(metric "$T/stranger" 'lanyard_mtls_handshake_failures_total{direction="outbound",reason="not_authorized"}')" = 3
+check "  and says so in its log" \
+  grep -q 'event=mtls_refused listener=api direction=outbound .*reason=not_authorized detail="the server refused us: bad_certificate"' "$T/stranger/agent.log"
+
 # -- every listener's policy holds on resumed sessions too. One agent (one
 # worker, so one session cache) with two client listeners to the same
 # server: l_ok expects the server's ID, l_bad another one. A session made
