@@ -7,6 +7,8 @@
 #include "lanyard/fsutil.h"
 #include "lanyard/identity.h"
 #include "lanyard/log.h"
+#include "lanyard/memtrim.h"
+#include "lanyard/acceptor.h"
 #include "lanyard/tls.h"
 
 #include <malloc.h>
@@ -21,6 +23,7 @@ typedef struct {
   ly_dataplane_t *dp;
   ly_agent_admin_t admin;
   uv_signal_t sigint, sigterm;
+  ly_memtrim_t trim;
 } agent_t;
 
 /* A new identity or bundle: build the data path's contexts here, on the
@@ -98,6 +101,7 @@ static void on_signal(uv_signal_t *s, int signum) {
          signum == SIGINT ? "SIGINT" : "SIGTERM", NULL);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
+  ly_memtrim_stop(&a->trim);
   ly_agent_admin_stop(&a->admin);
   if (a->dp) {
     /* Stop accepting, let connections finish up to the drain deadline. */
@@ -137,6 +141,7 @@ int ly_cmd_agent(int argc, char **argv) {
    * top pages back to the kernel and faults them in again (a tenth of a
    * bulk transfer's time in perf). Keep up to 4 MiB per arena instead. */
   mallopt(M_TRIM_THRESHOLD, 4 << 20);
+  ly_fd_limit_raise(); /* the data plane sizes its connection cap from it */
   uv_loop_t *loop = uv_default_loop();
   agent_t a = {.cfg = cfg};
   ly_dataplane_limits_t limits;
@@ -170,6 +175,7 @@ int ly_cmd_agent(int argc, char **argv) {
   a.sigint.data = a.sigterm.data = &a;
   uv_signal_start(&a.sigint, on_signal, SIGINT);
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+  ly_memtrim_start(&a.trim, loop);
   ly_log(LY_INFO, "agent_started", "spiffe_id", cfg->spiffe_id, "ca",
          cfg->ca.address.host, NULL);
   uv_run(loop, UV_RUN_DEFAULT);

@@ -14,6 +14,7 @@
  * listener and every connection have.
  */
 #include "lanyard/http.h"
+#include "lanyard/acceptor.h"
 
 #include "lanyard/log.h"
 
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BUF_CAP (LY_HTTP_HEAD_MAX + LY_HTTP_BODY_MAX)
 /* An incomplete head is parsed again when a line may have ended, or after
@@ -44,7 +46,7 @@ typedef enum {
 typedef struct http_conn_s http_conn_t;
 
 struct ly_http_server_s {
-  uv_tcp_t listener;
+  ly_acceptor_t listener;
   ly_http_handler_cb handler;
   void *data;
   http_conn_t *conns; /* not yet closing, doubly linked, for stop */
@@ -351,26 +353,16 @@ static void peer_name(const uv_tcp_t *t, char *buf, size_t len) {
   }
 }
 
-static void free_handle(uv_handle_t *h) {
-  free(h);
-}
-
-/* Over the limit: accept (libuv stops accepting until we do) and close at
- * once, without a response. */
-static void refuse(ly_http_server_t *s, uv_stream_t *listener) {
-  uv_tcp_t *t = malloc(sizeof(*t));
-  if (!t || uv_tcp_init(listener->loop, t) != 0) {
-    free(t);
-    ly_log(LY_ERROR, "http_accept_failed", "reason", "out of memory", NULL);
-    return;
-  }
-  uv_accept(listener, (uv_stream_t *)t);
-  uv_close((uv_handle_t *)t, free_handle);
+/* Over the limit, or out of descriptors: closed at once, without a
+ * response; logged once per REFUSAL_LOG_MS with the count. */
+static void refuse(ly_http_server_t *s, int fd, const char *reason) {
+  if (fd >= 0)
+    close(fd);
   s->refused++;
-  uint64_t now = uv_now(listener->loop);
+  uint64_t now = uv_now(s->listener.poll.loop);
   if (!s->refusal_logged || now - s->refusal_logged_at >= REFUSAL_LOG_MS) {
     char n[24], max[24];
-    ly_log(LY_WARN, "http_conn_refused", "reason", "connection limit", "limit",
+    ly_log(LY_WARN, "http_conn_refused", "reason", reason, "limit",
            ly_fmt(max, sizeof(max), "%d", LY_HTTP_MAX_CONNS), "refused",
            ly_fmt(n, sizeof(n), "%llu", (unsigned long long)s->refused), NULL);
     s->refused = 0;
@@ -379,20 +371,21 @@ static void refuse(ly_http_server_t *s, uv_stream_t *listener) {
   }
 }
 
-static void on_connection(uv_stream_t *listener, int status) {
-  ly_http_server_t *s = listener->data;
-  if (status != 0) {
-    ly_log(LY_DEBUG, "http_accept_failed", "reason", uv_strerror(status), NULL);
+static void on_connection(ly_acceptor_t *a, int fd) {
+  ly_http_server_t *s = a->data;
+  uv_loop_t *loop = a->poll.loop;
+  if (fd < 0) {
+    refuse(s, -1, uv_strerror(fd));
     return;
   }
   http_conn_t *c = NULL;
   if (s->nconns >= LY_HTTP_MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
-    refuse(s, listener);
+    refuse(s, fd, "connection limit");
     return;
   }
   c->server = s;
-  uv_tcp_init(listener->loop, &c->tcp);
-  uv_timer_init(listener->loop, &c->timer);
+  uv_tcp_init(loop, &c->tcp);
+  uv_timer_init(loop, &c->timer);
   c->tcp.data = c->timer.data = c;
   c->open_handles = 2;
   c->next = s->conns;
@@ -400,7 +393,8 @@ static void on_connection(uv_stream_t *listener, int status) {
     s->conns->prev = c;
   s->conns = c;
   s->nconns++;
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+  if (uv_tcp_open(&c->tcp, fd) != 0) {
+    close(fd);
     conn_close(c);
     return;
   }
@@ -411,8 +405,8 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(c);
 }
 
-static void on_listener_closed(uv_handle_t *h) {
-  ly_http_server_t *s = h->data;
+static void on_listener_closed(ly_acceptor_t *a) {
+  ly_http_server_t *s = a->data;
   s->listener_open = 0;
   server_maybe_free(s);
 }
@@ -442,28 +436,18 @@ int ly_http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
     set_err(err, errlen, where, uv_strerror(UV_ENOMEM));
     return UV_ENOMEM;
   }
-  if ((rc = uv_tcp_init(loop, &s->listener)) != 0) {
-    free(s);
+  int fd = -1;
+  if ((rc = ly_listen_socket((const struct sockaddr *)&ss, 0, 128, &fd)) != 0 ||
+      (rc = ly_acceptor_start(&s->listener, loop, fd, on_connection)) != 0) {
     set_err(err, errlen, where, uv_strerror(rc));
+    free(s);
     return rc;
   }
   s->listener.data = s;
   s->listener_open = 1;
   s->handler = handler;
   s->data = data;
-  /* bind may defer EADDRINUSE to listen (libuv's documented behaviour) */
-  if ((rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0)) != 0 ||
-      (rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection)) != 0) {
-    set_err(err, errlen, where, uv_strerror(rc));
-    s->stopping = 1;
-    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    return rc;
-  }
-  int sl = sizeof(ss);
-  if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &sl) == 0)
-    s->port =
-        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                       : ((struct sockaddr_in *)&ss)->sin_port);
+  s->port = (uint16_t)ly_acceptor_port(&s->listener);
   *out = s;
   return 0;
 }
@@ -478,5 +462,5 @@ void ly_http_server_stop(ly_http_server_t *s) {
   s->stopping = 1;
   while (s->conns)
     conn_close(s->conns);
-  uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+  ly_acceptor_close(&s->listener, on_listener_closed);
 }

@@ -7,11 +7,13 @@
  * changed bundle file (root rotation) rebuilds the context, no restart.
  */
 #include "ca/ca.h"
+#include "lanyard/acceptor.h"
 
 #include "lanyard/cli.h"
 #include "lanyard/http.h"
 #include "lanyard/err.h"
 #include "lanyard/log.h"
+#include "lanyard/memtrim.h"
 #include "lanyard/rpc.h"
 #include "lanyard/tls.h"
 
@@ -31,6 +33,7 @@ typedef struct {
   ly_http_server_t *admin;
   uv_timer_t timer;
   uv_signal_t sigint, sigterm;
+  ly_memtrim_t trim;
   int64_t serving_renew_at;
   struct timespec ctx_bundle; /* the bundle file the context was built on */
 } serve_t;
@@ -116,6 +119,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_close((uv_handle_t *)&sv->timer, NULL);
   uv_close((uv_handle_t *)&sv->sigint, NULL);
   uv_close((uv_handle_t *)&sv->sigterm, NULL);
+  ly_memtrim_stop(&sv->trim);
 }
 
 static int listen_addr(const ly_hostport_t *hp, struct sockaddr_storage *ss) {
@@ -153,6 +157,7 @@ int ly_cmd_ca_serve(int argc, char **argv) {
   }
 
   rc = LY_EXIT_FAIL;
+  ly_fd_limit_raise();
   uv_loop_t *loop = uv_default_loop();
   struct sockaddr_storage addr;
   WOLFSSL_CTX *ctx = NULL;
@@ -188,6 +193,7 @@ int ly_cmd_ca_serve(int argc, char **argv) {
   sv.sigint.data = sv.sigterm.data = &sv;
   uv_signal_start(&sv.sigint, on_signal, SIGINT);
   uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
+  ly_memtrim_start(&sv.trim, loop);
   char port[8], roots[8];
   ly_log(LY_INFO, "ca_started", "trust_domain", cfg->trust_domain, "listen",
          cfg->listen.host, "port",

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 void ly_dataplane_defaults(ly_dataplane_limits_t *l) {
@@ -63,35 +64,64 @@ ly_session_slot_t *ly_worker_session(ly_worker_t *w, const void *listener,
   return slot;
 }
 
-/* SO_REUSEPORT: each worker listens on its own socket bound to the same
- * address and the kernel balances new connections between them, with no
- * accept lock and no hand-off between threads. */
-static int open_listener(const ly_hostport_t *hp, int *fd_out) {
-  struct sockaddr_storage ss;
-  LY_GUARD(resolve(hp, &ss));
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return uv_translate_sys_error(errno);
-  int one = 1;
-  socklen_t len = (socklen_t)addr_len(&ss);
-  /* IPv6 capture sockets sit beside IPv4 ones on the same port */
-  if (ss.ss_family == AF_INET6)
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-      bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
-    int rc = uv_translate_sys_error(errno);
-    close(fd);
-    return rc;
-  }
-  *fd_out = fd;
-  return 0;
+/* Descriptors kept for the control plane (renewal, the CA connection,
+ * admin clients, files), whatever the data path holds. */
+#define FD_RESERVE_MAX 256
+
+/* Each proxied connection holds two descriptors (its two sides): the
+ * connection cap keeps them within the limit, less the reserve. */
+static unsigned connection_cap(unsigned configured) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return configured;
+  rlim_t reserve = rl.rlim_cur / 4 < FD_RESERVE_MAX ? rl.rlim_cur / 4
+                                                     : FD_RESERVE_MAX;
+  rlim_t cap = (rl.rlim_cur - reserve) / 2;
+  return cap < configured ? (unsigned)(cap ? cap : 1) : configured;
 }
 
-static void on_connection(uv_stream_t *s, int status) {
-  ly_worker_listener_t *wl = s->data;
-  if (status == 0)
-    ly_proxy_accept(wl);
+static ly_dir_t dir_of_listener(const ly_listener_t *l) {
+  return l->kind == LY_LISTEN_SERVER || l->kind == LY_LISTEN_INBOUND
+             ? LY_DIR_INBOUND
+             : LY_DIR_OUTBOUND;
+}
+
+/* A connection the data path would not take: counted, and logged within
+ * the shared budget. */
+static void overload(ly_worker_listener_t *wl, const char *reason,
+                     const char *detail) {
+  ly_worker_t *w = wl->worker;
+  ly_dir_stats_t *ds = &w->stats.dir[dir_of_listener(wl->listener)];
+  ly_stat_add(strcmp(reason, "limit") == 0 ? &ds->refused_limit
+                                           : &ds->accept_failed,
+              1);
+  uint64_t suppressed = 0;
+  if (ly_log_limit(&w->dp->overload_log, uv_now(&w->loop), &suppressed)) {
+    char max[24], n[24];
+    ly_log(LY_WARN, "connection_refused", "listener", wl->listener->name,
+           "reason", reason, "detail", detail, "max_connections",
+           ly_fmt(max, sizeof(max), "%u", w->dp->limits.max_connections),
+           "suppressed",
+           suppressed
+               ? ly_fmt(n, sizeof(n), "%llu", (unsigned long long)suppressed)
+               : NULL,
+           NULL);
+  }
+}
+
+static void on_accept(ly_acceptor_t *a, int fd) {
+  ly_worker_listener_t *wl = a->data;
+  ly_worker_t *w = wl->worker;
+  if (fd < 0) {
+    overload(wl, "accept_failed", uv_strerror(fd));
+    return;
+  }
+  if (atomic_load(&w->dp->active) >= w->dp->limits.max_connections) {
+    close(fd); /* a quick refusal beats a wait in the backlog */
+    overload(wl, "limit", "connection limit reached");
+    return;
+  }
+  ly_proxy_accept(wl, fd);
 }
 
 static void close_handles(ly_worker_t *w) {
@@ -114,7 +144,7 @@ static void begin_drain(ly_worker_t *w) {
     return;
   w->draining = 1;
   for (size_t i = 0; i < w->nlisteners; i++)
-    uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
+    ly_acceptor_close(&w->listeners[i].acceptor, NULL);
   if (w->proxies == NULL) {
     close_handles(w);
     return;
@@ -163,20 +193,25 @@ static int worker_init(ly_dataplane_t *dp, ly_worker_t *w, unsigned index,
   for (size_t i = 0; i < dp->nlisteners; i++) {
     ly_worker_listener_t *wl = &w->listeners[i];
     const ly_listener_t *l = &dp->listeners[i];
-    int rc = open_listener(&l->listen, &wl->fd);
+    struct sockaddr_storage ss;
+    int fd = -1;
+    /* SO_REUSEPORT: each worker listens on its own socket bound to the
+     * same address and the kernel balances new connections between them,
+     * with no accept lock and no hand-off between threads. */
+    int rc = resolve(&l->listen, &ss);
+    if (rc == 0)
+      rc = ly_listen_socket((struct sockaddr *)&ss, 1, 1024, &fd);
     if (rc != 0) {
       snprintf(err, errlen, "listener '%s': cannot listen on %s:%u: %s",
                l->name, l->listen.host, l->listen.port, uv_strerror(rc));
       return rc;
     }
-    uv_tcp_init(&w->loop, &wl->handle);
-    wl->handle.data = wl;
     wl->worker = w;
-    wl->listener = &dp->listeners[i];
+    wl->listener = l;
+    wl->acceptor.data = wl;
     w->nlisteners++;
-    if ((rc = uv_tcp_open(&wl->handle, wl->fd)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&wl->handle, 1024, on_connection)) !=
-            0) {
+    if ((rc = ly_acceptor_start(&wl->acceptor, &w->loop, fd, on_accept)) !=
+        0) {
       snprintf(err, errlen, "listener '%s': %s", l->name, uv_strerror(rc));
       return rc;
     }
@@ -253,7 +288,9 @@ int ly_dataplane_start(const ly_agent_config_t *cfg,
   LY_ENSURE(dp != NULL, UV_ENOMEM);
   dp->cfg = cfg;
   dp->limits = *limits;
+  dp->limits.max_connections = connection_cap(limits->max_connections);
   ly_log_limiter_init(&dp->refusal_log);
+  ly_log_limiter_init(&dp->overload_log);
   int rc = build_listeners(dp, cfg, err, errlen);
   unsigned n =
       cfg->workers ? (unsigned)cfg->workers : uv_available_parallelism();
@@ -270,9 +307,18 @@ int ly_dataplane_start(const ly_agent_config_t *cfg,
     /* Nothing has run yet: a failed start only has sockets to close. */
     for (unsigned i = 0; i < dp->nworkers; i++)
       for (size_t j = 0; j < dp->workers[i].nlisteners; j++)
-        close(dp->workers[i].listeners[j].fd);
+        if (dp->workers[i].listeners[j].acceptor.fd >= 0)
+          close(dp->workers[i].listeners[j].acceptor.fd);
     return rc;
   }
+  struct rlimit rl;
+  char fds[24], max[24], nw[24];
+  getrlimit(RLIMIT_NOFILE, &rl);
+  ly_log(LY_INFO, "dataplane_started", "workers",
+         ly_fmt(nw, sizeof(nw), "%u", n), "fd_limit",
+         ly_fmt(fds, sizeof(fds), "%llu", (unsigned long long)rl.rlim_cur),
+         "max_connections",
+         ly_fmt(max, sizeof(max), "%u", dp->limits.max_connections), NULL);
   *out = dp;
   return 0;
 }
@@ -317,6 +363,7 @@ void ly_dataplane_stop(ly_dataplane_t *dp) {
   free(dp->workers);
   free(dp->listeners);
   ly_log_limiter_destroy(&dp->refusal_log);
+  ly_log_limiter_destroy(&dp->overload_log);
   free(dp);
 }
 

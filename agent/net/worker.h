@@ -2,6 +2,7 @@
 #ifndef LANYARD_NET_WORKER_H
 #define LANYARD_NET_WORKER_H
 
+#include "lanyard/acceptor.h"
 #include "lanyard/dataplane.h"
 #include "lanyard/log.h"
 #include "lanyard/stats.h"
@@ -48,10 +49,9 @@ typedef struct {
 
 /* Per worker, per listener: the worker's own listening socket. */
 typedef struct {
-  uv_tcp_t handle;
+  ly_acceptor_t acceptor;
   ly_worker_t *worker;
   const ly_listener_t *listener;
-  int fd;
 } ly_worker_listener_t;
 
 struct ly_worker_s {
@@ -83,8 +83,9 @@ struct ly_dataplane_s {
   size_t nlisteners;
   ly_worker_t *workers;
   unsigned nworkers;
-  atomic_uint active;           /* proxied connections, all workers */
-  ly_log_limiter_t refusal_log; /* mtls_refused lines, all workers */
+  atomic_uint active;            /* proxied connections, all workers */
+  ly_log_limiter_t refusal_log;  /* mtls_refused lines, all workers */
+  ly_log_limiter_t overload_log; /* connection_refused lines */
 };
 
 /* worker.c: the session slot for a listener's destination (never NULL). */
@@ -92,8 +93,8 @@ ly_session_slot_t *ly_worker_session(ly_worker_t *w, const void *listener,
                                      const struct sockaddr_storage *addr);
 /* worker.c: a proxy of this worker has been freed. */
 void ly_worker_proxy_gone(ly_worker_t *w);
-/* proxy.c: a new connection accepted by a worker listener. */
-void ly_proxy_accept(ly_worker_listener_t *wl);
+/* proxy.c: a new connection accepted by a worker listener; takes fd. */
+void ly_proxy_accept(ly_worker_listener_t *wl, int fd);
 /* proxy.c: close every connection of the worker (end of drain). */
 void ly_proxy_close_all(ly_worker_t *w);
 

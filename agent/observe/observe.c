@@ -148,6 +148,20 @@ static void metrics_connections(ly_buf_t *b, const ly_obs_snapshot_t *s) {
     snprintf(l, sizeof(l), "direction=\"%s\",tls=\"false\"", ly_dir_name(d));
     ly_prom_u64(b, "lanyard_connections_total", l, s->dir[d].conns_plain);
   }
+  ly_prom_family(b, "lanyard_connections_refused_total", "counter",
+                 "Connections closed on accept, before any TLS: at the "
+                 "connection cap (limit), or when accept failed for want "
+                 "of descriptors or memory (accept_failed).");
+  for (int d = 0; d < LY_DIR__COUNT; d++) {
+    snprintf(l, sizeof(l), "direction=\"%s\",reason=\"limit\"",
+             ly_dir_name(d));
+    ly_prom_u64(b, "lanyard_connections_refused_total", l,
+                s->dir[d].refused_limit);
+    snprintf(l, sizeof(l), "direction=\"%s\",reason=\"accept_failed\"",
+             ly_dir_name(d));
+    ly_prom_u64(b, "lanyard_connections_refused_total", l,
+                s->dir[d].accept_failed);
+  }
   ly_prom_family(b, "lanyard_bytes_total", "counter",
                  "Payload bytes received from (rx) and sent to (tx) the "
                  "peer side.");

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct ly_proxy_s {
   ly_worker_t *w;
@@ -568,14 +569,25 @@ static void to_localhost(struct sockaddr_storage *a) {
   }
 }
 
-void ly_proxy_accept(ly_worker_listener_t *wl) {
+/* The accepted socket becomes one of the proxy's TCP handles. */
+static int adopt(uv_tcp_t *h, int fd) {
+  if (uv_tcp_open(h, fd) != 0) {
+    close(fd);
+    return -1;
+  }
+  return 0;
+}
+
+void ly_proxy_accept(ly_worker_listener_t *wl, int fd) {
   ly_worker_t *w = wl->worker;
   const ly_listener_t *l = wl->listener;
   const ly_agent_config_t *cfg = w->dp->cfg;
   int inbound = l->kind == LY_LISTEN_SERVER || l->kind == LY_LISTEN_INBOUND;
   ly_proxy_t *p = calloc(1, sizeof(*p));
-  if (!p)
+  if (!p) {
+    close(fd);
     return;
+  }
   p->w = w;
   p->wl = wl;
   p->l = l;
@@ -609,15 +621,15 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
       p->pair ? (inbound ? p->pair->server : p->pair->client) : NULL;
   if (inbound) {
     if (!ctx || ly_tls_conn_new(&w->loop, ctx, 1, &tls_cbs, p, &p->tls)) {
-      uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&p->plain);
-      ly_tcp_peer_name(&p->plain, p->peer, sizeof(p->peer));
+      if (adopt(&p->plain, fd) == 0)
+        ly_tcp_peer_name(&p->plain, p->peer, sizeof(p->peer));
       refuse(p, LY_REASON_NO_IDENTITY, "the agent holds no valid SVID");
       return;
     }
     p->handles++;
     ly_peer_check_attach(p->tls, &p->pc);
     ly_tls_offer_alpn(p->tls->ssl, LY_ALPN_MESH);
-    if (uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&p->tls->tcp)) {
+    if (adopt(&p->tls->tcp, fd) != 0) {
       proxy_close(p, 1);
       return;
     }
@@ -630,7 +642,7 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
       p->tls->allow_plaintext = cfg->mode == LY_MODE_PERMISSIVE;
     }
   } else {
-    if (uv_accept((uv_stream_t *)&wl->handle, (uv_stream_t *)&p->plain)) {
+    if (adopt(&p->plain, fd) != 0) {
       proxy_close(p, 1);
       return;
     }
@@ -669,10 +681,6 @@ void ly_proxy_accept(ly_worker_listener_t *wl) {
       /* after set_session, which may copy the cached ticket in */
       wolfSSL_set_SessionTicket_cb(p->tls->ssl, on_new_ticket, p);
     }
-  }
-  if (atomic_load(&w->dp->active) > w->dp->limits.max_connections) {
-    refuse(p, LY_REASON_PROTOCOL, "connection limit reached");
-    return;
   }
   if (inbound) {
     arm(p, w->dp->limits.handshake_timeout_ms);

@@ -6,6 +6,7 @@
  * one small buffer at most, and can never stall other callers: everything
  * runs on one event loop and no handler blocks.
  */
+#include "lanyard/acceptor.h"
 #include "lanyard/err.h"
 #include "lanyard/log.h"
 #include "lanyard/rpc.h"
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define IDLE_TIMEOUT_MS 120000
@@ -36,7 +38,7 @@
 typedef struct server_conn_s server_conn_t;
 
 struct ly_rpc_server_s {
-  uv_tcp_t listener;
+  ly_acceptor_t listener;
   WOLFSSL_CTX *ctx;
   ProtobufCService *service;
   server_conn_t *conns; /* doubly linked, until each socket is gone */
@@ -272,27 +274,33 @@ static const ly_tls_conn_cbs_t conn_cbs = {
     .on_close = on_close,
 };
 
-static void on_connection(uv_stream_t *listener, int status) {
-  ly_rpc_server_t *s = listener->data;
-  if (status != 0)
+static void on_connection(ly_acceptor_t *a, int fd) {
+  ly_rpc_server_t *s = a->data;
+  uv_loop_t *loop = a->poll.loop;
+  if (fd < 0) {
+    ly_log(LY_WARN, "rpc_accept_failed", "reason", uv_strerror(fd), NULL);
     return;
+  }
   server_conn_t *sc = calloc(1, sizeof(*sc));
-  if (!sc)
+  if (!sc) {
+    close(fd);
     return;
+  }
   sc->server = s;
-  if (ly_tls_conn_new(listener->loop, s->ctx, 1, &conn_cbs, sc, &sc->tls) !=
-      0) {
+  if (ly_tls_conn_new(loop, s->ctx, 1, &conn_cbs, sc, &sc->tls) != 0) {
+    close(fd);
     free(sc);
     return;
   }
-  uv_timer_init(listener->loop, &sc->timer);
+  uv_timer_init(loop, &sc->timer);
   sc->timer.data = sc;
   sc->next = s->conns;
   if (s->conns)
     s->conns->prev = sc;
   s->conns = sc;
   s->nconns++;
-  if (uv_accept(listener, (uv_stream_t *)&sc->tls->tcp) != 0) {
+  if (uv_tcp_open(&sc->tls->tcp, fd) != 0) {
+    close(fd);
     conn_close(sc);
     return;
   }
@@ -318,18 +326,14 @@ int ly_rpc_server_start(uv_loop_t *loop, const struct sockaddr *addr,
                         ly_rpc_server_t **out) {
   ly_rpc_server_t *s = calloc(1, sizeof(*s));
   LY_ENSURE(s != NULL, UV_ENOMEM);
-  int rc = uv_tcp_init(loop, &s->listener);
-  if (rc != 0) {
+  int fd = -1, rc;
+  if ((rc = ly_listen_socket(addr, 0, 511, &fd)) != 0 ||
+      (rc = ly_acceptor_start(&s->listener, loop, fd, on_connection)) != 0) {
     free(s);
     return rc;
   }
   s->listener.data = s;
   s->service = service;
-  if ((rc = uv_tcp_bind(&s->listener, addr, 0)) != 0 ||
-      (rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection)) != 0) {
-    uv_close((uv_handle_t *)&s->listener, (uv_close_cb)free);
-    return rc;
-  }
   wolfSSL_CTX_up_ref(ctx);
   s->ctx = ctx;
   *out = s;
@@ -342,8 +346,8 @@ void ly_rpc_server_set_ctx(ly_rpc_server_t *s, WOLFSSL_CTX *ctx) {
   s->ctx = ctx;
 }
 
-static void listener_closed(uv_handle_t *h) {
-  ly_rpc_server_t *s = h->data;
+static void listener_closed(ly_acceptor_t *a) {
+  ly_rpc_server_t *s = a->data;
   s->listener_gone = 1;
   if (!s->conns)
     server_free(s);
@@ -357,5 +361,5 @@ void ly_rpc_server_stop(ly_rpc_server_t *s) {
     conn_close(sc);
     ly_tls_conn_abort(sc->tls); /* no lingering on the way out */
   }
-  uv_close((uv_handle_t *)&s->listener, listener_closed);
+  ly_acceptor_close(&s->listener, listener_closed);
 }

@@ -40,6 +40,8 @@ typedef struct {
   uint64_t resumed;                      /* successes by session resumption */
   uint64_t conns_tls, conns_plain;       /* accepted connections */
   uint64_t opened, closed;               /* active = opened - closed */
+  uint64_t refused_limit;                /* closed at once: connection cap */
+  uint64_t accept_failed;                /* accept(2) out of fds or memory */
   uint64_t bytes_rx, bytes_tx;           /* from / to the peer side */
   uint64_t hs_bucket[LY_HS_BUCKETS + 1]; /* per bucket, not cumulative */
   uint64_t hs_sum_ns;
