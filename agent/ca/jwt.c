@@ -78,13 +78,19 @@ static int b64_member(json_t *obj, const char *name, unsigned char *dst,
   return 0;
 }
 
+/* The big-endian number at buf without its leading zero bytes. */
+static const unsigned char *skip_zeros(const unsigned char *buf, size_t *n) {
+  while (*n > 0 && buf[0] == 0) {
+    buf++;
+    (*n)--;
+  }
+  return buf;
+}
+
 /* Strips leading zero bytes (allowed by some encoders) in place. */
 static size_t strip_zeros(unsigned char *buf, size_t n) {
-  size_t i = 0;
-  while (i < n && buf[i] == 0)
-    i++;
-  memmove(buf, buf + i, n - i);
-  return n - i;
+  memmove(buf, skip_zeros(buf, &n), n);
+  return n;
 }
 
 static size_t bit_length(const unsigned char *buf, size_t n) {
@@ -338,10 +344,18 @@ static int verify_es256(const jwk_t *k, const unsigned char hash[32],
   /* RFC 7518 3.4: R || S, each 32 bytes, not DER */
   if (sig_len != 2 * P256_BYTES)
     return LY_ETOKEN;
+  /* R and S are zero-padded to 32 bytes, a DER INTEGER is minimal, and
+   * wolfCrypt's decoder refuses any other. wc_ecc_rs_raw_to_sig (5.5.4,
+   * ASN template) keeps the zeros: about one signature in 256 would
+   * fail. Zero is never a valid R or S. */
+  size_t rl = P256_BYTES, sl = P256_BYTES;
+  const unsigned char *r = skip_zeros(sig, &rl);
+  const unsigned char *s = skip_zeros(sig + P256_BYTES, &sl);
+  if (rl == 0 || sl == 0)
+    return LY_ETOKEN;
   byte der[2 * (P256_BYTES + 3) + 4];
   word32 der_len = sizeof(der);
-  if (wc_ecc_rs_raw_to_sig(sig, P256_BYTES, sig + P256_BYTES, P256_BYTES, der,
-                           &der_len) != 0)
+  if (wc_ecc_rs_raw_to_sig(r, (word32)rl, s, (word32)sl, der, &der_len) != 0)
     return LY_ETOKEN;
   ecc_key *key = malloc(sizeof(*key));
   if (!key)

@@ -3,7 +3,7 @@
 
 Signatures come from OpenSSL, not from the library under test, so tests
 check Lanyard's verifier against an independent signer. Only the Python
-standard library and the `openssl` command are needed.
+standard library, the `openssl` command and its libcrypto are needed.
 
   mkjwt.py keygen --type rsa|ec [--bits 2048] --out key.pem
   mkjwt.py pubkey --key key.pem --out pub.pem
@@ -11,15 +11,21 @@ standard library and the `openssl` command are needed.
   mkjwt.py sign --key key.pem [--kid k1] --alg RS256|ES256|HS256|none
                 --iss ISS --aud AUD [--aud AUD2] [--ns default --sa web]
                 --exp-in 3600 [--nbf-in N] [--no-k8s-claim] ... [--out F]
+                [--count N] [--leading-zeros R[:S]]
   mkjwt.py batch FILE      (one of the commands above per line)
 
-`sign` prints the JWT on stdout (or writes it to --out). Times are relative to --now (default: the
-current time). The Kubernetes-shaped claims follow a projected
-service-account token; --claims/--header merge raw JSON over them.
+`sign` prints the JWT on stdout (or writes it to --out; --count N: N
+tokens, one a line, each with its own claims and signature). Times are
+relative to --now (default: the current time). The Kubernetes-shaped
+claims follow a projected service-account token; --claims/--header merge
+raw JSON over them. --leading-zeros signs again until the signature has
+that shape (ES256: r and s each), for the verifier's edge cases.
 """
 
 import argparse
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import json
@@ -27,7 +33,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -109,9 +114,11 @@ def public_numbers(key_path):
     sys.exit("%s: unsupported key type %s" % (key_path, oid))
 
 
-def jwk(key_path, kid):
+def jwk(key_path, kid, zero_pad=False):
     kind, a, b = public_numbers(key_path)
     if kind == "RSA":
+        if zero_pad:
+            a, b = b"\x00" + a, b"\x00" + b
         out = {"kty": "RSA", "use": "sig", "alg": "RS256",
                "n": b64url(a), "e": b64url(b)}
     else:
@@ -124,20 +131,76 @@ def jwk(key_path, kid):
 
 # ---- signing --------------------------------------------------------------
 
+# Signing runs in libcrypto through ctypes: bulk and shaped tokens need
+# thousands of signatures, and one `openssl` process each takes minutes.
+
+_libcrypto = None
+_signers = {}
+
+
+def libcrypto():
+    global _libcrypto
+    if _libcrypto is None:
+        lib = ctypes.CDLL(ctypes.util.find_library("crypto") or
+                          "libcrypto.so.3")
+        p, i, buf = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+        for name, res, argtypes in (
+                ("BIO_new_mem_buf", p, [buf, i]),
+                ("BIO_free", i, [p]),
+                ("PEM_read_bio_PrivateKey", p, [p, p, p, p]),
+                ("EVP_get_digestbyname", p, [buf]),
+                ("EVP_PKEY_CTX_new", p, [p, p]),
+                ("EVP_PKEY_sign_init", i, [p]),
+                ("EVP_PKEY_CTX_set_signature_md", i, [p, p]),
+                ("EVP_PKEY_sign", i, [p, buf, ctypes.POINTER(ctypes.c_size_t),
+                                      buf, ctypes.c_size_t])):
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = res, argtypes
+        _libcrypto = lib
+    return _libcrypto
+
+
+def signer(key_path, digest):
+    """A function that signs bytes as `openssl dgst -DIGEST -sign` does or,
+    digest None, signs them as given, like `openssl pkeyutl -sign`. Keys
+    stay loaded for the life of the process."""
+    if (key_path, digest) in _signers:
+        return _signers[key_path, digest]
+    lib = libcrypto()
+    with open(key_path, "rb") as f:
+        pem = f.read()
+    bio = lib.BIO_new_mem_buf(pem, len(pem))
+    pkey = lib.PEM_read_bio_PrivateKey(bio, None, None, None)
+    lib.BIO_free(bio)
+    ctx = pkey and lib.EVP_PKEY_CTX_new(pkey, None)
+    ok = ctx and lib.EVP_PKEY_sign_init(ctx) == 1
+    if ok and digest:
+        md = lib.EVP_get_digestbyname(digest.encode())
+        ok = md and lib.EVP_PKEY_CTX_set_signature_md(ctx, md) == 1
+    if not ok:
+        sys.exit("%s: cannot sign with this key" % key_path)
+    out = ctypes.create_string_buffer(2048)
+
+    def sign(data):
+        tbs = hashlib.new(digest, data).digest() if digest else data
+        n = ctypes.c_size_t(len(out))
+        if lib.EVP_PKEY_sign(ctx, out, ctypes.byref(n), tbs, len(tbs)) != 1:
+            sys.exit("%s: signing failed" % key_path)
+        return out.raw[:n.value]
+
+    _signers[key_path, digest] = sign
+    return sign
+
+
 def sign_openssl(key_path, data, digest="sha256", encoded=None):
-    """Signs with `openssl dgst`, or, given `encoded` (prefix, suffix),
-    pads prefix || hash || suffix with PKCS #1 v1.5 type 1 as is, so tests
-    can forge DigestInfo variants."""
-    with tempfile.NamedTemporaryFile() as f:
-        if encoded is not None:
-            prefix, suffix = encoded
-            f.write(prefix + hashlib.new(digest, data).digest() + suffix)
-            f.flush()
-            return openssl("pkeyutl", "-sign", "-inkey", key_path,
-                           "-in", f.name)
-        f.write(data)
-        f.flush()
-        return openssl("dgst", "-" + digest, "-sign", key_path, f.name)
+    """Signs with OpenSSL, or, given `encoded` (prefix, suffix), pads
+    prefix || hash || suffix with PKCS #1 v1.5 type 1 as is, so tests can
+    forge DigestInfo variants."""
+    if encoded is not None:
+        prefix, suffix = encoded
+        tbs = prefix + hashlib.new(digest, data).digest() + suffix
+        return signer(key_path, None)(tbs)
+    return signer(key_path, digest)(data)
 
 
 def ecdsa_der_to_raw(der):
@@ -145,6 +208,19 @@ def ecdsa_der_to_raw(der):
     (_, r), (_, s) = der_children(seq)
     r, s = r.lstrip(b"\x00"), s.lstrip(b"\x00")
     return r.rjust(32, b"\x00") + s.rjust(32, b"\x00")
+
+
+def is_short(value, zeros):
+    """True if value starts with `zeros` zero bytes and then a byte below
+    0x80: its minimal (DER INTEGER) form is `zeros` bytes shorter."""
+    return zeros == 0 or (value[:zeros] == bytes(zeros) and
+                          len(value) > zeros and value[zeros] < 0x80)
+
+
+def has_shape(alg, sig, zeros):
+    if alg == "ES256":
+        return is_short(sig[:32], zeros[0]) and is_short(sig[32:], zeros[1])
+    return is_short(sig, zeros[0])
 
 
 def signature(args, signing_input):
@@ -200,7 +276,7 @@ def claims(args):
     return out
 
 
-def cmd_sign(args):
+def token(args):
     header = {"alg": args.alg}
     if args.kid:
         header["kid"] = args.kid
@@ -213,12 +289,30 @@ def cmd_sign(args):
         payload = enc(claims(args))
     signing_input = (enc(header) + "." + payload).encode("ascii")
     sig = signature(args, signing_input)
-    jwt = signing_input.decode("ascii") + "." + b64url(sig)
+    if args.leading_zeros and not has_shape(args.alg, sig, args.leading_zeros):
+        return None
+    return signing_input.decode("ascii") + "." + b64url(sig)
+
+
+def cmd_sign(args):
+    if args.leading_zeros and (args.alg not in ("ES256", "RS256") or
+                               args.es256_der or args.payload_raw is not None):
+        sys.exit("--leading-zeros: ES256 or RS256 signatures of fresh claims")
+    jwts, tries = [], 0
+    while len(jwts) < args.count:
+        # Signing again until the shape comes up: ECDSA signatures are
+        # random, and RSA ones change with the claims (fresh uids).
+        tries += 1
+        if tries > 1 << 24:
+            sys.exit("no signature of the wanted shape in %d tries" % tries)
+        jwt = token(args)
+        if jwt is not None:
+            jwts.append(jwt)
     if args.out:
         with open(args.out, "w") as f:
-            f.write(jwt + "\n")
+            f.write("".join(j + "\n" for j in jwts))
     else:
-        print(jwt)
+        print("\n".join(jwts))
 
 
 def cmd_keygen(args):
@@ -242,7 +336,7 @@ def cmd_jwks(args):
     keys = []
     for spec in args.keys:
         path, _, kid = spec.partition(":")
-        keys.append(jwk(path, kid))
+        keys.append(jwk(path, kid, args.zero_pad))
     with open(args.out, "w") as f:
         json.dump({"keys": keys}, f, indent=2)
         f.write("\n")
@@ -259,6 +353,11 @@ def cmd_batch(args):
             if sub.cmd == "batch":
                 sys.exit("%s:%d: batches do not nest" % (args.file, lineno))
             run(sub)
+
+
+def zeros_arg(text):
+    r, _, s = text.partition(":")
+    return int(r), int(s or 0)
 
 
 def make_parser():
@@ -278,6 +377,9 @@ def make_parser():
 
     k = sub.add_parser("jwks", help="write a JWKS for keys (PATH[:KID] ...)")
     k.add_argument("--out", required=True)
+    k.add_argument("--zero-pad", action="store_true",
+                   help="RSA: a zero byte before n and e, as some encoders "
+                   "write them")
     k.add_argument("keys", nargs="+", metavar="PATH[:KID]")
     k.set_defaults(func=cmd_jwks)
 
@@ -322,6 +424,11 @@ def make_parser():
                    help="RSA: bytes to sign after the hash")
     k.add_argument("--es256-der", action="store_true",
                    help="leave the ES256 signature in DER (invalid JWS)")
+    k.add_argument("--leading-zeros", metavar="R[:S]", type=zeros_arg,
+                   help="sign until the signature (ES256: r, then s) "
+                   "starts with R (S) zero bytes then a byte below 0x80")
+    k.add_argument("--count", type=int, default=1,
+                   help="this many tokens, one a line")
     k.add_argument("--out", help="write the JWT here instead of stdout")
     k.set_defaults(func=cmd_sign)
 

@@ -31,9 +31,13 @@ key other_rsa.pem --type rsa
 key other_ec.pem --type ec
 key weak_rsa.pem --type rsa --bits 1024
 key rsa4096.pem --type rsa --bits 4096
+# a modulus that is not a whole number of bytes: signatures start below 0x10
+key rsa2052.pem --type rsa --bits 2052
 mk pubkey --key rsa.pem --out rsa_pub.pem
 
-mk jwks --out jwks.json rsa.pem:rsa1 ec.pem:ec1 rsa4096.pem:rsa4096
+mk jwks --out jwks.json rsa.pem:rsa1 ec.pem:ec1 rsa4096.pem:rsa4096 \
+  rsa2052.pem:rsa2052
+mk jwks --out jwks_zero_pad.json --zero-pad rsa.pem:rsa1
 mk jwks --out jwks_weak.json rsa.pem:rsa1 weak_rsa.pem:weak
 mk jwks --out jwks_two_rsa.json rsa.pem:rsa1 other_rsa.pem:rsa2
 mk jwks --out jwks_nokid.json rsa.pem
@@ -103,5 +107,22 @@ tok rs256_trailer --key rsa.pem --kid rsa1 --rsa-trailer 00
 tok rs256_manual --key rsa.pem --kid rsa1 \
   --rsa-digestinfo 3031300d060960864801650304020105000420
 tok es256_sha384 --key ec.pem --kid ec1 --alg ES256 --digest sha384
+tok rs256_2052 --key rsa2052.pem --kid rsa2052
+# Signatures whose numbers start with a zero byte and then one below 0x80,
+# so that their DER INTEGER is a byte shorter: one ES256 signature in 256
+# has such an r or s, one RS256 signature in 512 starts so.
+tok es256_r_short --key ec.pem --kid ec1 --alg ES256 --leading-zeros 1:0
+tok es256_s_short --key ec.pem --kid ec1 --alg ES256 --leading-zeros 0:1
+tok rs256_short --key rsa.pem --kid rsa1 --leading-zeros 1
+# Whatever comes up, many times over: one valid token a line
+tok es256_many --key ec.pem --kid ec1 --alg ES256 --count 4096
+tok rs256_many --key rsa.pem --kid rsa1 --count 512
 
 mk batch "$batch"
+
+# Rarer shapes cost hundreds of thousands of signatures, so they were
+# made once, with a key whose x also starts with a zero byte, and are
+# kept in jwt_vectors/ with its public JWKS (the private key is gone):
+#   mkjwt.py sign --now 1700000000 --key K --kid es256-vectors --alg ES256
+#     --leading-zeros 1:1 (es256_rs_short), 2:0 (es256_r2_short), 0:2 ...
+cp "$src"/tests/unit/jwt_vectors/* .

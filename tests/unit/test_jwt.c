@@ -29,9 +29,11 @@ static char *slurp(const char *name, size_t *len_out) {
   FILE *f = fopen(path, "rb");
   if (!f)
     fail_msg("cannot open %s (run unit.jwt_fixtures first)", path);
-  char *buf = malloc(1 << 20);
+  /* bulk fixtures hold thousands of tokens */
+  char *buf = malloc(8 << 20);
   assert_non_null(buf);
-  size_t n = fread(buf, 1, (1 << 20) - 1, f);
+  size_t n = fread(buf, 1, (8 << 20) - 1, f);
+  assert_true(feof(f));
   fclose(f);
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
     n--;
@@ -106,6 +108,9 @@ static void test_accepted(void **state) {
       {"jwks_two_rsa.json", "rs256_ok.jwt", "default", "web"},
       {"jwks_two_rsa.json", "rs2.jwt", "default", "web"},
       {"jwks_weak.json", "rs256_ok.jwt", "default", "web"},
+      {"jwks.json", "rs256_2052.jwt", "default", "web"},
+      /* n and e written with a leading zero byte */
+      {"jwks_zero_pad.json", "rs256_ok.jwt", "default", "web"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     ly_k8s_identity_t id;
@@ -300,6 +305,144 @@ static void test_tampered(void **state) {
   ly_jwks_free(jwks);
 }
 
+static size_t signature_of(const char *jwt, unsigned char *sig, size_t cap) {
+  const char *d2 = strrchr(jwt, '.');
+  size_t n = 0;
+  assert_int_equal(ly_b64url_decode(d2 + 1, strlen(d2 + 1), sig, cap, &n), 0);
+  return n;
+}
+
+/* Replaces the signature with one of the same length. */
+static void put_signature(char *jwt, const unsigned char *sig, size_t n) {
+  char *d2 = strrchr(jwt, '.');
+  assert_int_equal(strlen(d2 + 1), ly_b64url_len(n));
+  ly_b64url_encode(sig, n, d2 + 1);
+}
+
+/* How many bytes shorter than its n-byte form the number at v is as a DER
+ * INTEGER (minimal, with a 0x00 before a high bit); 0 if not shorter. */
+static int der_shortfall(const unsigned char *v, size_t n) {
+  size_t z = 0;
+  while (z < n && v[z] == 0)
+    z++;
+  return z == n ? (int)n : (int)z - (z > 0 && v[z] >= 0x80);
+}
+
+/* Flipping any one bit of the signature makes it a bad signature. */
+static void each_bit_refused(const ly_jwks_t *jwks, char *jwt,
+                             const char *name) {
+  unsigned char sig[600];
+  size_t n = signature_of(jwt, sig, sizeof(sig));
+  for (size_t bit = 0; bit < n * 8; bit++) {
+    ly_k8s_identity_t id;
+    const char *why;
+    sig[bit / 8] ^= (unsigned char)(0x80 >> bit % 8);
+    put_signature(jwt, sig, n);
+    if (verify_str(jwks, jwt, &id, &why) != LY_ETOKEN ||
+        strcmp(why, "bad signature") != 0)
+      fail_msg("%s: signature bit %zu flipped: %s", name, bit, why);
+    sig[bit / 8] ^= (unsigned char)(0x80 >> bit % 8);
+  }
+  put_signature(jwt, sig, n);
+}
+
+/* JOSE signatures are fixed-width big-endian numbers; those that start
+ * with zero bytes are valid and must verify like any other. */
+static void test_leading_zeros(void **state) {
+  static const struct {
+    const char *jwks, *token;
+    int r, s; /* bytes shorter as DER INTEGERs; s -1: RS256 */
+  } cases[] = {
+      {"jwks.json", "es256_r_short.jwt", 1, 0},
+      {"jwks.json", "es256_s_short.jwt", 0, 1},
+      {"jwks_vectors.json", "es256_rs_short.jwt", 1, 1},
+      {"jwks_vectors.json", "es256_r2_short.jwt", 2, 0},
+      {"jwks_vectors.json", "es256_s2_short.jwt", 0, 2},
+      {"jwks.json", "rs256_short.jwt", 1, -1},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    ly_jwks_t *jwks = load_jwks(cases[i].jwks);
+    char *jwt = slurp(cases[i].token, NULL);
+    unsigned char sig[600];
+    size_t n = signature_of(jwt, sig, sizeof(sig));
+    /* the fixture has the shape it is named for */
+    if (cases[i].s < 0) {
+      assert_true(der_shortfall(sig, n) >= cases[i].r);
+    } else {
+      assert_int_equal(n, 64);
+      assert_true(der_shortfall(sig, 32) >= cases[i].r);
+      assert_true(der_shortfall(sig + 32, 32) >= cases[i].s);
+    }
+    ly_k8s_identity_t id;
+    const char *why;
+    if (verify_str(jwks, jwt, &id, &why) != 0)
+      fail_msg("%s: %s", cases[i].token, why);
+    assert_string_equal(id.service_account, "web");
+    each_bit_refused(jwks, jwt, cases[i].token);
+    free(jwt);
+    ly_jwks_free(jwks);
+  }
+}
+
+/* R or S of zero, or of the group order: never valid (SEC 1 4.1.4). */
+static void test_es256_out_of_range(void **state) {
+  static const unsigned char order[32] = {
+      0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+      0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17,
+      0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
+  ly_jwks_t *jwks = load_jwks("jwks.json");
+  char *jwt = slurp("es256_ok.jwt", NULL);
+  unsigned char sig[64];
+  assert_int_equal(signature_of(jwt, sig, sizeof(sig)), 64);
+  for (int half = 0; half < 2; half++) {
+    for (int order_value = 0; order_value < 2; order_value++) {
+      unsigned char bad[64];
+      memcpy(bad, sig, 64);
+      if (order_value)
+        memcpy(bad + 32 * half, order, 32);
+      else
+        memset(bad + 32 * half, 0, 32);
+      put_signature(jwt, bad, 64);
+      ly_k8s_identity_t id;
+      const char *why;
+      assert_int_equal(verify_str(jwks, jwt, &id, &why), LY_ETOKEN);
+      assert_string_equal(why, "bad signature");
+    }
+  }
+  free(jwt);
+  ly_jwks_free(jwks);
+}
+
+/* Thousands of tokens as OpenSSL signs them, one a line: every one
+ * verifies, and none with a bit of its signature flipped. */
+static void many_accepted(const char *name, size_t want) {
+  ly_jwks_t *jwks = load_jwks("jwks.json");
+  char *all = slurp(name, NULL);
+  size_t count = 0;
+  char *save = NULL;
+  for (char *jwt = strtok_r(all, "\n", &save); jwt;
+       jwt = strtok_r(NULL, "\n", &save), count++) {
+    ly_k8s_identity_t id;
+    const char *why;
+    if (verify_str(jwks, jwt, &id, &why) != 0)
+      fail_msg("%s, token %zu: %s", name, count, why);
+    unsigned char sig[600];
+    size_t n = signature_of(jwt, sig, sizeof(sig));
+    size_t bit = count * 7 % (n * 8); /* a different one each time */
+    sig[bit / 8] ^= (unsigned char)(0x80 >> bit % 8);
+    put_signature(jwt, sig, n);
+    assert_int_equal(verify_str(jwks, jwt, &id, &why), LY_ETOKEN);
+  }
+  assert_int_equal(count, want);
+  free(all);
+  ly_jwks_free(jwks);
+}
+
+static void test_many(void **state) {
+  many_accepted("es256_many.jwt", 4096);
+  many_accepted("rs256_many.jwt", 512);
+}
+
 static void test_malformed(void **state) {
   ly_jwks_t *jwks = load_jwks("jwks.json");
   char *jwt = slurp("rs256_ok.jwt", NULL);
@@ -398,6 +541,8 @@ static void jwks_accepted(const char *json) {
 
 #define P256_X "UCk12YiDctHMnyyAYcmtNdtCky09FWkUbrK7hoihnmk"
 #define P256_Y "0cYEA_WWxwfR4sHW7U9cln3zW7dNtY3wjGiZ2EC2AXQ"
+#define VEC_X "AIgc411QfxhC2T9lhdgRBmlQEugbinTPZJCwlvWYeEw"
+#define VEC_Y "rUvZUGokInTr4oJFOKijF0W8LyDYHAjitwoMHo0GbLk"
 #define EC_KEY(x, y)                                                           \
   "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" x "\",\"y\":\"" y    \
   "\"}]}"
@@ -440,6 +585,11 @@ static void test_jwks(void **state) {
   /* off the curve: y changed */
   jwks_refused(EC_KEY(P256_X, "0cYEA_WWxwfR4sHW7U9cln3zW7dNtY3wjGiZ2EC2AXU"),
                "EC key is not a point on P-256");
+  /* x of jwt_vectors' key starts with a zero byte, which RFC 7518
+   * 6.2.1.2 keeps; without it, x is a byte short */
+  jwks_accepted(EC_KEY(VEC_X, VEC_Y));
+  jwks_refused(EC_KEY("iBzjXVB_GELZP2WF2BEGaVAS6BuKdM9kkLCW9Zh4TA", VEC_Y),
+               "malformed EC key");
   jwks_refused(EC_KEY("AQ", "AQ"), "malformed EC key");
   jwks_refused(EC_KEY(P256_X, "!!"), "malformed EC key");
   jwks_refused("{\"keys\":[{\"kty\":\"RSA\",\"e\":\"AQAB\"}]}",
@@ -485,6 +635,9 @@ int main(void) {
       cmocka_unit_test(test_refused),
       cmocka_unit_test(test_issuer_and_audience_args),
       cmocka_unit_test(test_tampered),
+      cmocka_unit_test(test_leading_zeros),
+      cmocka_unit_test(test_es256_out_of_range),
+      cmocka_unit_test(test_many),
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_jwks),
   };
