@@ -80,6 +80,7 @@ capture_sync() {
   local sync _
   sync=$(marker lanyard-capture-sync)
   for _ in $(seq 1 50); do
+    # shellcheck disable=SC2016 # expanded by the inner bash
     in_pod legacy bash -c 'echo "$0" >/dev/udp/10.77.0.1/9' "$sync" 2>/dev/null || true
     grep -aqF "$sync" "$PCAP" 2>/dev/null && return 0
     sleep 0.2
