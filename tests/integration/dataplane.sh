@@ -22,7 +22,7 @@ for kind in sink source slow; do
 done
 $KIT sink-hash --port "${BACKEND[sink]}" & PEERS+=($!)
 $KIT source --port "${BACKEND[source]}" --bytes $((512 << 20)) & PEERS+=($!)
-$KIT slow --port "${BACKEND[slow]}" --delay 3 & PEERS+=($!)
+$KIT slow --port "${BACKEND[slow]}" --delay 3 --log "$T/slow.log" & PEERS+=($!)
 
 agent_yaml "$T/api" "$API" "$T/ca"
 agent_yaml "$T/web" "$WEB" "$T/ca"
@@ -84,13 +84,27 @@ else
 fi
 
 # -- SIGTERM drains
+# The signal goes once the backend has the request: it is in flight
+# through both agents then, whatever the machine's speed (after a fixed
+# pause, a loaded machine had not got the request to the server agent
+# yet, which rightly refused it once it stopped accepting).
 $KIT slow-request --connect "127.0.0.1:${CLIENT[slow]}" >"$T/inflight.out" 2>&1 &
 INFLIGHT=$!
-sleep 1
+check "a request is in flight (the backend has it)" wait_file "$T/slow.log" 30
 t0=$(date +%s.%N)
 kill -TERM "$API_PID"
-sleep 0.3
-check "after SIGTERM the server listener refuses new connections" \
+# The workers close their listeners as they take the signal in.
+closed() { # PORT: no socket listens on it (asked without connecting)
+  local _ out
+  for _ in $(seq 1 100); do
+    out=$(ss -Hltn "sport = :$1") || return 1
+    [ -z "$out" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "after SIGTERM the server listener closes" closed "${SERVER[slow]}"
+check "  and refuses new connections" \
   bash -c "! (exec 3<>/dev/tcp/127.0.0.1/${SERVER[slow]}) 2>/dev/null"
 wait "$INFLIGHT" || true
 check "the in-flight request completed ($(cat "$T/inflight.out"))" grep -qx "done" "$T/inflight.out"

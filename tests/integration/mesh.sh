@@ -63,12 +63,31 @@ check "status says every pod is up" mesh status --state "$S1"
 
 # A capture on the node's bridge: everything between the pods.
 PCAP=$T/bridge.pcap
-ip netns exec ly-node tcpdump -i ly-br0 -n -U -s 0 -Z root -w "$PCAP" 2>"$T/tcpdump.log" 9>&- &
+ip netns exec ly-node tcpdump -i ly-br0 -n -U --immediate-mode -s 0 -Z root -w "$PCAP" \
+  2>"$T/tcpdump.log" 9>&- &
 TCPDUMP=$!
 PEERS+=("$TCPDUMP")
-wait_file "$T/tcpdump.log" 10
-for _ in $(seq 1 50); do grep -q "listening on" "$T/tcpdump.log" && break; sleep 0.1; done
-check "tcpdump captures on the bridge" grep -q "listening on ly-br0" "$T/tcpdump.log"
+# capture_sync: the capture file holds every exchange that has finished
+# so far. A datagram with a fresh marker goes from the legacy pod to the
+# node until the file shows it. The bridge hands each frame to the capture
+# before it delivers it, so the frames of a finished exchange took their
+# places in the capture's queue before the marker did, and tcpdump reads
+# that queue in order and writes each packet as it reads it (-U). A pause
+# is no substitute: the kernel may hold captured frames up to a second
+# before tcpdump gets them (without --immediate-mode), and tcpdump drops
+# what it has not read when it is stopped.
+capture_sync() {
+  local sync _
+  sync=$(marker lanyard-capture-sync)
+  for _ in $(seq 1 50); do
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    in_pod legacy bash -c 'echo "$0" >/dev/udp/10.77.0.1/9' "$sync" 2>/dev/null || true
+    grep -aqF "$sync" "$PCAP" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
+check "tcpdump captures on the bridge" capture_sync
 
 SECRET=$(marker lanyard-plaintext-canary)
 body=$(in_pod web curl -sS -m 10 -H "X-Marker: $SECRET" "http://$API_IP:8080/" 2>&1 || true)
@@ -112,7 +131,7 @@ check "  the api agent logged reason=plaintext_rejected" \
   grep -q "event=mtls_refused listener=inbound direction=inbound peer=$LEGACY_IP:.* reason=plaintext_rejected" "$S1/logs/api.agent.log"
 check "  and nginx never saw it" bash -c "! grep -q '$PLAIN1' '$S1/logs/api.access.log'"
 
-sleep 0.5 # the last segments reach the capture
+check "the capture holds the traffic so far" capture_sync
 kill -INT "$TCPDUMP" 2>/dev/null || true
 wait "$TCPDUMP" 2>/dev/null || true
 echo "capture: $(tcpdump -r "$PCAP" -n 2>/dev/null | wc -l) packets"

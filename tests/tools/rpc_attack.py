@@ -7,9 +7,11 @@ protobuf-c code under test).
       send N TrustBundle calls at once, then reset the connection
   rpc_attack.py --ca H:P --bundle B no-read SECONDS
       send TrustBundle calls for SECONDS without reading any answer
-  rpc_attack.py --ca H:P --bundle B --cert C --key K stale-renewal CSR WAIT
-      connect with an SVID, wait WAIT seconds (let it expire), then ask
-      for a renewal on the same connection; prints the answer's code name
+  rpc_attack.py --ca H:P --bundle B --cert C --key K stale-renewal CSR NOT_AFTER
+      connect with an SVID whose notAfter is NOT_AFTER (seconds since the
+      epoch), make one call to see the CA accept the connection, wait
+      until the SVID has expired, then ask for a renewal on the same
+      connection; prints the answer's code name
 """
 import argparse
 import socket
@@ -85,19 +87,40 @@ def connect(args):
         ctx.load_cert_chain(args.cert, args.key)
     host, port = args.ca.rsplit(":", 1)
     raw = socket.create_connection((host, int(port)), timeout=30)
-    return ctx.wrap_socket(raw), raw
+    # The TLS socket takes over raw's descriptor: raw is closed from here
+    # on, and every socket call goes to the returned socket.
+    return ctx.wrap_socket(raw)
+
+
+def read_frame(s):
+    """The next answer on s: (code, message)."""
+    head = b""
+    while len(head) < 4:
+        more = s.recv(4 - len(head))
+        if not more:
+            raise ConnectionError("the CA closed the connection")
+        head += more
+    n = struct.unpack(">I", head)[0]
+    body = b""
+    while len(body) < n:
+        more = s.recv(n - len(body))
+        if not more:
+            raise ConnectionError("the CA closed the connection")
+        body += more
+    return parse_code(body)
 
 
 def pipeline_rst(args):
-    s, raw = connect(args)
+    s = connect(args)
     s.sendall(b"".join(frame(i + 1, "TrustBundle") for i in range(args.n)))
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    raw.close()
+    # linger 0: the close is a reset, not a FIN
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
     return 0
 
 
 def no_read(args):
-    s, _ = connect(args)
+    s = connect(args)
     s.settimeout(2)
     batch = b"".join(frame(i + 1, "TrustBundle") for i in range(256))
     end = time.time() + args.seconds
@@ -113,17 +136,27 @@ def no_read(args):
 
 
 def stale_renewal(args):
-    s, _ = connect(args)
     with open(args.csr, "rb") as f:
         csr = f.read()
-    time.sleep(args.wait)
-    s.sendall(frame(1, "Sign", field(1, 2, csr)))
-    head = s.recv(4)
-    n = struct.unpack(">I", head)[0]
-    body = b""
-    while len(body) < n:
-        body += s.recv(n - len(body))
-    code, text = parse_code(body)
+    s = connect(args)
+    # Under TLS 1.3 the client is done with the handshake before the CA
+    # has judged its certificate: an answer on the connection is what
+    # shows that the CA accepted it while it was still valid.
+    try:
+        s.sendall(frame(1, "TrustBundle"))
+        code, text = read_frame(s)
+    except OSError as e:
+        print("setup: the CA did not accept the connection (%s); did the "
+              "certificate expire before the handshake? (notAfter in %.1fs)"
+              % (e, args.not_after - time.time()))
+        return 1
+    print("accepted with %.1fs of validity left" % (args.not_after - time.time()))
+    # The CA compares whole seconds (expired when now > notAfter).
+    expired = args.not_after + 1
+    while time.time() < expired:
+        time.sleep(expired - time.time())
+    s.sendall(frame(2, "Sign", field(1, 2, csr)))
+    code, text = read_frame(s)
     print("code=%s message=%s" % (CODES.get(code, code), text))
     return 0
 
@@ -141,7 +174,7 @@ def main():
     sp.add_argument("seconds", type=float)
     sp = sub.add_parser("stale-renewal")
     sp.add_argument("csr")
-    sp.add_argument("wait", type=float)
+    sp.add_argument("not_after", type=int)
     a = p.parse_args()
     return {"pipeline-rst": pipeline_rst, "no-read": no_read,
             "stale-renewal": stale_renewal}[a.cmd](a)

@@ -5,8 +5,10 @@ Servers (run until killed; one thread per connection):
   tcpkit.py sink-hash --port P      read to EOF, answer "<sha256>\\n", close
   tcpkit.py source --port P --bytes N   send N pattern bytes, then close
   tcpkit.py echo --port P           echo every byte back until EOF
-  tcpkit.py slow --port P --delay S read one line, wait S seconds, answer
-                                    "done\\n" and close
+  tcpkit.py slow --port P --delay S [--log FILE]
+        read one line, wait S seconds, answer "done\\n" and close; with
+        --log, a line "request" goes to FILE as soon as the line is read
+        (the request is in flight: tests wait for it)
   tcpkit.py hello --port P          read a TLS ClientHello, print its
                                     "groups=A,B key_share=A" (IANA
                                     numbers, in order), and close
@@ -87,10 +89,13 @@ def echo(conn):
         conn.sendall(data)
 
 
-def make_slow(delay):
+def make_slow(delay, log):
     def slow(conn):
         f = conn.makefile("rb")
-        f.readline()
+        # (a probe of the port connects and closes: no request)
+        if f.readline() and log:
+            with open(log, "a") as out:
+                out.write("request\n")
         time.sleep(delay)
         conn.sendall(b"done\n")
     return slow
@@ -198,6 +203,7 @@ def main():
         sp.add_argument("--port", type=int, required=True)
         sp.add_argument("--bytes", type=int, default=0)
         sp.add_argument("--delay", type=float, default=1.0)
+        sp.add_argument("--log")
     for name in ("send-hash", "stream", "hold", "slow-request"):
         sp = sub.add_parser(name)
         sp.add_argument("--connect", required=True)
@@ -209,7 +215,7 @@ def main():
         "sink-hash": lambda: sink_hash,
         "source": lambda: make_source(a.bytes),
         "echo": lambda: echo,
-        "slow": lambda: make_slow(a.delay),
+        "slow": lambda: make_slow(a.delay, a.log),
         "hello": lambda: client_hello,
     }
     if a.cmd in servers:
