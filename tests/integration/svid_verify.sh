@@ -5,7 +5,7 @@
 # on the SVID a live agent writes out.
 . "$(dirname "$0")/lib.sh"
 
-D=${LY_TESTDATA:?LY_TESTDATA must point at the shared test data}/x509-svid
+D=${LY_TESTDATA:-$(cd "$(dirname "$0")/../data" && pwd)}/x509-svid
 
 # expect WHAT EXIT REGEX ARGS...: `lanyard svid verify ARGS` exits EXIT and
 # prints one line matching REGEX (none when REGEX is empty).
