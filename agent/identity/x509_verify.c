@@ -73,6 +73,9 @@ int ly_svid_check_leaf(const ly_cert_info_t *leaf, const char *trust_domain,
                 "bad_identity: leaf has more than one URI SAN");
   LY_ENSURE_WHY(leaf->spiffe_id[0], LY_ECERT, why,
                 "bad_identity: URI SAN is not a valid SPIFFE ID");
+  LY_ENSURE_WHY(ly_spiffe_workload_id_parse(
+                    leaf->spiffe_id, strlen(leaf->spiffe_id), NULL, NULL) == 0,
+                LY_ECERT, why, "bad_identity: " LY_SPIFFE_NEEDS_PATH);
   if (trust_domain) {
     ly_spiffe_id_t id;
     LY_ENSURE_WHY(ly_spiffe_id_parse(leaf->spiffe_id, strlen(leaf->spiffe_id),

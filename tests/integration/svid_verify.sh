@@ -187,6 +187,19 @@ ca_setup "$T/ca" "$TD"
 "$LANYARD" ca init --trust-domain other.org --dir "$T/other" >/dev/null
 ca_start "$T/ca"
 agent_config "$T/a" "$T/ca" "$ID" 5m
+# a server listener with no allow list (any ID of the domain), in front
+# of nginx, to set the agent's verdicts beside svid verify's
+NGINX_PORT=$(free_port)
+nginx_start "$T/nginx" "$NGINX_PORT"
+echo "through the agent" >"$T/nginx/www/index.html"
+SERVER_PORT=$(free_port)
+cat >>"$T/a/agent.yaml" <<YAML
+listeners:
+  - name: in
+    mode: server
+    listen: 127.0.0.1:$SERVER_PORT
+    forward: 127.0.0.1:$NGINX_PORT
+YAML
 agent_start "$T/a"
 if ! wait_file "$T/a/svid/svid.pem" 15; then
   bad "agent writes its SVID"
@@ -208,5 +221,73 @@ else
   expect "the CA's signing certificate is no SVID" 1 \
     "^REJECTED bad_identity: leaf is a CA$" \
     --bundle "$T/ca/bundle.pem" "$T/ca/signing.pem"
+fi
+
+# ---- svid verify judges as the agent does -----------------------------------
+# Leaves that OpenSSL signs with the CA's own signing key, each presented
+# by openssl s_client to the agent's server listener and given to svid
+# verify with no option but the bundle: both admit it, or both refuse it
+# for the same reason.
+# ca_leaf NAME URI [EKU]: $T/leaves/NAME.pem (the leaf, then the signing
+# certificate) and NAME.key.
+mkdir -p "$T/leaves"
+ca_leaf() {
+  local name=$1 uri=$2 eku=${3:-serverAuth, clientAuth} L=$T/leaves
+  cat >"$L/$name.ext" <<EXT
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = $eku
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = critical, URI:$uri
+EXT
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$L/$name.key" -subj "/O=test" -out "$L/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$L/$name.csr" -CA "$T/ca/signing.pem" \
+    -CAkey "$T/ca/signing.key" -CAcreateserial -days 1 -extfile "$L/$name.ext" \
+    -out "$L/$name.pem" 2>/dev/null
+  cat "$T/ca/signing.pem" >>"$L/$name.pem"
+}
+# agent_judges NAME: "admitted", or "refused REASON" from the agent's log
+agent_judges() {
+  local L=$T/leaves n
+  n=$(grep -c "event=mtls_refused listener=in" "$T/a/agent.log" || true)
+  printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 openssl s_client -connect \
+    "127.0.0.1:$SERVER_PORT" -tls1_3 -CAfile "$T/a/svid/bundle.pem" -quiet \
+    -cert "$L/$1.pem" -cert_chain "$L/$1.pem" -key "$L/$1.key" \
+    >"$L/$1.out" 2>&1 || true
+  if grep -q "through the agent" "$L/$1.out"; then
+    echo admitted
+    return
+  fi
+  sleep 0.3
+  grep "event=mtls_refused listener=in" "$T/a/agent.log" | tail -n +$((n + 1)) |
+    sed -n 's/.* reason=\([a-z_]*\).*/refused \1/p' | head -1
+}
+# alike WHAT NAME VERDICT REGEX: the agent's verdict is VERDICT ("admitted"
+# or "refused REASON"), and svid verify's line matches REGEX after "OK" or
+# after "REJECTED REASON: "
+alike() {
+  local what=$1 name=$2 want=$3 re=$4 got
+  got=$(agent_judges "$name")
+  check "$what: the agent: ${got:-no verdict}" test "$got" = "$want"
+  if [ "$want" = admitted ]; then
+    expect "  svid verify" 0 "^OK $re" \
+      --bundle "$T/a/svid/bundle.pem" "$T/leaves/$name.pem"
+  else
+    expect "  svid verify" 1 "^REJECTED ${want#refused }: $re" \
+      --bundle "$T/a/svid/bundle.pem" "$T/leaves/$name.pem"
+  fi
+}
+if wait_port 127.0.0.1 "$SERVER_PORT" 5; then
+  ca_leaf good "spiffe://$TD/ns/default/sa/client"
+  alike "a leaf that keeps every rule" good admitted \
+    "spiffe://$TD/ns/default/sa/client "
+  ca_leaf pathless "spiffe://$TD"
+  alike "a leaf whose ID is the bare trust domain" pathless \
+    "refused bad_identity" \
+    "a workload SPIFFE ID needs a path \(X509-SVID 3\.1\)$"
+else
+  bad "the agent's server listener is up"
 fi
 finish
