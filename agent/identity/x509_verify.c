@@ -44,7 +44,9 @@ int ly_cert_check_end_entity(const ly_cert_info_t *leaf, unsigned eku,
   LY_ENSURE_WHY(!leaf->is_ca, LY_ECERT, why, "bad_identity: leaf is a CA");
   LY_ENSURE_WHY(leaf->san_count > 0, LY_ECERT, why,
                 "bad_identity: leaf has no subjectAltName");
-  if (!leaf->has_ext_key_usage)
+  /* as the data path judges: wolfSSL takes anyExtendedKeyUsage for any
+   * purpose */
+  if (!leaf->has_ext_key_usage || (leaf->ext_key_usage & LY_EKU_ANY))
     return 0;
   LY_ENSURE_WHY(!(eku & LY_EKU_SERVER_AUTH) ||
                     (leaf->ext_key_usage & LY_EKU_SERVER_AUTH),

@@ -1435,6 +1435,11 @@ static void test_end_entity_rules(void **state) {
                    LY_ECERT);
   assert_string_equal(
       why, "bad_identity: leaf's extended key usage lacks clientAuth");
+  /* anyExtendedKeyUsage allows every purpose, as in the handshake */
+  leaf.ext_key_usage = LY_EKU_ANY;
+  assert_int_equal(ly_cert_check_end_entity(
+                       &leaf, LY_EKU_SERVER_AUTH | LY_EKU_CLIENT_AUTH, &why),
+                   0);
   leaf.san_count = 0;
   assert_int_equal(ly_cert_check_end_entity(&leaf, 0, &why), LY_ECERT);
   assert_string_equal(why, "bad_identity: leaf has no subjectAltName");
