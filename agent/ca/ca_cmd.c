@@ -228,8 +228,8 @@ static int ca_token(int argc, char **argv) {
       break;
     case 'h':
       printf("usage: lanyard ca token -c ca.yaml --spiffe-id ID [--ttl 15m]\n"
-             "  ID is an exact SPIFFE ID, or one ending in /* for every ID "
-             "below it.\n");
+             "  ID is a workload's SPIFFE ID (it needs a path), or one ending "
+             "in /* for\n  every ID below it.\n");
       return LY_EXIT_OK;
     default:
       return LY_EXIT_USAGE;

@@ -182,6 +182,13 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
     goto fail;
   }
   s.id = csr.id.id;
+  /* the CSR parser takes any SPIFFE ID; a leaf needs one with a path */
+  if (ly_spiffe_workload_id_parse(csr.id.id, strlen(csr.id.id), NULL, &why) !=
+      0) {
+    snprintf(msg, sizeof(msg), "bad CSR: %.128s: %s", csr.id.id, why);
+    refuse(&s, LY_RPC_INVALID_ARGUMENT, msg);
+    goto fail;
+  }
   if (!ly_spiffe_id_in_domain(&csr.id, cfg->trust_domain)) {
     snprintf(msg, sizeof(msg), "SPIFFE ID is not in trust domain '%s'",
              cfg->trust_domain);

@@ -256,16 +256,17 @@ int ly_f_trust_domain(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   return ly_f_string(s, v, obj, f);
 }
 
-/* An ID or a pattern ("<id>/*"): valid, and in the trust domain. */
+/* A workload's ID or a pattern ("<id>/*"): valid, and in the trust
+ * domain. Only a pattern's base may be the bare trust domain. */
 static int id_check(ly_schema_t *s, const ly_ynode_t *v, int pattern,
                     const char **out) {
   const char *str, *why = NULL;
   ly_spiffe_id_t id;
   LY_GUARD(ly_schema_str(s, v, &str));
   size_t len = strlen(str);
-  if (pattern && len >= 2 && !strcmp(str + len - 2, "/*"))
-    len -= 2;
-  if (ly_spiffe_id_parse(str, len, &id, &why) != 0) {
+  int prefix = pattern && len >= 2 && !strcmp(str + len - 2, "/*");
+  if ((prefix ? ly_spiffe_id_parse(str, len - 2, &id, &why)
+              : ly_spiffe_workload_id_parse(str, len, &id, &why)) != 0) {
     LY_SCHEMA_ERR(s, v, "invalid SPIFFE ID%s: %s", pattern ? " pattern" : "",
                   why);
     return -1;

@@ -99,6 +99,17 @@ int ly_spiffe_id_parse(const char *s, size_t len, ly_spiffe_id_t *out,
   return 0;
 }
 
+int ly_spiffe_workload_id_parse(const char *s, size_t len, ly_spiffe_id_t *out,
+                                const char **why) {
+  ly_spiffe_id_t id;
+  LY_GUARD(ly_spiffe_id_parse(s, len, &id, why));
+  LY_ENSURE_WHY(id.id[id.path_off] != '\0', LY_ESPIFFE_ID, why,
+                LY_SPIFFE_NEEDS_PATH);
+  if (out)
+    *out = id;
+  return 0;
+}
+
 int ly_spiffe_id_in_domain(const ly_spiffe_id_t *id, const char *td) {
   return strlen(td) == id->td_len &&
          memcmp(id->id + id->td_off, td, id->td_len) == 0;
@@ -115,9 +126,10 @@ static int is_prefix_pattern(const char *pattern, size_t len) {
 
 int ly_spiffe_pattern_check(const char *pattern, const char **why) {
   size_t len = strlen(pattern);
+  /* "spiffe://td/*" is every workload of td; "spiffe://td" alone is none */
   if (is_prefix_pattern(pattern, len))
-    len -= 2;
-  return ly_spiffe_id_parse(pattern, len, NULL, why);
+    return ly_spiffe_id_parse(pattern, len - 2, NULL, why);
+  return ly_spiffe_workload_id_parse(pattern, len, NULL, why);
 }
 
 int ly_spiffe_pattern_match(const char *pattern, const char *id) {

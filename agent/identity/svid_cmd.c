@@ -1,9 +1,17 @@
 /* `lanyard svid verify`: an operator's view of SVID verification. The
- * verdict comes from ly_svid_verify (with --chain-only, ly_chain_verify and
- * ly_cert_check_end_entity), the library code the agent checks its SVIDs
- * and the CA its chain with, never from a second implementation; REJECTED
- * carries the library's reason, which starts with the closed reason word
- * the metrics use (unknown_ca, expired, bad_identity, protocol). */
+ * verdict comes from ly_svid_verify and ly_cert_check_end_entity (with
+ * --chain-only, ly_chain_verify and ly_cert_check_end_entity), the library
+ * code the agent checks its SVIDs and the CA its chain with, never from a
+ * second implementation; REJECTED carries the library's reason, which
+ * starts with the closed reason word the metrics use (unknown_ca, expired,
+ * bad_identity, protocol).
+ *
+ * By default it asks what an agent asks of a peer: an ID in the trust
+ * domain (the agent's comes from its config; here it is the one the
+ * bundle's roots name) and, in a leaf with extendedKeyUsage, both
+ * serverAuth and clientAuth (an agent's server side requires clientAuth
+ * of its clients, its client side serverAuth of its servers). Anything
+ * looser is asked for by name. */
 #include "lanyard/cli.h"
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
@@ -23,26 +31,33 @@
 static const char prog[] = "lanyard svid verify";
 
 static void verify_usage(FILE *out) {
-  fprintf(out,
-          "usage: lanyard svid verify --bundle BUNDLE.pem [--at TIME] "
-          "[--chain-only]\n"
-          "         [--id SPIFFE-ID] [--trust-domain TD] [--key KEY.pem]\n"
-          "         [--untrusted FILE]... [--eku serverAuth|clientAuth] "
-          "CERT.pem\n"
-          "\n"
-          "Verifies CERT.pem (the SVID, then its intermediates) against the\n"
-          "roots in BUNDLE.pem, as the agent does.\n"
-          "  --at TIME          verify at TIME: unix seconds or RFC 3339\n"
-          "                     (2026-01-02T03:04:05Z); default: now\n"
-          "  --chain-only       plain X.509: skip the SPIFFE rules\n"
-          "  --id ID            require exactly this SPIFFE ID\n"
-          "  --trust-domain TD  require an ID in this trust domain\n"
-          "  --key KEY.pem      require the leaf to carry this key\n"
-          "  --untrusted FILE   more intermediates (repeatable)\n"
-          "  --eku PURPOSE      a leaf with extendedKeyUsage must allow it\n"
-          "                     (repeatable)\n"
-          "Prints 'OK <id> serial=... not_after=...' or 'REJECTED <reason>'.\n"
-          "Exit status: 0 valid, 1 rejected, 2 usage or unreadable input.\n");
+  fprintf(
+      out,
+      "usage: lanyard svid verify --bundle BUNDLE.pem [--at TIME] "
+      "[--chain-only]\n"
+      "         [--id SPIFFE-ID] [--trust-domain TD | --any-trust-domain]\n"
+      "         [--key KEY.pem] [--untrusted FILE]...\n"
+      "         [--eku serverAuth|clientAuth | --ignore-eku] CERT.pem\n"
+      "\n"
+      "Verifies CERT.pem (the SVID, then its intermediates) against the\n"
+      "roots in BUNDLE.pem, as the agent does.\n"
+      "  --at TIME           verify at TIME: unix seconds or RFC 3339\n"
+      "                      (2026-01-02T03:04:05Z); default: now\n"
+      "  --chain-only        plain X.509: skip the SPIFFE rules\n"
+      "  --id ID             require exactly this SPIFFE ID\n"
+      "  --trust-domain TD   require an ID in this trust domain; default:\n"
+      "                      the one the bundle's roots name (spiffe://TD)\n"
+      "  --any-trust-domain  accept an ID of any trust domain\n"
+      "  --key KEY.pem       require the leaf to carry this key\n"
+      "  --untrusted FILE    more intermediates (repeatable)\n"
+      "  --eku PURPOSE       a leaf with extendedKeyUsage must allow\n"
+      "                      PURPOSE (repeatable): serverAuth judges it as\n"
+      "                      an agent's client judges a server, clientAuth\n"
+      "                      as its server judges a client; default: both\n"
+      "                      (with --chain-only: none)\n"
+      "  --ignore-eku        do not look at extendedKeyUsage\n"
+      "Prints 'OK <id> serial=... not_after=...' or 'REJECTED <reason>'.\n"
+      "Exit status: 0 valid, 1 rejected, 2 usage or unreadable input.\n");
 }
 
 /* ---- times ---------------------------------------------------------------*/
@@ -192,7 +207,7 @@ typedef struct {
   const char *bundle, *cert, *key, *id, *td;
   const char *untrusted[UNTRUSTED_MAX];
   int n_untrusted;
-  int chain_only, has_at;
+  int chain_only, has_at, any_td, ignore_eku;
   int64_t at;
   unsigned eku;
 } verify_opts_t;
@@ -209,6 +224,8 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
       {"key", required_argument, NULL, 'k'},
       {"untrusted", required_argument, NULL, 'u'},
       {"eku", required_argument, NULL, 'e'},
+      {"any-trust-domain", no_argument, NULL, 'A'},
+      {"ignore-eku", no_argument, NULL, 'E'},
       {"help", no_argument, NULL, 'h'},
       {0}};
   const char *why = NULL;
@@ -257,6 +274,12 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
         return -1;
       }
       break;
+    case 'A':
+      o->any_td = 1;
+      break;
+    case 'E':
+      o->ignore_eku = 1;
+      break;
     case 'h':
       verify_usage(stdout);
       *status = LY_EXIT_OK;
@@ -275,11 +298,20 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
     return -1;
   }
   o->cert = argv[optind];
-  if (o->chain_only && (o->id || o->td)) {
+  if (o->chain_only && (o->id || o->td || o->any_td)) {
     fprintf(stderr,
             "%s: --chain-only skips the SPIFFE checks; it does not go with "
-            "--id or --trust-domain\n",
+            "--id, --trust-domain or --any-trust-domain\n",
             prog);
+    return -1;
+  }
+  if (o->td && o->any_td) {
+    fprintf(stderr, "%s: --trust-domain and --any-trust-domain disagree\n",
+            prog);
+    return -1;
+  }
+  if (o->eku && o->ignore_eku) {
+    fprintf(stderr, "%s: --eku and --ignore-eku disagree\n", prog);
     return -1;
   }
   if (o->td && ly_trust_domain_check(o->td, strlen(o->td), &why) != 0) {
@@ -303,6 +335,42 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
   return 0;
 }
 
+/* The trust domain the bundle's roots name in their SPIFFE IDs (Lanyard's
+ * and SPIRE's roots carry spiffe://<td>), into td: 0, or -1 when they name
+ * none or several (the problem is on stderr). */
+static int bundle_trust_domain(const char *path, const ly_chain_t *roots,
+                               char td[LY_TRUST_DOMAIN_MAX + 1]) {
+  td[0] = '\0';
+  for (size_t i = 0; i < roots->n; i++) {
+    ly_cert_info_t info;
+    ly_spiffe_id_t id;
+    /* a root that does not parse fails the verification, which says so */
+    if (ly_cert_info(roots->certs[i].der, roots->certs[i].len, &info) != 0 ||
+        ly_spiffe_id_parse(info.spiffe_id, strlen(info.spiffe_id), &id, NULL) !=
+            0)
+      continue;
+    const char *name = id.id + id.td_off;
+    if (!td[0]) {
+      memcpy(td, name, id.td_len);
+      td[id.td_len] = '\0';
+    } else if (strlen(td) != id.td_len || memcmp(td, name, id.td_len) != 0) {
+      fprintf(stderr,
+              "%s: bundle %s: its roots name more than one trust domain "
+              "(%s, %.*s): give --trust-domain TD or --any-trust-domain\n",
+              prog, path, td, (int)id.td_len, name);
+      return -1;
+    }
+  }
+  if (!td[0]) {
+    fprintf(stderr,
+            "%s: bundle %s: no root names a trust domain (a spiffe:// URI "
+            "SAN): give --trust-domain TD or --any-trust-domain\n",
+            prog, path);
+    return -1;
+  }
+  return 0;
+}
+
 static int verify(int argc, char **argv) {
   verify_opts_t o = {0};
   ly_chain_t roots = {0}, chain = {0}, extra = {0};
@@ -310,6 +378,7 @@ static int verify(int argc, char **argv) {
   ly_cert_info_t info;
   const char *why = NULL;
   char detail[2 * LY_SPIFFE_ID_MAX + 64] = "";
+  char bundle_td[LY_TRUST_DOMAIN_MAX + 1];
   load_t l;
   int rc, status;
 
@@ -326,6 +395,14 @@ static int verify(int argc, char **argv) {
   }
   if (l != LOAD_OK)
     goto out;
+  if (!o.chain_only && !o.td && !o.any_td) {
+    if (bundle_trust_domain(o.bundle, &roots, bundle_td) != 0)
+      goto out;
+    o.td = bundle_td;
+  }
+  /* the purposes an agent asks of a peer in either of its roles */
+  if (!o.chain_only && !o.eku && !o.ignore_eku)
+    o.eku = LY_EKU_SERVER_AUTH | LY_EKU_CLIENT_AUTH;
   if (o.key && load_key(o.key, &key) != 0)
     goto out;
   /* everything the caller presents is judged, malformed or not */

@@ -328,6 +328,8 @@ static int fill_info(ly_x509_cert_t *c, const ly_tlv_t *validity,
     i->ext_key_usage |= LY_EKU_SERVER_AUTH;
   if (dc->extExtKeyUsage & EXTKEYUSE_CLIENT_AUTH)
     i->ext_key_usage |= LY_EKU_CLIENT_AUTH;
+  if (dc->extExtKeyUsage & EXTKEYUSE_ANY)
+    i->ext_key_usage |= LY_EKU_ANY;
 
   i->san_count = x->san.count;
   i->uri_san_count = x->san.uri_count;

@@ -64,7 +64,8 @@ out:
 }
 
 int ly_csr_create(const ly_key_t *key, const char *spiffe_id, ly_der_t *out) {
-  LY_GUARD(ly_spiffe_id_parse(spiffe_id, strlen(spiffe_id), NULL, NULL));
+  LY_GUARD(
+      ly_spiffe_workload_id_parse(spiffe_id, strlen(spiffe_id), NULL, NULL));
   ly_dw_t gn = {0};
   ly_x509_write_uri_san(&gn, spiffe_id);
   int rc = ly_dw_finish(&gn);

@@ -315,7 +315,8 @@ out:
 int ly_signer_issue(ly_signer_t *s, const unsigned char *pubkey,
                     size_t pubkey_len, const char *spiffe_id,
                     int64_t not_before, int64_t not_after, ly_der_t *out) {
-  LY_GUARD(ly_spiffe_id_parse(spiffe_id, strlen(spiffe_id), NULL, NULL));
+  LY_GUARD(
+      ly_spiffe_workload_id_parse(spiffe_id, strlen(spiffe_id), NULL, NULL));
   /* the same keys ly_csr_check lets through */
   ly_pubkey_t pk;
   LY_GUARD(ly_pubkey_load(pubkey, pubkey_len, &pk));

@@ -44,7 +44,9 @@ int ly_cert_check_end_entity(const ly_cert_info_t *leaf, unsigned eku,
   LY_ENSURE_WHY(!leaf->is_ca, LY_ECERT, why, "bad_identity: leaf is a CA");
   LY_ENSURE_WHY(leaf->san_count > 0, LY_ECERT, why,
                 "bad_identity: leaf has no subjectAltName");
-  if (!leaf->has_ext_key_usage)
+  /* as the data path judges: wolfSSL takes anyExtendedKeyUsage for any
+   * purpose */
+  if (!leaf->has_ext_key_usage || (leaf->ext_key_usage & LY_EKU_ANY))
     return 0;
   LY_ENSURE_WHY(!(eku & LY_EKU_SERVER_AUTH) ||
                     (leaf->ext_key_usage & LY_EKU_SERVER_AUTH),
@@ -73,6 +75,9 @@ int ly_svid_check_leaf(const ly_cert_info_t *leaf, const char *trust_domain,
                 "bad_identity: leaf has more than one URI SAN");
   LY_ENSURE_WHY(leaf->spiffe_id[0], LY_ECERT, why,
                 "bad_identity: URI SAN is not a valid SPIFFE ID");
+  LY_ENSURE_WHY(ly_spiffe_workload_id_parse(
+                    leaf->spiffe_id, strlen(leaf->spiffe_id), NULL, NULL) == 0,
+                LY_ECERT, why, "bad_identity: " LY_SPIFFE_NEEDS_PATH);
   if (trust_domain) {
     ly_spiffe_id_t id;
     LY_ENSURE_WHY(ly_spiffe_id_parse(leaf->spiffe_id, strlen(leaf->spiffe_id),

@@ -70,6 +70,7 @@ int ly_key_matches_cert(const ly_key_t *key, const void *der, size_t len);
 #define LY_KU_CRL_SIGN 0x04
 #define LY_EKU_SERVER_AUTH 0x01
 #define LY_EKU_CLIENT_AUTH 0x02
+#define LY_EKU_ANY 0x04 /* anyExtendedKeyUsage: every purpose */
 
 typedef struct {
   char serial_hex[64]; /* lowercase hex, no separators */
@@ -188,9 +189,10 @@ int ly_cert_check_issuer(const ly_cert_info_t *ca, const char **why);
  * check (`lanyard svid verify --chain-only`): not a CA, since a CA
  * certificate is no one's end-entity identity; a subjectAltName, since
  * Lanyard names peers by SAN only; and, if it carries extendedKeyUsage,
- * that allows every LY_EKU_* purpose in `eku` (0: no purpose required). A
- * leaf without the extension is not limited. LY_ECERT with
- * "bad_identity: ..." otherwise. */
+ * that allows every LY_EKU_* purpose in `eku` (0: no purpose required),
+ * anyExtendedKeyUsage allowing them all, as wolfSSL's check in the
+ * handshake has it. A leaf without the extension is not limited. LY_ECERT
+ * with "bad_identity: ..." otherwise. */
 int ly_cert_check_end_entity(const ly_cert_info_t *leaf, unsigned eku,
                              const char **why);
 

@@ -76,6 +76,30 @@ expect "foreign trust domain" PERMISSION_DENIED "not in trust domain" \
   sign --csr "$(csr foreign "$T/ec.key" "URI:spiffe://other.org/ns/default/sa/web")" --join-token "$JOIN_WEB"
 expect "reserved /lanyard/ ID" PERMISSION_DENIED "reserved" \
   sign --csr "$(csr reserved "$T/ec.key" "URI:spiffe://$TD/lanyard/ca")" --join-token "$(tok "spiffe://$TD/*")"
+# The bare trust domain is a signing certificate's ID, never a leaf's
+# (X509-SVID 3.1). `ca token` will not mint a token for it; one minted by
+# hand with the CA's secret (as a release that allowed it did) gets no
+# certificate either, nor any other ID.
+NEEDS_PATH="a workload SPIFFE ID needs a path (X509-SVID 3.1)"
+rc=0
+"$LANYARD" ca token -c "$T/ca/ca.yaml" --spiffe-id "spiffe://$TD" >"$T/token.out" 2>&1 || rc=$?
+check "ca token refuses the bare trust domain (exit $rc): $(cat "$T/token.out")" \
+  bash -c "[ $rc -eq 2 ] && grep -qF \"'spiffe://$TD': $NEEDS_PATH\" '$T/token.out'"
+JOIN_TD=$(python3 - "$T/ca/token.secret" "spiffe://$TD" <<'PY'
+import base64, hashlib, hmac, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+secret = base64.urlsafe_b64decode(open(sys.argv[1]).read().strip() + "==")
+body = "lyt1.%s.%d" % (b64(sys.argv[2].encode()), time.time() + 300)
+print(body + "." + b64(hmac.new(secret, body.encode(), hashlib.sha256).digest()))
+PY
+)
+PATHLESS=$(csr pathless "$T/ec.key" "URI:spiffe://$TD")
+expect "CSR for the bare trust domain, with a token for it" INVALID_ARGUMENT \
+  "bad CSR: spiffe://$TD: $NEEDS_PATH" sign --csr "$PATHLESS" --join-token "$JOIN_TD"
+expect "  and with a token for every ID of the domain" INVALID_ARGUMENT \
+  "$NEEDS_PATH" sign --csr "$PATHLESS" --join-token "$(tok "spiffe://$TD/*")"
+expect "a token for the bare trust domain is no token" UNAUTHENTICATED \
+  "malformed token" sign --csr "$GOOD" --join-token "$JOIN_TD"
 expect "TTL below the minimum" INVALID_ARGUMENT "minimum" sign --csr "$GOOD" --join-token "$JOIN_WEB" --ttl 1
 
 # -- join tokens

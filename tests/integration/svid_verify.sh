@@ -5,7 +5,7 @@
 # on the SVID a live agent writes out.
 . "$(dirname "$0")/lib.sh"
 
-D=${LY_TESTDATA:?LY_TESTDATA must point at the shared test data}/x509-svid
+D=${LY_TESTDATA:-$(cd "$(dirname "$0")/../data" && pwd)}/x509-svid
 
 # expect WHAT EXIT REGEX ARGS...: `lanyard svid verify ARGS` exits EXIT and
 # prints one line matching REGEX (none when REGEX is empty).
@@ -165,18 +165,30 @@ expect "  and so does Lanyard, with the intermediate from --untrusted" 0 \
   --key "$O/good.key" "$O/good.pem"
 cat "$O/good.pem" "$O/inter.pem" >"$O/good-chain.pem"
 expect "  or with it in the certificate file" 0 "^OK " \
-  --bundle "$O/root.pem" "$O/good-chain.pem"
+  --bundle "$O/root.pem" --trust-domain example.org "$O/good-chain.pem"
 expect "  and not without it" 1 "^REJECTED unknown_ca: no path to a trusted root$" \
-  --bundle "$O/root.pem" "$O/good.pem"
+  --bundle "$O/root.pem" --trust-domain example.org "$O/good.pem"
+# This root carries no SPIFFE ID, so the bundle names no trust domain: the
+# caller says which one, or that any will do.
+expect "a bundle whose roots name no trust domain: usage" 2 "" \
+  --bundle "$O/root.pem" "$O/good-chain.pem"
+check "  and the message says what to give" \
+  grep -q "no root names a trust domain .*--trust-domain TD or --any-trust-domain" "$T/stderr"
+expect "  --any-trust-domain" 0 "^OK spiffe://example\.org/ns/a/sa/b " \
+  --bundle "$O/root.pem" --any-trust-domain "$O/good-chain.pem"
+expect "  --any-trust-domain with --trust-domain: usage" 2 "" \
+  --bundle "$O/root.pem" --any-trust-domain --trust-domain example.org "$O/good-chain.pem"
+expect "  --any-trust-domain with --chain-only: usage" 2 "" \
+  --bundle "$O/root.pem" --any-trust-domain --chain-only "$O/good-chain.pem"
 for leaf in evil sub; do
   check "openssl refuses the $leaf leaf (name constraints)" \
     bash -c "! openssl verify -CAfile '$O/root.pem' -untrusted '$O/inter.pem' '$O/$leaf.pem' >/dev/null 2>&1"
-  expect "  and so does Lanyard" 1 \
+  expect "  and so does Lanyard, with any trust domain allowed" 1 \
     "^REJECTED bad_identity: URI not permitted by name constraints$" \
-    --bundle "$O/root.pem" --untrusted "$O/inter.pem" "$O/$leaf.pem"
+    --bundle "$O/root.pem" --untrusted "$O/inter.pem" --any-trust-domain "$O/$leaf.pem"
 done
 expect "a CA certificate as the leaf" 1 "^REJECTED bad_identity: leaf is a CA$" \
-  --bundle "$O/root.pem" "$O/inter.pem"
+  --bundle "$O/root.pem" --any-trust-domain "$O/inter.pem"
 expect "  also with --chain-only" 1 "^REJECTED bad_identity: leaf is a CA$" \
   --chain-only --bundle "$O/root.pem" "$O/inter.pem"
 
@@ -187,8 +199,24 @@ ca_setup "$T/ca" "$TD"
 "$LANYARD" ca init --trust-domain other.org --dir "$T/other" >/dev/null
 ca_start "$T/ca"
 agent_config "$T/a" "$T/ca" "$ID" 5m
-agent_start "$T/a"
-if ! wait_file "$T/a/svid/svid.pem" 15; then
+# Listeners that admit any ID of the domain, to set the agent's verdicts
+# beside svid verify's: a server listener in front of nginx, and a client
+# listener toward whatever server a case starts on PEER_PORT.
+NGINX_PORT=$(free_port)
+nginx_start "$T/nginx" "$NGINX_PORT"
+SERVER_PORT=$(free_port) CLIENT_PORT=$(free_port) PEER_PORT=$(free_port)
+cat >>"$T/a/agent.yaml" <<YAML
+listeners:
+  - name: in
+    mode: server
+    listen: 127.0.0.1:$SERVER_PORT
+    forward: 127.0.0.1:$NGINX_PORT
+  - name: out
+    mode: client
+    listen: 127.0.0.1:$CLIENT_PORT
+    connect: 127.0.0.1:$PEER_PORT
+YAML
+if ! agent_run "$T/a"; then
   bad "agent writes its SVID"
 else
   ok "agent writes its SVID"
@@ -202,11 +230,152 @@ else
   check "not_after is the certificate's ($na)" test "$(date -u -d "$na" +%s)" = \
     "$(date -u -d "$(openssl x509 -in "$svid" -noout -enddate | cut -d= -f2)" +%s)"
   expect "against another CA's bundle" 1 "^REJECTED unknown_ca: " \
-    --bundle "$T/other/bundle.pem" "$svid"
+    --bundle "$T/other/bundle.pem" --trust-domain "$TD" "$svid"
   expect "an hour after it expires" 1 "^REJECTED expired: certificate has expired$" \
     --bundle "$T/a/svid/bundle.pem" --at "$(($(date +%s) + 3600))" "$svid"
   expect "the CA's signing certificate is no SVID" 1 \
     "^REJECTED bad_identity: leaf is a CA$" \
     --bundle "$T/ca/bundle.pem" "$T/ca/signing.pem"
+  cat "$T/ca/bundle.pem" "$T/other/bundle.pem" >"$T/two-domains.pem"
+  expect "a bundle whose roots name two trust domains: usage" 2 "" \
+    --bundle "$T/two-domains.pem" "$svid"
+  check "  and the message names them" \
+    grep -q "more than one trust domain ($TD, other.org)" "$T/stderr"
+  expect "  with --trust-domain, it verifies" 0 "^OK $ID " \
+    --bundle "$T/two-domains.pem" --trust-domain "$TD" "$svid"
+fi
+
+# ---- svid verify judges as the agent does -----------------------------------
+# Leaves that OpenSSL signs with the CA's own signing key, each presented
+# to the agent in both of its roles: by openssl s_client to its server
+# listener, and by openssl s_server to its client listener. svid verify,
+# given nothing but the bundle, must admit a leaf exactly when the agent
+# admits it in both roles, and refuse it for the agent's reason otherwise;
+# with --eku clientAuth it judges as the server side, with --eku
+# serverAuth as the client side.
+# ca_leaf NAME URI [EKU]: $T/leaves/NAME.pem (the leaf, then the signing
+# certificate) and NAME.key; EKU "-" leaves the extension out.
+mkdir -p "$T/leaves"
+ca_leaf() {
+  local name=$1 uri=$2 eku=${3:-serverAuth, clientAuth} L=$T/leaves
+  {
+    echo "basicConstraints = critical, CA:FALSE"
+    echo "keyUsage = critical, digitalSignature"
+    [ "$eku" = - ] || echo "extendedKeyUsage = $eku"
+    echo "subjectKeyIdentifier = hash"
+    echo "authorityKeyIdentifier = keyid"
+    echo "subjectAltName = critical, URI:$uri"
+  } >"$L/$name.ext"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$L/$name.key" -subj "/O=test" -out "$L/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$L/$name.csr" -CA "$T/ca/signing.pem" \
+    -CAkey "$T/ca/signing.key" -CAcreateserial -days 1 -extfile "$L/$name.ext" \
+    -out "$L/$name.pem" 2>/dev/null
+  cat "$T/ca/signing.pem" >>"$L/$name.pem"
+}
+# verdict LISTENER COMMAND...: runs COMMAND, then prints the agent's
+# verdict on the connection through LISTENER: "admitted", or "refused
+# REASON" (from its log).
+verdict() {
+  local l=$1 log=$T/a/agent.log n _ line
+  shift
+  n=$(grep -cE "event=mtls_(established|refused) listener=$l " "$log" || true)
+  "$@" >/dev/null 2>&1 || true
+  for _ in $(seq 1 30); do
+    line=$(grep -E "event=mtls_(established|refused) listener=$l " "$log" |
+      sed -n "$((n + 1))p")
+    [ -n "$line" ] && break
+    sleep 0.1
+  done
+  case $line in
+  *event=mtls_established*) echo admitted ;;
+  *event=mtls_refused*) echo "refused $(sed -n 's/.* reason=\([a-z_]*\).*/\1/p' <<<"$line")" ;;
+  *) echo "no verdict" ;;
+  esac
+}
+as_server_client() { # the leaf as a client of the server listener
+  local L=$T/leaves
+  printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 openssl s_client -connect \
+    "127.0.0.1:$SERVER_PORT" -tls1_3 -CAfile "$T/a/svid/bundle.pem" -quiet \
+    -cert "$L/$1.pem" -cert_chain "$L/$1.pem" -key "$L/$1.key"
+}
+as_client_server() { # the leaf as the server behind the client listener
+  local L=$T/leaves pid rc=0
+  openssl s_server -accept "127.0.0.1:$PEER_PORT" -tls1_3 -www \
+    -cert "$L/$1.pem" -cert_chain "$L/$1.pem" -key "$L/$1.key" \
+    >"$L/$1.s_server.log" 2>&1 &
+  pid=$!
+  PEERS+=("$pid")
+  wait_port 127.0.0.1 "$PEER_PORT" 5 || true
+  curl -sS -m 5 "http://127.0.0.1:$CLIENT_PORT/" || rc=$?
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return "$rc"
+}
+# judge WHAT NAME AS_SERVER AS_CLIENT LINE [OPTION...]: the agent's
+# verdicts on leaf NAME in front of its server listener (AS_SERVER) and of
+# its client listener (AS_CLIENT); svid verify [OPTION...] prints LINE (a
+# regex), and with --eku clientAuth and --eku serverAuth agrees with each.
+judge() {
+  local what=$1 name=$2 srv=$3 cli=$4 line=$5 got want eku rc
+  shift 5
+  got=$(verdict in as_server_client "$name")
+  check "$what: the agent's server listener: $got" test "$got" = "$srv"
+  got=$(verdict out as_client_server "$name")
+  check "$what: the agent's client listener: $got" test "$got" = "$cli"
+  rc=1
+  [ "$srv" = admitted ] && [ "$cli" = admitted ] && rc=0
+  expect "  svid verify $*" "$rc" "$line" \
+    --bundle "$T/a/svid/bundle.pem" "$@" "$T/leaves/$name.pem"
+  for eku in clientAuth serverAuth; do
+    want=$srv
+    [ "$eku" = serverAuth ] && want=$cli
+    if [ "$want" = admitted ]; then
+      expect "  svid verify --eku $eku $*" 0 "^OK " --eku "$eku" \
+        --bundle "$T/a/svid/bundle.pem" "$@" "$T/leaves/$name.pem"
+    else
+      expect "  svid verify --eku $eku $*" 1 "^REJECTED ${want#refused }: " \
+        --eku "$eku" --bundle "$T/a/svid/bundle.pem" "$@" "$T/leaves/$name.pem"
+    fi
+  done
+}
+if wait_port 127.0.0.1 "$SERVER_PORT" 5; then
+  C=spiffe://$TD/ns/default/sa/peer
+  ca_leaf good "$C"
+  judge "a leaf that keeps every rule" good admitted admitted "^OK $C "
+  ca_leaf no-eku "$C" -
+  judge "a leaf without extendedKeyUsage" no-eku admitted admitted "^OK $C "
+  ca_leaf pathless "spiffe://$TD"
+  judge "a leaf whose ID is the bare trust domain" pathless \
+    "refused bad_identity" "refused bad_identity" \
+    "^REJECTED bad_identity: a workload SPIFFE ID needs a path \(X509-SVID 3\.1\)$"
+  # the trust domain is the one the bundle's roots name, as the agent's is
+  # its own
+  F=spiffe://other.org/ns/default/sa/peer
+  ca_leaf foreign "$F"
+  judge "a leaf of another trust domain, from the same CA" foreign \
+    "refused bad_identity" "refused bad_identity" \
+    "^REJECTED bad_identity: SPIFFE ID not in trust domain$"
+  expect "  svid verify --any-trust-domain" 0 "^OK $F " \
+    --bundle "$T/a/svid/bundle.pem" --any-trust-domain "$T/leaves/foreign.pem"
+  expect "  svid verify --trust-domain other.org" 0 "^OK $F " \
+    --bundle "$T/a/svid/bundle.pem" --trust-domain other.org "$T/leaves/foreign.pem"
+  # extendedKeyUsage: a server needs serverAuth, a client clientAuth, and
+  # an agent is both
+  ca_leaf server-only "$C" serverAuth
+  judge "a leaf for servers only" server-only "refused bad_identity" admitted \
+    "^REJECTED bad_identity: leaf's extended key usage lacks clientAuth$"
+  expect "  svid verify --ignore-eku" 0 "^OK $C " \
+    --bundle "$T/a/svid/bundle.pem" --ignore-eku "$T/leaves/server-only.pem"
+  expect "  svid verify --ignore-eku --eku serverAuth: usage" 2 "" \
+    --bundle "$T/a/svid/bundle.pem" --ignore-eku --eku serverAuth \
+    "$T/leaves/server-only.pem"
+  ca_leaf client-only "$C" clientAuth
+  judge "a leaf for clients only" client-only admitted "refused bad_identity" \
+    "^REJECTED bad_identity: leaf's extended key usage lacks serverAuth$"
+  ca_leaf any-eku "$C" anyExtendedKeyUsage
+  judge "a leaf with anyExtendedKeyUsage alone" any-eku admitted admitted "^OK $C "
+else
+  bad "the agent's listeners are up"
 fi
 finish

@@ -100,10 +100,50 @@ static void test_parts(void **state) {
   assert_true(ly_spiffe_id_reserved(&id));
 }
 
+/* X509-SVID 3.1 and 5.2: a workload's ID has a path; the bare trust
+ * domain is a signing certificate's, and still parses as an ID. */
+static void test_workload(void **state) {
+  ly_spiffe_id_t id;
+  const char *why = NULL;
+  const char *s = "spiffe://example.org/ns/default/sa/web";
+  assert_int_equal(ly_spiffe_workload_id_parse(s, strlen(s), &id, &why), 0);
+  assert_string_equal(id.id, s);
+  assert_string_equal(id.id + id.path_off, "/ns/default/sa/web");
+  assert_int_equal(ly_spiffe_workload_id_parse(s, strlen(s), NULL, NULL), 0);
+  s = "spiffe://example.org/x";
+  assert_int_equal(ly_spiffe_workload_id_parse(s, strlen(s), &id, &why), 0);
+
+  s = "spiffe://example.org";
+  assert_int_equal(ly_spiffe_id_parse(s, strlen(s), &id, &why), 0);
+  assert_int_equal(ly_spiffe_workload_id_parse(s, strlen(s), &id, &why),
+                   LY_ESPIFFE_ID);
+  assert_string_equal(why, "a workload SPIFFE ID needs a path (X509-SVID 3.1)");
+  assert_int_equal(ly_spiffe_workload_id_parse(s, strlen(s), NULL, NULL),
+                   LY_ESPIFFE_ID);
+  /* a prefix of a longer string is judged on its own length */
+  s = "spiffe://example.org/x";
+  assert_int_equal(ly_spiffe_workload_id_parse(
+                       s, strlen("spiffe://example.org"), NULL, NULL),
+                   LY_ESPIFFE_ID);
+  /* what makes an ID invalid still says so first */
+  s = "spiffe://example.org/";
+  assert_int_equal(ly_spiffe_workload_id_parse(s, strlen(s), NULL, &why),
+                   LY_ESPIFFE_ID);
+  assert_string_equal(why, "path must not end with '/'");
+  s = "spiffe://Example.org";
+  assert_int_equal(ly_spiffe_workload_id_parse(s, strlen(s), NULL, &why),
+                   LY_ESPIFFE_ID);
+  assert_string_equal(why, "trust domain must be lowercase");
+}
+
 static void test_patterns(void **state) {
+  const char *why = NULL;
   assert_int_equal(ly_spiffe_pattern_check("spiffe://td/ns/a/*", NULL), 0);
   assert_int_equal(ly_spiffe_pattern_check("spiffe://td/*", NULL), 0);
   assert_int_equal(ly_spiffe_pattern_check("spiffe://td/ns/a", NULL), 0);
+  /* an exact pattern is a workload's ID: the trust domain alone is none */
+  assert_int_equal(ly_spiffe_pattern_check("spiffe://td", &why), LY_ESPIFFE_ID);
+  assert_string_equal(why, LY_SPIFFE_NEEDS_PATH);
   assert_int_equal(ly_spiffe_pattern_check("spiffe://td/ns*", NULL),
                    LY_ESPIFFE_ID);
   assert_int_equal(ly_spiffe_pattern_check("spiffe://td/*/x", NULL),
@@ -137,6 +177,7 @@ int main(void) {
       cmocka_unit_test(test_valid),    cmocka_unit_test(test_invalid),
       cmocka_unit_test(test_lengths),  cmocka_unit_test(test_parts),
       cmocka_unit_test(test_patterns), cmocka_unit_test(test_k8s),
+      cmocka_unit_test(test_workload),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -779,6 +779,7 @@ static void test_leaf_rules(void **state) {
       {5, "bad_identity: no URI SAN"},
       {6, "bad_identity: leaf has more than one URI SAN"},
       {7, "bad_identity: URI SAN is not a valid SPIFFE ID"},
+      {8, "bad_identity: a workload SPIFFE ID needs a path (X509-SVID 3.1)"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     ly_cert_info_t bad = good;
@@ -806,8 +807,11 @@ static void test_leaf_rules(void **state) {
       bad.uri_san_count = 2;
       bad.spiffe_id[0] = '\0';
       break;
-    default:
+    case 7:
       bad.spiffe_id[0] = '\0';
+      break;
+    default: /* a signing certificate's ID, the trust domain alone */
+      strcpy(bad.spiffe_id, "spiffe://" TD);
       break;
     }
     assert_int_equal(ly_svid_check_leaf(&bad, NULL, &why), LY_ECERT);
@@ -1431,6 +1435,11 @@ static void test_end_entity_rules(void **state) {
                    LY_ECERT);
   assert_string_equal(
       why, "bad_identity: leaf's extended key usage lacks clientAuth");
+  /* anyExtendedKeyUsage allows every purpose, as in the handshake */
+  leaf.ext_key_usage = LY_EKU_ANY;
+  assert_int_equal(ly_cert_check_end_entity(
+                       &leaf, LY_EKU_SERVER_AUTH | LY_EKU_CLIENT_AUTH, &why),
+                   0);
   leaf.san_count = 0;
   assert_int_equal(ly_cert_check_end_entity(&leaf, 0, &why), LY_ECERT);
   assert_string_equal(why, "bad_identity: leaf has no subjectAltName");

@@ -11,13 +11,13 @@
 # optional-maxdepth) are reported, never failed, except for a crash or a
 # timeout, which is a bug in any group.
 #
-# Environment: LANYARD (the binary); LY_TESTDATA (default: ../shared/testdata
-# beside the checkout). LIMBO_VERBOSE=1 prints every case's output.
+# Environment: LANYARD (the binary); LY_TESTDATA (default: tests/data).
+# LIMBO_VERBOSE=1 prints every case's output.
 set -uo pipefail
 
 : "${LANYARD:?LANYARD must point at the lanyard binary}"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-testdata=${LY_TESTDATA:-$here/../../../shared/testdata}
+testdata=${LY_TESTDATA:-$here/../data}
 limbo=$testdata/x509-limbo
 diffs=$here/differences.tsv
 [ -f "$limbo/index.tsv" ] || { echo "no x509-limbo data in $limbo"; exit 1; }
