@@ -9,6 +9,7 @@
 #include "lanyard/log.h"
 #include "lanyard/tls.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,21 @@ static void on_identity(ly_identity_t *id, void *data) {
     wolfSSL_CTX_free(client);
 }
 
+/* A directory the agent can write to, or can create: the nearest one
+ * that exists on the way up is writable. */
+static int dir_writable(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s", dir);
+  for (;;) {
+    if (access(path, W_OK) == 0)
+      return 1;
+    char *slash = strrchr(path, '/');
+    if (errno != ENOENT || !slash)
+      return errno == ENOENT && access(".", W_OK) == 0;
+    slash[slash == path] = '\0'; /* "/a" goes up to "/" */
+  }
+}
+
 /* --check beyond the schema: the files the agent will need are there and
  * make sense. */
 static void check_files(const ly_agent_config_t *cfg, ly_diag_t *diag) {
@@ -86,10 +102,10 @@ static void check_files(const ly_agent_config_t *cfg, ly_diag_t *diag) {
       cfg->ca.token_file ? cfg->ca.token_file : cfg->ca.k8s_token_file;
   if (access(token, R_OK) != 0)
     ly_diag_add(diag, token, 0, 0, "cannot read the token file");
-  if (cfg->svid.dir && access(cfg->svid.dir, W_OK) != 0)
+  if (cfg->svid.dir && !dir_writable(cfg->svid.dir))
     ly_diag_add(diag, cfg->svid.dir, 0, 0,
-                "svid.dir is not a writable "
-                "directory");
+                "svid.dir is not a writable directory, and cannot be "
+                "created");
 }
 
 static void on_signal(uv_signal_t *s, int signum) {

@@ -50,7 +50,8 @@ void ly_identity_view(const ly_identity_t *id, ly_identity_view_t *v);
 void ly_identity_stop(ly_identity_t *id);
 
 /* Writes svid.pem (chain), svid.key (0600) and bundle.pem (0644)
- * atomically into dir. */
+ * atomically into dir, which is created (0755, with its parents) when it
+ * is missing. */
 int ly_svid_dir_write(const char *dir, const ly_chain_t *chain,
                       const ly_key_t *key, const ly_chain_t *bundle);
 
