@@ -76,14 +76,20 @@ static void schedule_ms(ly_identity_t *id, uint64_t ms) {
 
 /* Capped exponential backoff with jitter. The cap shrinks as expiry
  * nears, so a CA that comes back just before the SVID runs out is still
- * caught in time. */
-static void schedule_retry(ly_identity_t *id) {
+ * caught in time. Without an identity nothing works until the CA is
+ * back, so while it cannot be reached (`unreachable`: no connection, no
+ * handshake) the agent looks for it every second; a refusal, which the
+ * next attempt would likely meet again, still backs off. The counter
+ * restarts at each SVID installed. */
+static void schedule_retry(ly_identity_t *id, int unreachable) {
   uint64_t delay = BACKOFF_BASE_MS << (id->attempt < 5 ? id->attempt : 5);
   uint64_t cap = BACKOFF_CAP_MS;
   if (have_identity(id)) {
     uint64_t left_ms = (uint64_t)(id->info.not_after - now_s()) * 1000;
     if (left_ms / 4 < cap)
       cap = left_ms / 4 > BACKOFF_BASE_MS ? left_ms / 4 : BACKOFF_BASE_MS;
+  } else if (unreachable) {
+    cap = BACKOFF_BASE_MS;
   }
   if (delay > cap)
     delay = cap;
@@ -110,6 +116,12 @@ static void on_expiry(uv_timer_t *t) {
   id->key = NULL;
   if (id->on_change)
     id->on_change(id, id->data);
+  /* A retry backed off while the SVID still served may be far away:
+   * from now on the agent looks for the CA every second. */
+  if (!id->in_flight) {
+    uv_timer_stop(&id->timer);
+    request(id);
+  }
 }
 
 /* A TLS context for talking to the CA: our SVID when we have one (renewal
@@ -229,7 +241,7 @@ static void on_signed(int code, const char *message,
            "reason", message, "have_identity",
            have_identity(id) ? "true" : "false", NULL);
     ly_key_free(key);
-    schedule_retry(id);
+    schedule_retry(id, code == LY_RPC_UNAVAILABLE);
     return;
   }
   const Lanyard__Ca__V1__SignResponse *resp =
@@ -264,7 +276,7 @@ static void on_signed(int code, const char *message,
       id->rotations[1]++;
     ly_chain_free(&chain);
     ly_key_free(key);
-    schedule_retry(id);
+    schedule_retry(id, 0);
     return;
   }
   install(id, key, &chain, &info);
@@ -339,7 +351,7 @@ out:
     ly_log(LY_WARN, "svid_request_failed", "reason", id->last_error, NULL);
     ly_key_free(id->pending_key);
     id->pending_key = NULL;
-    schedule_retry(id);
+    schedule_retry(id, 0);
   }
   free(csr.der);
   if (token) {
