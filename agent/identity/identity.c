@@ -9,10 +9,12 @@
 #include "ca/ca.h" /* ly_ca_server_id */
 #include "lanyard/ca/v1/ca.pb-c.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <wolfssl/wolfcrypt/random.h>
 
@@ -20,6 +22,8 @@
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 30000
 #define BUNDLE_REFRESH_MS (5 * 60 * 1000)
+#define BOOTSTRAP_POLL_MS 5000
+#define BUNDLE_MAX (1u << 20)
 #define TOKEN_MAX 16384
 
 struct ly_identity_s {
@@ -31,6 +35,8 @@ struct ly_identity_s {
   uv_timer_t timer;        /* next request: renewal or retry */
   uv_timer_t expiry;       /* fail closed at not_after */
   uv_timer_t bundle_timer; /* periodic TrustBundle */
+  uv_timer_t boot_timer;   /* polls ca.bundle for changes */
+  struct stat boot_st;     /* ca.bundle as last read */
   WC_RNG rng;              /* jitter only */
 
   ly_chain_t bundle;
@@ -196,6 +202,36 @@ static void install(ly_identity_t *id, ly_key_t *key, ly_chain_t *chain,
     id->on_change(id, id->data);
 }
 
+/* The bundle changed: the CA connection, the write-out and the data
+ * plane follow. */
+static void bundle_changed(ly_identity_t *id) {
+  update_rpc_ctx(id);
+  if (id->cfg->svid.dir && have_identity(id))
+    ly_svid_dir_write(id->cfg->svid.dir, &id->chain, id->key, &id->bundle);
+  if (id->on_change)
+    id->on_change(id, id->data);
+}
+
+static int chain_has(const ly_chain_t *c, const ly_der_t *d) {
+  for (size_t i = 0; i < c->n; i++)
+    if (c->certs[i].len == d->len && !memcmp(c->certs[i].der, d->der, d->len))
+      return 1;
+  return 0;
+}
+
+/* Adds the roots of `more` that the bundle lacks; returns how many. */
+static size_t merge_roots(ly_identity_t *id, const ly_chain_t *more) {
+  size_t added = 0;
+  for (size_t i = 0; i < more->n; i++)
+    if (!chain_has(&id->bundle, &more->certs[i]) &&
+        ly_chain_push(&id->bundle, more->certs[i].der, more->certs[i].len) ==
+            0)
+      added++;
+  return added;
+}
+
+/* The CA's bundle replaces ours: the CA has the last word on which roots
+ * are current (a retired root goes). 1 when it changed. */
 static int adopt_bundle(ly_identity_t *id, ProtobufCBinaryData *roots,
                         size_t n) {
   if (n == 0)
@@ -208,9 +244,7 @@ static int adopt_bundle(ly_identity_t *id, ProtobufCBinaryData *roots,
     }
   int same = fresh.n == id->bundle.n;
   for (size_t i = 0; same && i < n; i++)
-    same = fresh.certs[i].len == id->bundle.certs[i].len &&
-           memcmp(fresh.certs[i].der, id->bundle.certs[i].der,
-                  fresh.certs[i].len) == 0;
+    same = chain_has(&id->bundle, &fresh.certs[i]);
   if (same) {
     ly_chain_free(&fresh);
     return 0;
@@ -371,37 +405,123 @@ static void on_bundle(int code, const char *message,
   }
   const Lanyard__Ca__V1__TrustBundleResponse *r =
       (const Lanyard__Ca__V1__TrustBundleResponse *)msg;
-  if (adopt_bundle(id, r->roots, r->n_roots) <= 0)
-    return;
-  update_rpc_ctx(id);
-  if (id->cfg->svid.dir && have_identity(id))
-    ly_svid_dir_write(id->cfg->svid.dir, &id->chain, id->key, &id->bundle);
-  if (id->on_change)
-    id->on_change(id, id->data);
+  if (adopt_bundle(id, r->roots, r->n_roots) > 0)
+    bundle_changed(id);
 }
 
-static void on_bundle_timer(uv_timer_t *t) {
-  ly_identity_t *id = t->data;
+static void refresh_bundle(ly_identity_t *id) {
   Lanyard__Ca__V1__TrustBundleRequest req =
       LANYARD__CA__V1__TRUST_BUNDLE_REQUEST__INIT;
   ly_rpc_client_call(id->rpc, "TrustBundle", &req.base, CALL_TIMEOUT_MS,
                      on_bundle, id);
 }
 
+static void on_bundle_timer(uv_timer_t *t) {
+  refresh_bundle(t->data);
+}
+
+/* The roots of a PEM file; *why is set when the text is not a bundle. */
+static int read_roots(const char *path, ly_chain_t *out, const char **why) {
+  char *pem = NULL;
+  size_t len = 0;
+  int rc = ly_file_read(path, BUNDLE_MAX, &pem, &len);
+  if (rc != 0)
+    return rc;
+  rc = ly_chain_from_pem(pem, len, out, why);
+  free(pem);
+  return rc;
+}
+
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+         a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Re-reads ca.bundle when it changed, or always with `force`, and adds
+ * its new roots (an operator put the new root there after a rotation),
+ * then asks the CA for its bundle, which has the last word, and retries
+ * at once a request that waits. Polled rather than watched: a Kubernetes
+ * ConfigMap is updated by swapping a symlink to a new directory, which an
+ * inotify watch on the file never sees; one stat every 5 s costs
+ * nothing, as on the CA. Inode and size are compared besides mtime: a
+ * copied-in file may keep its mtime. */
+static void reload_bootstrap(ly_identity_t *id, int force) {
+  const char *path = id->cfg->ca.bundle, *why = NULL;
+  struct stat st;
+  ly_chain_t roots = {0};
+  int rc = stat(path, &st) == 0 ? 0 : uv_translate_sys_error(errno);
+  if (rc == 0 && !force && same_file(&st, &id->boot_st))
+    return;
+  if (rc == 0) {
+    id->boot_st = st; /* a bad file is reported once, not every poll */
+    rc = read_roots(path, &roots, &why);
+  }
+  if (rc != 0) {
+    /* A file briefly missing during an update is not worth a line. */
+    if (force || rc != UV_ENOENT)
+      ly_log(LY_WARN, "bootstrap_bundle_reload_failed", "path", path,
+             "reason", why ? why : ly_strerror(rc), NULL);
+    return;
+  }
+  size_t added = merge_roots(id, &roots);
+  ly_chain_free(&roots);
+  char na[16];
+  ly_log(LY_INFO, "bootstrap_bundle_reloaded", "path", path, "roots_added",
+         ly_fmt(na, sizeof(na), "%zu", added), NULL);
+  if (added > 0)
+    bundle_changed(id);
+  refresh_bundle(id);
+  if ((!have_identity(id) || id->attempt > 0) && !id->in_flight) {
+    uv_timer_stop(&id->timer);
+    request(id);
+  }
+}
+
+static void on_boot_timer(uv_timer_t *t) {
+  reload_bootstrap(t->data, 0);
+}
+
+/* The bundle this agent last wrote out came from the CA, over TLS
+ * verified by the bundle the agent held then: start from it as well as
+ * from ca.bundle, so that an agent restarted after a root rotation still
+ * knows the CA when ca.bundle lags behind. Both are trusted until the CA
+ * sends its own. Whoever can write svid.dir can also replace the key in
+ * it, so it must be the agent's alone, like the config. */
+static void restore_bundle(ly_identity_t *id) {
+  if (!id->cfg->svid.dir)
+    return;
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/bundle.pem", id->cfg->svid.dir);
+  ly_chain_t roots = {0};
+  const char *why = NULL;
+  int rc = read_roots(path, &roots, &why);
+  if (rc == UV_ENOENT)
+    return;
+  if (rc != 0) {
+    ly_log(LY_WARN, "bundle_restore_failed", "path", path, "reason",
+           why ? why : ly_strerror(rc), NULL);
+    return;
+  }
+  size_t added = merge_roots(id, &roots);
+  ly_chain_free(&roots);
+  char na[16];
+  if (added > 0)
+    ly_log(LY_INFO, "bundle_restored", "path", path, "roots_added",
+           ly_fmt(na, sizeof(na), "%zu", added), NULL);
+}
+
 int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
                       ly_identity_change_cb on_change, void *data,
                       ly_identity_t **out, const char **why) {
-  char *pem = NULL;
-  size_t len = 0;
-  int rc = ly_file_read(cfg->ca.bundle, 1u << 20, &pem, &len);
-  LY_ENSURE_WHY(rc == 0, rc, why, "cannot read the bootstrap bundle");
   ly_identity_t *id = calloc(1, sizeof(*id));
-  if (!id) {
-    free(pem);
+  if (!id)
     return UV_ENOMEM;
-  }
-  rc = ly_chain_from_pem(pem, len, &id->bundle, why);
-  free(pem);
+  int rc = stat(cfg->ca.bundle, &id->boot_st) == 0
+               ? read_roots(cfg->ca.bundle, &id->bundle, why)
+               : uv_translate_sys_error(errno);
+  if (rc != 0 && why && !*why)
+    *why = "cannot read the bootstrap bundle"; /* else: not a bundle */
   if (rc == 0 && wc_InitRng(&id->rng) != 0) {
     rc = LY_ECRYPTO;
     *why = "no random number generator";
@@ -421,13 +541,18 @@ int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
   id->cfg = cfg;
   id->on_change = on_change;
   id->data = data;
+  restore_bundle(id);
   uv_timer_init(loop, &id->timer);
   uv_timer_init(loop, &id->expiry);
   uv_timer_init(loop, &id->bundle_timer);
+  uv_timer_init(loop, &id->boot_timer);
   id->timer.data = id->expiry.data = id->bundle_timer.data = id;
+  id->boot_timer.data = id;
   update_rpc_ctx(id);
   uv_timer_start(&id->bundle_timer, on_bundle_timer, BUNDLE_REFRESH_MS,
                  BUNDLE_REFRESH_MS);
+  uv_timer_start(&id->boot_timer, on_boot_timer, BOOTSTRAP_POLL_MS,
+                 BOOTSTRAP_POLL_MS);
   request(id);
   *out = id;
   return 0;
@@ -436,6 +561,10 @@ int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
 void ly_identity_rotate_now(ly_identity_t *id) {
   uv_timer_stop(&id->timer);
   request(id);
+}
+
+void ly_identity_reload(ly_identity_t *id) {
+  reload_bootstrap(id, 1);
 }
 
 void ly_identity_view(const ly_identity_t *id, ly_identity_view_t *v) {
@@ -465,8 +594,9 @@ static void handle_closed(uv_handle_t *h) {
 void ly_identity_stop(ly_identity_t *id) {
   id->stopping = 1;
   ly_rpc_client_free(id->rpc); /* on_signed sees CANCELLED */
-  id->handles_open = 3;
+  id->handles_open = 4;
   uv_close((uv_handle_t *)&id->timer, handle_closed);
   uv_close((uv_handle_t *)&id->expiry, handle_closed);
   uv_close((uv_handle_t *)&id->bundle_timer, handle_closed);
+  uv_close((uv_handle_t *)&id->boot_timer, handle_closed);
 }
