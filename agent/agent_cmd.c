@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ typedef struct {
   ly_identity_t *identity;
   ly_dataplane_t *dp;
   ly_agent_admin_t admin;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
 } agent_t;
 
 /* A new identity or bundle: build the data path's contexts here, on the
@@ -114,6 +115,10 @@ static void on_signal(uv_signal_t *s, int signum) {
          signum == SIGINT ? "SIGINT" : "SIGTERM", NULL);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
+  uv_close((uv_handle_t *)&a->sighup, NULL);
+  /* Closing the handle restored the default action, which is to exit
+   * at once: a SIGHUP while draining must not cut the drain short. */
+  signal(SIGHUP, SIG_IGN);
   ly_agent_admin_stop(&a->admin);
   if (a->dp) {
     /* Stop accepting, let connections finish up to the drain deadline. */
@@ -122,6 +127,16 @@ static void on_signal(uv_signal_t *s, int signum) {
     ly_log(LY_INFO, "agent_drained", NULL);
   }
   ly_identity_stop(a->identity);
+}
+
+/* SIGHUP reloads what can change under a running agent: the bootstrap
+ * bundle, the CA's bundle, and a request that waits for its retry. The
+ * config itself is read once (listeners would need a restart). */
+static void on_sighup(uv_signal_t *s, int signum) {
+  agent_t *a = s->data;
+  (void)signum;
+  ly_log(LY_INFO, "agent_reloading", "signal", "SIGHUP", NULL);
+  ly_identity_reload(a->identity);
 }
 
 int ly_cmd_agent(int argc, char **argv) {
@@ -183,9 +198,11 @@ int ly_cmd_agent(int argc, char **argv) {
   }
   uv_signal_init(loop, &a.sigint);
   uv_signal_init(loop, &a.sigterm);
-  a.sigint.data = a.sigterm.data = &a;
+  uv_signal_init(loop, &a.sighup);
+  a.sigint.data = a.sigterm.data = a.sighup.data = &a;
   uv_signal_start(&a.sigint, on_signal, SIGINT);
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&a.sighup, on_sighup, SIGHUP);
   ly_log(LY_INFO, "agent_started", "spiffe_id", cfg->spiffe_id, "ca",
          cfg->ca.address.host, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
