@@ -224,8 +224,7 @@ static size_t merge_roots(ly_identity_t *id, const ly_chain_t *more) {
   size_t added = 0;
   for (size_t i = 0; i < more->n; i++)
     if (!chain_has(&id->bundle, &more->certs[i]) &&
-        ly_chain_push(&id->bundle, more->certs[i].der, more->certs[i].len) ==
-            0)
+        ly_chain_push(&id->bundle, more->certs[i].der, more->certs[i].len) == 0)
       added++;
   return added;
 }
@@ -438,6 +437,28 @@ static int same_file(const struct stat *a, const struct stat *b) {
          a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* Adds the roots of a PEM file to the bundle and logs `done` with how
+ * many were new, or logs `failed` (a missing file only if `enoent_too`).
+ * The count, or a negative error. */
+static int merge_file(ly_identity_t *id, const char *path, const char *done,
+                      const char *failed, int enoent_too) {
+  ly_chain_t roots = {0};
+  const char *why = NULL;
+  int rc = read_roots(path, &roots, &why);
+  if (rc != 0) {
+    if (rc != UV_ENOENT || enoent_too)
+      ly_log(LY_WARN, failed, "path", path, "reason",
+             why ? why : ly_strerror(rc), NULL);
+    return rc;
+  }
+  size_t added = merge_roots(id, &roots);
+  ly_chain_free(&roots);
+  char na[16];
+  ly_log(LY_INFO, done, "path", path, "roots_added",
+         ly_fmt(na, sizeof(na), "%zu", added), NULL);
+  return (int)added;
+}
+
 /* Re-reads ca.bundle when it changed, or always with `force`, and adds
  * its new roots (an operator put the new root there after a rotation),
  * then asks the CA for its bundle, which has the last word, and retries
@@ -447,28 +468,19 @@ static int same_file(const struct stat *a, const struct stat *b) {
  * nothing, as on the CA. Inode and size are compared besides mtime: a
  * copied-in file may keep its mtime. */
 static void reload_bootstrap(ly_identity_t *id, int force) {
-  const char *path = id->cfg->ca.bundle, *why = NULL;
+  const char *path = id->cfg->ca.bundle;
   struct stat st;
-  ly_chain_t roots = {0};
-  int rc = stat(path, &st) == 0 ? 0 : uv_translate_sys_error(errno);
-  if (rc == 0 && !force && same_file(&st, &id->boot_st))
-    return;
-  if (rc == 0) {
+  if (stat(path, &st) == 0) {
+    if (!force && same_file(&st, &id->boot_st))
+      return;
     id->boot_st = st; /* a bad file is reported once, not every poll */
-    rc = read_roots(path, &roots, &why);
+  } else if (!force) {
+    return; /* gone for a moment during an update: the next poll */
   }
-  if (rc != 0) {
-    /* A file briefly missing during an update is not worth a line. */
-    if (force || rc != UV_ENOENT)
-      ly_log(LY_WARN, "bootstrap_bundle_reload_failed", "path", path,
-             "reason", why ? why : ly_strerror(rc), NULL);
+  int added = merge_file(id, path, "bootstrap_bundle_reloaded",
+                         "bootstrap_bundle_reload_failed", 1);
+  if (added < 0)
     return;
-  }
-  size_t added = merge_roots(id, &roots);
-  ly_chain_free(&roots);
-  char na[16];
-  ly_log(LY_INFO, "bootstrap_bundle_reloaded", "path", path, "roots_added",
-         ly_fmt(na, sizeof(na), "%zu", added), NULL);
   if (added > 0)
     bundle_changed(id);
   refresh_bundle(id);
@@ -493,22 +505,7 @@ static void restore_bundle(ly_identity_t *id) {
     return;
   char path[4096];
   snprintf(path, sizeof(path), "%s/bundle.pem", id->cfg->svid.dir);
-  ly_chain_t roots = {0};
-  const char *why = NULL;
-  int rc = read_roots(path, &roots, &why);
-  if (rc == UV_ENOENT)
-    return;
-  if (rc != 0) {
-    ly_log(LY_WARN, "bundle_restore_failed", "path", path, "reason",
-           why ? why : ly_strerror(rc), NULL);
-    return;
-  }
-  size_t added = merge_roots(id, &roots);
-  ly_chain_free(&roots);
-  char na[16];
-  if (added > 0)
-    ly_log(LY_INFO, "bundle_restored", "path", path, "roots_added",
-           ly_fmt(na, sizeof(na), "%zu", added), NULL);
+  merge_file(id, path, "bundle_restored", "bundle_restore_failed", 0);
 }
 
 int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
