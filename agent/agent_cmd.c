@@ -11,7 +11,9 @@
 #include "lanyard/acceptor.h"
 #include "lanyard/tls.h"
 
+#include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,7 @@ typedef struct {
   ly_identity_t *identity;
   ly_dataplane_t *dp;
   ly_agent_admin_t admin;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   ly_memtrim_t trim;
 } agent_t;
 
@@ -68,6 +70,21 @@ static void on_identity(ly_identity_t *id, void *data) {
     wolfSSL_CTX_free(client);
 }
 
+/* A directory the agent can write to, or can create: the nearest one
+ * that exists on the way up is writable. */
+static int dir_writable(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s", dir);
+  for (;;) {
+    if (access(path, W_OK) == 0)
+      return 1;
+    char *slash = strrchr(path, '/');
+    if (errno != ENOENT || !slash)
+      return errno == ENOENT && access(".", W_OK) == 0;
+    slash[slash == path] = '\0'; /* "/a" goes up to "/" */
+  }
+}
+
 /* --check beyond the schema: the files the agent will need are there and
  * make sense. */
 static void check_files(const ly_agent_config_t *cfg, ly_diag_t *diag) {
@@ -89,10 +106,10 @@ static void check_files(const ly_agent_config_t *cfg, ly_diag_t *diag) {
       cfg->ca.token_file ? cfg->ca.token_file : cfg->ca.k8s_token_file;
   if (access(token, R_OK) != 0)
     ly_diag_add(diag, token, 0, 0, "cannot read the token file");
-  if (cfg->svid.dir && access(cfg->svid.dir, W_OK) != 0)
+  if (cfg->svid.dir && !dir_writable(cfg->svid.dir))
     ly_diag_add(diag, cfg->svid.dir, 0, 0,
-                "svid.dir is not a writable "
-                "directory");
+                "svid.dir is not a writable directory, and cannot be "
+                "created");
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -102,6 +119,10 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   ly_memtrim_stop(&a->trim);
+  uv_close((uv_handle_t *)&a->sighup, NULL);
+  /* Closing the handle restored the default action, which is to exit
+   * at once: a SIGHUP while draining must not cut the drain short. */
+  signal(SIGHUP, SIG_IGN);
   ly_agent_admin_stop(&a->admin);
   if (a->dp) {
     /* Stop accepting, let connections finish up to the drain deadline. */
@@ -110,6 +131,16 @@ static void on_signal(uv_signal_t *s, int signum) {
     ly_log(LY_INFO, "agent_drained", NULL);
   }
   ly_identity_stop(a->identity);
+}
+
+/* SIGHUP reloads what can change under a running agent: the bootstrap
+ * bundle, the CA's bundle, and a request that waits for its retry. The
+ * config itself is read once (listeners would need a restart). */
+static void on_sighup(uv_signal_t *s, int signum) {
+  agent_t *a = s->data;
+  (void)signum;
+  ly_log(LY_INFO, "agent_reloading", "signal", "SIGHUP", NULL);
+  ly_identity_reload(a->identity);
 }
 
 int ly_cmd_agent(int argc, char **argv) {
@@ -172,10 +203,12 @@ int ly_cmd_agent(int argc, char **argv) {
   }
   uv_signal_init(loop, &a.sigint);
   uv_signal_init(loop, &a.sigterm);
-  a.sigint.data = a.sigterm.data = &a;
+  uv_signal_init(loop, &a.sighup);
+  a.sigint.data = a.sigterm.data = a.sighup.data = &a;
   uv_signal_start(&a.sigint, on_signal, SIGINT);
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   ly_memtrim_start(&a.trim, loop);
+  uv_signal_start(&a.sighup, on_sighup, SIGHUP);
   ly_log(LY_INFO, "agent_started", "spiffe_id", cfg->spiffe_id, "ca",
          cfg->ca.address.host, NULL);
   uv_run(loop, UV_RUN_DEFAULT);

@@ -17,6 +17,7 @@
 #include "lanyard/rpc.h"
 #include "lanyard/tls.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ typedef struct {
   ly_rpc_server_t *server;
   ly_http_server_t *admin;
   uv_timer_t timer;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   ly_memtrim_t trim;
   int64_t serving_renew_at;
   struct timespec ctx_bundle; /* the bundle file the context was built on */
@@ -120,6 +121,19 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_close((uv_handle_t *)&sv->sigint, NULL);
   uv_close((uv_handle_t *)&sv->sigterm, NULL);
   ly_memtrim_stop(&sv->trim);
+  uv_close((uv_handle_t *)&sv->sighup, NULL);
+  /* Closing the handle restored the default action, which is to exit
+   * at once: a SIGHUP while draining must not cut the drain short. */
+  signal(SIGHUP, SIG_IGN);
+}
+
+/* SIGHUP: the bundle file now, rather than at the next poll. The rest of
+ * the config (addresses, signing key) takes a restart. */
+static void on_sighup(uv_signal_t *s, int signum) {
+  serve_t *sv = s->data;
+  (void)signum;
+  ly_log(LY_INFO, "ca_reloading", "signal", "SIGHUP", NULL);
+  on_timer(&sv->timer);
 }
 
 static int listen_addr(const ly_hostport_t *hp, struct sockaddr_storage *ss) {
@@ -190,10 +204,12 @@ int ly_cmd_ca_serve(int argc, char **argv) {
   uv_timer_start(&sv.timer, on_timer, BUNDLE_POLL_MS, BUNDLE_POLL_MS);
   uv_signal_init(loop, &sv.sigint);
   uv_signal_init(loop, &sv.sigterm);
-  sv.sigint.data = sv.sigterm.data = &sv;
+  uv_signal_init(loop, &sv.sighup);
+  sv.sigint.data = sv.sigterm.data = sv.sighup.data = &sv;
   uv_signal_start(&sv.sigint, on_signal, SIGINT);
   uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
   ly_memtrim_start(&sv.trim, loop);
+  uv_signal_start(&sv.sighup, on_sighup, SIGHUP);
   char port[8], roots[8];
   ly_log(LY_INFO, "ca_started", "trust_domain", cfg->trust_domain, "listen",
          cfg->listen.host, "port",

@@ -123,6 +123,37 @@ int ly_file_create(const char *path, const void *data, size_t len,
   return rc;
 }
 
+int ly_dir_create(const char *path, mode_t mode) {
+  struct stat st;
+  if (stat(path, &st) == 0)
+    return S_ISDIR(st.st_mode) ? 0 : UV_ENOTDIR;
+  char *p = strdup(path);
+  if (!p)
+    return UV_ENOMEM;
+  int rc = 0;
+  /* Each prefix that ends before a slash, then the whole path; the ones
+   * that exist fail with EEXIST, and a file in the way shows up as
+   * ENOTDIR on the next one. */
+  for (size_t i = 1, len = strlen(p); rc == 0 && i <= len; i++) {
+    if (i < len && (p[i] != '/' || p[i - 1] == '/'))
+      continue;
+    char c = p[i];
+    p[i] = '\0';
+    if (mkdir(p, mode) == 0) {
+      /* mkdir applies the umask; the mode asked for is the mode meant. */
+      if (chmod(p, mode) != 0)
+        rc = uv_translate_sys_error(errno);
+    } else if (errno != EEXIST) {
+      rc = uv_translate_sys_error(errno);
+    }
+    p[i] = c;
+  }
+  free(p);
+  if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+    rc = UV_ENOTDIR;
+  return rc;
+}
+
 char *ly_path_resolve(const char *base_file, const char *path) {
   if (path[0] == '/')
     return strdup(path);

@@ -9,10 +9,12 @@
 #include "ca/ca.h" /* ly_ca_server_id */
 #include "lanyard/ca/v1/ca.pb-c.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <wolfssl/wolfcrypt/random.h>
 
@@ -20,6 +22,8 @@
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 30000
 #define BUNDLE_REFRESH_MS (5 * 60 * 1000)
+#define BOOTSTRAP_POLL_MS 5000
+#define BUNDLE_MAX (1u << 20)
 #define TOKEN_MAX 16384
 
 struct ly_identity_s {
@@ -31,6 +35,8 @@ struct ly_identity_s {
   uv_timer_t timer;        /* next request: renewal or retry */
   uv_timer_t expiry;       /* fail closed at not_after */
   uv_timer_t bundle_timer; /* periodic TrustBundle */
+  uv_timer_t boot_timer;   /* polls ca.bundle for changes */
+  struct stat boot_st;     /* ca.bundle as last read */
   WC_RNG rng;              /* jitter only */
 
   ly_chain_t bundle;
@@ -76,14 +82,20 @@ static void schedule_ms(ly_identity_t *id, uint64_t ms) {
 
 /* Capped exponential backoff with jitter. The cap shrinks as expiry
  * nears, so a CA that comes back just before the SVID runs out is still
- * caught in time. */
-static void schedule_retry(ly_identity_t *id) {
+ * caught in time. Without an identity nothing works until the CA is
+ * back, so while it cannot be reached (`unreachable`: no connection, no
+ * handshake) the agent looks for it every second; a refusal, which the
+ * next attempt would likely meet again, still backs off. The counter
+ * restarts at each SVID installed. */
+static void schedule_retry(ly_identity_t *id, int unreachable) {
   uint64_t delay = BACKOFF_BASE_MS << (id->attempt < 5 ? id->attempt : 5);
   uint64_t cap = BACKOFF_CAP_MS;
   if (have_identity(id)) {
     uint64_t left_ms = (uint64_t)(id->info.not_after - now_s()) * 1000;
     if (left_ms / 4 < cap)
       cap = left_ms / 4 > BACKOFF_BASE_MS ? left_ms / 4 : BACKOFF_BASE_MS;
+  } else if (unreachable) {
+    cap = BACKOFF_BASE_MS;
   }
   if (delay > cap)
     delay = cap;
@@ -110,6 +122,12 @@ static void on_expiry(uv_timer_t *t) {
   id->key = NULL;
   if (id->on_change)
     id->on_change(id, id->data);
+  /* A retry backed off while the SVID still served may be far away:
+   * from now on the agent looks for the CA every second. */
+  if (!id->in_flight) {
+    uv_timer_stop(&id->timer);
+    request(id);
+  }
 }
 
 /* A TLS context for talking to the CA: our SVID when we have one (renewal
@@ -184,6 +202,35 @@ static void install(ly_identity_t *id, ly_key_t *key, ly_chain_t *chain,
     id->on_change(id, id->data);
 }
 
+/* The bundle changed: the CA connection, the write-out and the data
+ * plane follow. */
+static void bundle_changed(ly_identity_t *id) {
+  update_rpc_ctx(id);
+  if (id->cfg->svid.dir && have_identity(id))
+    ly_svid_dir_write(id->cfg->svid.dir, &id->chain, id->key, &id->bundle);
+  if (id->on_change)
+    id->on_change(id, id->data);
+}
+
+static int chain_has(const ly_chain_t *c, const ly_der_t *d) {
+  for (size_t i = 0; i < c->n; i++)
+    if (c->certs[i].len == d->len && !memcmp(c->certs[i].der, d->der, d->len))
+      return 1;
+  return 0;
+}
+
+/* Adds the roots of `more` that the bundle lacks; returns how many. */
+static size_t merge_roots(ly_identity_t *id, const ly_chain_t *more) {
+  size_t added = 0;
+  for (size_t i = 0; i < more->n; i++)
+    if (!chain_has(&id->bundle, &more->certs[i]) &&
+        ly_chain_push(&id->bundle, more->certs[i].der, more->certs[i].len) == 0)
+      added++;
+  return added;
+}
+
+/* The CA's bundle replaces ours: the CA has the last word on which roots
+ * are current (a retired root goes). 1 when it changed. */
 static int adopt_bundle(ly_identity_t *id, ProtobufCBinaryData *roots,
                         size_t n) {
   if (n == 0)
@@ -196,9 +243,7 @@ static int adopt_bundle(ly_identity_t *id, ProtobufCBinaryData *roots,
     }
   int same = fresh.n == id->bundle.n;
   for (size_t i = 0; same && i < n; i++)
-    same = fresh.certs[i].len == id->bundle.certs[i].len &&
-           memcmp(fresh.certs[i].der, id->bundle.certs[i].der,
-                  fresh.certs[i].len) == 0;
+    same = chain_has(&id->bundle, &fresh.certs[i]);
   if (same) {
     ly_chain_free(&fresh);
     return 0;
@@ -229,7 +274,7 @@ static void on_signed(int code, const char *message,
            "reason", message, "have_identity",
            have_identity(id) ? "true" : "false", NULL);
     ly_key_free(key);
-    schedule_retry(id);
+    schedule_retry(id, code == LY_RPC_UNAVAILABLE);
     return;
   }
   const Lanyard__Ca__V1__SignResponse *resp =
@@ -264,7 +309,7 @@ static void on_signed(int code, const char *message,
       id->rotations[1]++;
     ly_chain_free(&chain);
     ly_key_free(key);
-    schedule_retry(id);
+    schedule_retry(id, 0);
     return;
   }
   install(id, key, &chain, &info);
@@ -339,7 +384,7 @@ out:
     ly_log(LY_WARN, "svid_request_failed", "reason", id->last_error, NULL);
     ly_key_free(id->pending_key);
     id->pending_key = NULL;
-    schedule_retry(id);
+    schedule_retry(id, 0);
   }
   free(csr.der);
   if (token) {
@@ -359,37 +404,121 @@ static void on_bundle(int code, const char *message,
   }
   const Lanyard__Ca__V1__TrustBundleResponse *r =
       (const Lanyard__Ca__V1__TrustBundleResponse *)msg;
-  if (adopt_bundle(id, r->roots, r->n_roots) <= 0)
-    return;
-  update_rpc_ctx(id);
-  if (id->cfg->svid.dir && have_identity(id))
-    ly_svid_dir_write(id->cfg->svid.dir, &id->chain, id->key, &id->bundle);
-  if (id->on_change)
-    id->on_change(id, id->data);
+  if (adopt_bundle(id, r->roots, r->n_roots) > 0)
+    bundle_changed(id);
 }
 
-static void on_bundle_timer(uv_timer_t *t) {
-  ly_identity_t *id = t->data;
+static void refresh_bundle(ly_identity_t *id) {
   Lanyard__Ca__V1__TrustBundleRequest req =
       LANYARD__CA__V1__TRUST_BUNDLE_REQUEST__INIT;
   ly_rpc_client_call(id->rpc, "TrustBundle", &req.base, CALL_TIMEOUT_MS,
                      on_bundle, id);
 }
 
+static void on_bundle_timer(uv_timer_t *t) {
+  refresh_bundle(t->data);
+}
+
+/* The roots of a PEM file; *why is set when the text is not a bundle. */
+static int read_roots(const char *path, ly_chain_t *out, const char **why) {
+  char *pem = NULL;
+  size_t len = 0;
+  int rc = ly_file_read(path, BUNDLE_MAX, &pem, &len);
+  if (rc != 0)
+    return rc;
+  rc = ly_chain_from_pem(pem, len, out, why);
+  free(pem);
+  return rc;
+}
+
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+         a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Adds the roots of a PEM file to the bundle and logs `done` with how
+ * many were new, or logs `failed` (a missing file only if `enoent_too`).
+ * The count, or a negative error. */
+static int merge_file(ly_identity_t *id, const char *path, const char *done,
+                      const char *failed, int enoent_too) {
+  ly_chain_t roots = {0};
+  const char *why = NULL;
+  int rc = read_roots(path, &roots, &why);
+  if (rc != 0) {
+    if (rc != UV_ENOENT || enoent_too)
+      ly_log(LY_WARN, failed, "path", path, "reason",
+             why ? why : ly_strerror(rc), NULL);
+    return rc;
+  }
+  size_t added = merge_roots(id, &roots);
+  ly_chain_free(&roots);
+  char na[16];
+  ly_log(LY_INFO, done, "path", path, "roots_added",
+         ly_fmt(na, sizeof(na), "%zu", added), NULL);
+  return (int)added;
+}
+
+/* Re-reads ca.bundle when it changed, or always with `force`, and adds
+ * its new roots (an operator put the new root there after a rotation),
+ * then asks the CA for its bundle, which has the last word, and retries
+ * at once a request that waits. Polled rather than watched: a Kubernetes
+ * ConfigMap is updated by swapping a symlink to a new directory, which an
+ * inotify watch on the file never sees; one stat every 5 s costs
+ * nothing, as on the CA. Inode and size are compared besides mtime: a
+ * copied-in file may keep its mtime. */
+static void reload_bootstrap(ly_identity_t *id, int force) {
+  const char *path = id->cfg->ca.bundle;
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (!force && same_file(&st, &id->boot_st))
+      return;
+    id->boot_st = st; /* a bad file is reported once, not every poll */
+  } else if (!force) {
+    return; /* gone for a moment during an update: the next poll */
+  }
+  int added = merge_file(id, path, "bootstrap_bundle_reloaded",
+                         "bootstrap_bundle_reload_failed", 1);
+  if (added < 0)
+    return;
+  if (added > 0)
+    bundle_changed(id);
+  refresh_bundle(id);
+  if ((!have_identity(id) || id->attempt > 0) && !id->in_flight) {
+    uv_timer_stop(&id->timer);
+    request(id);
+  }
+}
+
+static void on_boot_timer(uv_timer_t *t) {
+  reload_bootstrap(t->data, 0);
+}
+
+/* The bundle this agent last wrote out came from the CA, over TLS
+ * verified by the bundle the agent held then: start from it as well as
+ * from ca.bundle, so that an agent restarted after a root rotation still
+ * knows the CA when ca.bundle lags behind. Both are trusted until the CA
+ * sends its own. Whoever can write svid.dir can also replace the key in
+ * it, so it must be the agent's alone, like the config. */
+static void restore_bundle(ly_identity_t *id) {
+  if (!id->cfg->svid.dir)
+    return;
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/bundle.pem", id->cfg->svid.dir);
+  merge_file(id, path, "bundle_restored", "bundle_restore_failed", 0);
+}
+
 int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
                       ly_identity_change_cb on_change, void *data,
                       ly_identity_t **out, const char **why) {
-  char *pem = NULL;
-  size_t len = 0;
-  int rc = ly_file_read(cfg->ca.bundle, 1u << 20, &pem, &len);
-  LY_ENSURE_WHY(rc == 0, rc, why, "cannot read the bootstrap bundle");
   ly_identity_t *id = calloc(1, sizeof(*id));
-  if (!id) {
-    free(pem);
+  if (!id)
     return UV_ENOMEM;
-  }
-  rc = ly_chain_from_pem(pem, len, &id->bundle, why);
-  free(pem);
+  int rc = stat(cfg->ca.bundle, &id->boot_st) == 0
+               ? read_roots(cfg->ca.bundle, &id->bundle, why)
+               : uv_translate_sys_error(errno);
+  if (rc != 0 && why && !*why)
+    *why = "cannot read the bootstrap bundle"; /* else: not a bundle */
   if (rc == 0 && wc_InitRng(&id->rng) != 0) {
     rc = LY_ECRYPTO;
     *why = "no random number generator";
@@ -409,13 +538,18 @@ int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
   id->cfg = cfg;
   id->on_change = on_change;
   id->data = data;
+  restore_bundle(id);
   uv_timer_init(loop, &id->timer);
   uv_timer_init(loop, &id->expiry);
   uv_timer_init(loop, &id->bundle_timer);
+  uv_timer_init(loop, &id->boot_timer);
   id->timer.data = id->expiry.data = id->bundle_timer.data = id;
+  id->boot_timer.data = id;
   update_rpc_ctx(id);
   uv_timer_start(&id->bundle_timer, on_bundle_timer, BUNDLE_REFRESH_MS,
                  BUNDLE_REFRESH_MS);
+  uv_timer_start(&id->boot_timer, on_boot_timer, BOOTSTRAP_POLL_MS,
+                 BOOTSTRAP_POLL_MS);
   request(id);
   *out = id;
   return 0;
@@ -424,6 +558,10 @@ int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
 void ly_identity_rotate_now(ly_identity_t *id) {
   uv_timer_stop(&id->timer);
   request(id);
+}
+
+void ly_identity_reload(ly_identity_t *id) {
+  reload_bootstrap(id, 1);
 }
 
 void ly_identity_view(const ly_identity_t *id, ly_identity_view_t *v) {
@@ -453,8 +591,9 @@ static void handle_closed(uv_handle_t *h) {
 void ly_identity_stop(ly_identity_t *id) {
   id->stopping = 1;
   ly_rpc_client_free(id->rpc); /* on_signed sees CANCELLED */
-  id->handles_open = 3;
+  id->handles_open = 4;
   uv_close((uv_handle_t *)&id->timer, handle_closed);
   uv_close((uv_handle_t *)&id->expiry, handle_closed);
   uv_close((uv_handle_t *)&id->bundle_timer, handle_closed);
+  uv_close((uv_handle_t *)&id->boot_timer, handle_closed);
 }

@@ -20,6 +20,12 @@ int ly_file_write_atomic(const char *path, const void *data, size_t len,
 /* Writes a new file, failing with UV_EEXIST if it is there (O_EXCL). */
 int ly_file_create(const char *path, const void *data, size_t len, mode_t mode);
 
+/* Makes sure the directory `path` exists, creating it and any missing
+ * parents (like mkdir -p) with exactly `mode`; directories already there
+ * keep theirs. 0, UV_ENOTDIR when something else is in the way, or the
+ * error of the mkdir that failed. */
+int ly_dir_create(const char *path, mode_t mode);
+
 /* Joins a path relative to the directory of `base_file` (absolute paths
  * come back unchanged). Returns a malloc'd string, or NULL. */
 char *ly_path_resolve(const char *base_file, const char *path);

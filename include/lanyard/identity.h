@@ -7,6 +7,11 @@
  *   renew ──fail──> retry with capped exponential backoff; the current
  *                   SVID keeps serving until it expires
  *   expired ──> no identity: fail closed, request with the token again
+ *               (every second while the CA cannot be reached)
+ *
+ * Trust starts from the bootstrap bundle (ca.bundle, re-read when it
+ * changes) and the bundle last written to svid.dir; the CA's bundle, from
+ * every Sign and TrustBundle answer, replaces it.
  *
  * Keys are generated here, in memory, for every request; they never leave
  * the process except into svid.dir (mode 0600) when configured.
@@ -45,12 +50,17 @@ int ly_identity_start(uv_loop_t *loop, const ly_agent_config_t *cfg,
                       ly_identity_t **out, const char **why);
 /* Rotates now (a game day's POST /rotate). */
 void ly_identity_rotate_now(ly_identity_t *id);
+/* Re-reads the bootstrap bundle (as when it changes, which is polled),
+ * asks the CA for its bundle, and retries at once a request that waits
+ * (no identity, or a failed renewal); a valid SVID is kept. For SIGHUP. */
+void ly_identity_reload(ly_identity_t *id);
 void ly_identity_view(const ly_identity_t *id, ly_identity_view_t *v);
 /* Stops timers and calls; frees once the loop has closed its handles. */
 void ly_identity_stop(ly_identity_t *id);
 
 /* Writes svid.pem (chain), svid.key (0600) and bundle.pem (0644)
- * atomically into dir. */
+ * atomically into dir, which is created (0755, with its parents) when it
+ * is missing. */
 int ly_svid_dir_write(const char *dir, const ly_chain_t *chain,
                       const ly_key_t *key, const ly_chain_t *bundle);
 

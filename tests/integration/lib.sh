@@ -76,6 +76,15 @@ wait_file() { # path [seconds]
   return 1
 }
 
+wait_log() { # file pattern [seconds]: until a line matches (grep -E)
+  local _
+  for _ in $(seq 1 $((${3:-10} * 10))); do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # ca_setup DIR TD: a CA in DIR on a free port; sets CA_PORT.
 ca_setup() {
   CA_PORT=$(free_port)
