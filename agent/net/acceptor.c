@@ -55,17 +55,25 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     switch (errno) {
     case EAGAIN:
       return;
-    case EMFILE:
-    case ENFILE:
-    case ENOBUFS:
-    case ENOMEM:
-      /* Out of descriptors or memory: retrying now would fail again. */
+    case ECONNABORTED: /* about that one connection only (accept(2)) */
+    case EINTR:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+    case ENONET:
+    case ENOPROTOOPT:
+    case EOPNOTSUPP:
+      continue;
+    default:
+      /* Out of descriptors or memory (or worse): retrying at once would
+       * fail again, and a level-triggered poll would spin on it. */
       uv_poll_stop(&a->poll);
       uv_timer_start(&a->pause, on_pause_end, LY_ACCEPT_PAUSE_MS, 0);
       a->on_accept(a, uv_translate_sys_error(errno));
       return;
-    default:
-      continue; /* ECONNABORTED, EINTR, a network error: that one only */
     }
   }
 }
@@ -86,7 +94,8 @@ int ly_acceptor_start(ly_acceptor_t *a, uv_loop_t *loop, int fd,
   uv_timer_init(loop, &a->pause);
   a->poll.data = a->pause.data = a;
   a->open_handles = 2;
-  uv_poll_start(&a->poll, UV_READABLE, on_readable); /* fails on bad args only */
+  uv_poll_start(&a->poll, UV_READABLE,
+                on_readable); /* fails on bad args only */
   return 0;
 }
 

@@ -74,8 +74,8 @@ static unsigned connection_cap(unsigned configured) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
     return configured;
-  rlim_t reserve = rl.rlim_cur / 4 < FD_RESERVE_MAX ? rl.rlim_cur / 4
-                                                     : FD_RESERVE_MAX;
+  rlim_t reserve =
+      rl.rlim_cur / 4 < FD_RESERVE_MAX ? rl.rlim_cur / 4 : FD_RESERVE_MAX;
   rlim_t cap = (rl.rlim_cur - reserve) / 2;
   return cap < configured ? (unsigned)(cap ? cap : 1) : configured;
 }
@@ -210,8 +210,7 @@ static int worker_init(ly_dataplane_t *dp, ly_worker_t *w, unsigned index,
     wl->listener = l;
     wl->acceptor.data = wl;
     w->nlisteners++;
-    if ((rc = ly_acceptor_start(&wl->acceptor, &w->loop, fd, on_accept)) !=
-        0) {
+    if ((rc = ly_acceptor_start(&wl->acceptor, &w->loop, fd, on_accept)) != 0) {
       snprintf(err, errlen, "listener '%s': %s", l->name, uv_strerror(rc));
       return rc;
     }

@@ -153,8 +153,7 @@ static void metrics_connections(ly_buf_t *b, const ly_obs_snapshot_t *s) {
                  "connection cap (limit), or when accept failed for want "
                  "of descriptors or memory (accept_failed).");
   for (int d = 0; d < LY_DIR__COUNT; d++) {
-    snprintf(l, sizeof(l), "direction=\"%s\",reason=\"limit\"",
-             ly_dir_name(d));
+    snprintf(l, sizeof(l), "direction=\"%s\",reason=\"limit\"", ly_dir_name(d));
     ly_prom_u64(b, "lanyard_connections_refused_total", l,
                 s->dir[d].refused_limit);
     snprintf(l, sizeof(l), "direction=\"%s\",reason=\"accept_failed\"",

@@ -48,8 +48,8 @@ struct ly_proxy_s {
   ly_peer_check_t pc;
   uint64_t started_ns;   /* when the handshake began (uv_hrtime) */
   uint64_t handshake_ns; /* how long it took, once it finished */
-  int handles;         /* open handles; freed at 0 */
-  size_t plain_queue;  /* bytes written toward the plaintext side */
+  int handles;           /* open handles; freed at 0 */
+  size_t plain_queue;    /* bytes written toward the plaintext side */
   unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
       tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
       plain_fin_done : 1, resumed : 1, session_decided : 1, plaintext : 1,
@@ -82,7 +82,7 @@ static void count_attempt(ly_proxy_t *p, ly_reason_t reason) {
   if (p->inbound && t && t->started && !t->saw_first_byte &&
       (t->allow_plaintext || t->eof))
     return;
-  uint64_t ns = p->handshake_ns  ? p->handshake_ns
+  uint64_t ns = p->handshake_ns ? p->handshake_ns
                 : p->started_ns ? uv_hrtime() - p->started_ns
                                 : 0;
   ly_stats_attempt(&p->w->stats, dir_of(p), reason, ns, p->resumed,
@@ -335,8 +335,8 @@ static void tls_end(ly_tls_conn_t *c, int status) {
     char detail[80];
     ly_reason_t r = ly_peer_reason_of_alert(c->peer_alert, &alert);
     p->awaiting_verdict = 0;
-    refuse(p, r, ly_fmt(detail, sizeof(detail), "the server refused us: %s",
-                        alert));
+    refuse(p, r,
+           ly_fmt(detail, sizeof(detail), "the server refused us: %s", alert));
     return;
   }
   if (status != 0 && status != UV_EOF) {

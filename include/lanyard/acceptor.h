@@ -29,7 +29,8 @@ typedef struct ly_acceptor_s ly_acceptor_t;
 
 /* fd >= 0: a new connection (non-blocking, close-on-exec), now the
  * callee's. fd < 0: accept failed with this libuv error (UV_EMFILE,
- * UV_ENFILE, UV_ENOBUFS, UV_ENOMEM); the acceptor has paused. */
+ * UV_ENFILE, UV_ENOBUFS, UV_ENOMEM, or any other error not about one
+ * connection); the acceptor has paused. */
 typedef void (*ly_accept_cb)(ly_acceptor_t *a, int fd);
 
 struct ly_acceptor_s {
