@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-deploy/deps.sh
+deploy/deps.sh test
 
 # One optimized wolfSSL for both builds (it is not instrumented: ASan
 # checks Lanyard's own code).

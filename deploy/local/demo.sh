@@ -25,7 +25,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-deploy/deps.sh
+deploy/deps.sh demo
 mesh=deploy/local/mesh.sh
 API_URL=http://10.77.0.21:8080/
 state=$(mktemp -d /tmp/lanyard-demo.XXXXXX)

@@ -54,6 +54,25 @@ ip6() { echo "$NET6:${HOST[$1]}"; }
 in_ns() { local ns; ns=$(ns_of "$1"); shift; ip netns exec "$ns" "$@"; }
 ns_exists() { [ -e "/run/netns/$1" ]; }
 all_ns() { local p; for p in "${PODS[@]}"; do ns_of "$p"; done; echo "$NODE_NS"; }
+# The mesh is live while a process runs in one of its namespaces. Names
+# left in /run/netns with nothing running (a run killed with SIGKILL, a
+# machine restored from a snapshot: then not even a namespace is mounted
+# there) are left over: `up` removes them instead of refusing.
+mesh_live() {
+  local ns
+  for ns in $(all_ns); do
+    ns_exists "$ns" && [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
+  done
+  return 1
+}
+leftover_ns() { local ns; for ns in $(all_ns); do ns_exists "$ns" && echo "$ns"; done; }
+remove_leftovers() {
+  local ns
+  for ns in $(leftover_ns); do
+    ip netns del "$ns" 2>/dev/null || rm -f "/run/netns/$ns"
+    echo "mesh.sh: removed namespace $ns, left over with nothing running in it" >&2
+  done
+}
 ipv6_on() { [ -e /proc/sys/net/ipv6 ] && [ "$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null || echo 1)" = 0 ]; }
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, iptables)"; }
@@ -68,11 +87,8 @@ find_lanyard() {
   fi
   L=$root/build/lanyard
   if [ ! -x "$L" ] || [ -n "$(cd "$root" && find agent include proto -newer "$L" -print -quit)" ]; then
-    "$root/deploy/deps.sh"
-    echo "building lanyard..."
-    cmake -S "$root" -B "$root/build" -DLANYARD_WOLFSSL_WORKDIR="$root/.cache/wolfssl-src" \
-      -DLANYARD_WOLFSSL_PREFIX="$root/.cache/wolfssl" >/dev/null
-    cmake --build "$root/build" -j"$(nproc)" --target lanyard >/dev/null
+    "$root/deploy/deps.sh" demo
+    "$root/deploy/build.sh"
   fi
 }
 
@@ -81,7 +97,7 @@ need_tools() {
   for t in ip iptables-restore setpriv setsid nginx openssl curl; do
     command -v "$t" >/dev/null || missing=1
   done
-  [ "$missing" -eq 0 ] || "$root/deploy/deps.sh"
+  [ "$missing" -eq 0 ] || "$root/deploy/deps.sh" demo
 }
 
 # --state: given, else the running mesh's, else the default.
@@ -303,10 +319,8 @@ up() {
   need_root
   need_tools
   find_lanyard
-  local ns
-  for ns in $(all_ns); do
-    ns_exists "$ns" && die "namespace $ns exists: a mesh is up (or left over); run '$0 down' first"
-  done
+  mesh_live && die "a mesh is up (processes run in its namespaces); run '$0 down' first"
+  remove_leftovers
   if [ -e "$STATE" ] && [ ! -e "$STATE/$MARK" ] && [ -n "$(ls -A "$STATE")" ]; then
     die "$STATE is not empty and is not a mesh state directory"
   fi
@@ -431,6 +445,10 @@ status() {
   for ns in $(all_ns); do ns_exists "$ns" && up=$((up + 1)); done
   if [ "$up" -eq 0 ]; then
     echo "mesh: down"
+    return 3
+  fi
+  if ! mesh_live; then
+    echo "mesh: down (namespaces left over with nothing running: $(leftover_ns | xargs); 'up' or 'down' removes them)"
     return 3
   fi
   local mode='?' ttl='?'

@@ -62,6 +62,9 @@ def idle_figures(r):
         for side in ("client", "server"):
             out.append(("kb_per_idle_conn_%d_%s" % (n, side),
                         "KiB per idle conn, %s side (%s conns)" % (side, f"{n:,}"), LOWER))
+        for side in ("client", "server"):
+            out.append(("rss_kb_after_%d_%s" % (n, side),
+                        "RSS 3 s after the %s conns closed, %s side, KiB" % (f"{n:,}", side), LOWER))
     return out
 
 
@@ -126,7 +129,7 @@ def targets(r):
     rc, rs = g("lanyard", "idle_rss_kb_client"), g("lanyard", "idle_rss_kb_server")
     check("idle agent RSS ≤ 4 MB", both(rc, rs) and max(rc, rs) * 1.024 <= 4000,
           "%s KiB and %s KiB" % (fmt(rc), fmt(rs)))
-    idle = [f for f, _, _ in idle_figures(r)]
+    idle = [f for f, _, _ in idle_figures(r) if f.startswith("kb_per_idle_conn_")]
     big = max((int(f.split("_")[4]) for f in idle), default=None)
     if big is not None:
         c, s = g("lanyard", "kb_per_idle_conn_%d_client" % big), g("lanyard", "kb_per_idle_conn_%d_server" % big)
@@ -180,7 +183,7 @@ def charts(d, r):
     chart(d, r, "latency", "Request latency, 1 KiB responses",
           [("one_conn_p50_ms", "p50, 1 conn"), ("one_conn_p99_ms", "p99, 1 conn"),
            ("rate16_p50_ms", "p50, 16 conns"), ("rate16_p99_ms", "p99, 16 conns")], "ms")
-    idle = idle_figures(r)
+    idle = [x for x in idle_figures(r) if x[0].startswith("kb_per_idle_conn_")]
     chart(d, r, "memory", "Memory per idle proxied connection",
           [(f, lbl.replace("KiB per idle conn, ", "")) for f, lbl, _ in idle], "KiB per connection",
           peers=[p for p in PEERS if p != "direct"])
@@ -193,7 +196,7 @@ def missing(r):
     out = []
     for fig, _, _ in FIGURES + idle_figures(r):
         for p in PEERS:
-            proxy_only = fig.startswith(("idle_rss", "kb_per_idle", "cpu_s", "vcpu")) or fig == "added_p50_ms"
+            proxy_only = fig.startswith(("idle_rss", "kb_per_idle", "rss_kb_after", "cpu_s", "vcpu")) or fig == "added_p50_ms"
             if p == "direct" and proxy_only:
                 continue
             if r.get((p, fig)) is None:

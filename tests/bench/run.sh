@@ -82,7 +82,7 @@ need_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
   }
 }
-"$root/deploy/deps.sh"
+"$root/deploy/deps.sh" test
 need_packages iperf3 wrk nghttp2-client haproxy stunnel4 nginx-light golang-cfssl gnuplot-nox python3
 
 BUILD=${BUILD:-$root/build}
@@ -416,9 +416,10 @@ conn_rate() {
   printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(((BULK_RUNS + 1) / 2))p"
 }
 
-idle_rss() { # peer count: KB per connection for each proxy process (client server)
+idle_rss() { # peer count: KB per connection for each proxy process (client
+  # server), then each one's RSS in KB once the connections have closed
   local pids=(${PROCS[$1]:-}) before=() p i out
-  [ ${#pids[@]} -gt 0 ] || { echo "- -"; return; }
+  [ ${#pids[@]} -gt 0 ] || { echo "- - - -"; return; }
   for p in "${pids[@]}"; do before+=("$(rss_kb "$p")"); done
   coproc HOLD { python3 "$here/idle.py" open "127.0.0.1:${ENTRY[$1.idle]}" "$2"; }
   local hold_pid=$HOLD_PID
@@ -430,9 +431,13 @@ idle_rss() { # peer count: KB per connection for each proxy process (client serv
   done
   exec {HOLD[1]}>&-
   wait "$hold_pid" 2>/dev/null || true
-  [ "$out" = "ready $2" ] || { echo "run.sh: $1: $2 idle connections: $out" >&2; echo "- -"; return; }
-  sleep 1 # the proxies close their side before the next count
-  echo "${per[*]}"
+  [ "$out" = "ready $2" ] || { echo "run.sh: $1: $2 idle connections: $out" >&2; echo "- - - -"; return; }
+  # What each process still holds after the burst: Lanyard gives freed
+  # heap back on a 2 s timer; others keep what their allocator keeps.
+  sleep 3
+  local after=()
+  for i in "${!pids[@]}"; do after+=("$(rss_kb "${pids[$i]}")"); done
+  echo "${per[*]} ${after[*]}"
 }
 
 echo "measuring (${T}s per figure$([ "$QUICK" = 1 ] && echo ', quick'))..." >&2
@@ -457,9 +462,11 @@ for peer in "${PEERS[@]}"; do
   record "$peer" conns_per_s "$cps"
   record "$peer" cpu_s_per_1000_conns "$cpu_hs"
   for n in "${IDLE_COUNTS[@]}"; do
-    read -r c s <<<"$(idle_rss "$peer" "$n")"
+    read -r c s ac as <<<"$(idle_rss "$peer" "$n")"
     record "$peer" "kb_per_idle_conn_${n}_client" "$c"
     record "$peer" "kb_per_idle_conn_${n}_server" "$s"
+    record "$peer" "rss_kb_after_${n}_client" "$ac"
+    record "$peer" "rss_kb_after_${n}_server" "$as"
   done
 done
 
