@@ -200,24 +200,52 @@ out:
   return rc == 0 ? LY_EXIT_OK : LY_EXIT_FAIL;
 }
 
+/* A token to standard output, or to a new 0600 file (atomically replaced):
+ * a redirection would leave a bearer credential readable under umask 022. */
+static int emit_token(const char *token, const char *out_path) {
+  if (!out_path) {
+    printf("%s\n", token);
+    return LY_EXIT_OK;
+  }
+  size_t len = strlen(token);
+  char *line = malloc(len + 2);
+  if (!line)
+    return LY_EXIT_FAIL;
+  memcpy(line, token, len);
+  line[len] = '\n';
+  int rc = ly_file_write_atomic(out_path, line, len + 1, 0600);
+  ly_wipe(line, len + 1);
+  free(line);
+  if (rc != 0) {
+    fprintf(stderr, "lanyard ca token: --out %s: %s\n", out_path,
+            ly_strerror(rc));
+    return LY_EXIT_FAIL;
+  }
+  return LY_EXIT_OK;
+}
+
 static int ca_token(int argc, char **argv) {
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},
       {"spiffe-id", required_argument, NULL, 'i'},
       {"ttl", required_argument, NULL, 't'},
+      {"out", required_argument, NULL, 'o'},
       {"help", no_argument, NULL, 'h'},
       {0}};
-  const char *cfg_path = NULL, *id = NULL, *why = NULL;
+  const char *cfg_path = NULL, *id = NULL, *out_path = NULL, *why = NULL;
   uint64_t ttl_ms = 15 * 60000;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "c:i:t:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "c:i:t:o:h", opts, NULL)) != -1) {
     switch (c) {
     case 'c':
       cfg_path = optarg;
       break;
     case 'i':
       id = optarg;
+      break;
+    case 'o':
+      out_path = optarg;
       break;
     case 't':
       if (ly_duration_parse(optarg, &ttl_ms, &why) != 0 || ttl_ms < 1000) {
@@ -227,9 +255,13 @@ static int ca_token(int argc, char **argv) {
       }
       break;
     case 'h':
-      printf("usage: lanyard ca token -c ca.yaml --spiffe-id ID [--ttl 15m]\n"
+      printf("usage: lanyard ca token -c ca.yaml --spiffe-id ID [--ttl 15m] "
+             "[--out FILE]\n"
              "  ID is a workload's SPIFFE ID (it needs a path), or one ending "
-             "in /* for\n  every ID below it.\n");
+             "in /* for\n  every ID below it. The token is valid for --ttl "
+             "(default 15 minutes).\n  It is a bearer credential: --out "
+             "writes it to FILE with mode 0600\n  (else it goes to standard "
+             "output).\n");
       return LY_EXIT_OK;
     default:
       return LY_EXIT_USAGE;
@@ -266,13 +298,11 @@ static int ca_token(int argc, char **argv) {
   } else {
     char *token = NULL;
     int64_t exp = (int64_t)time(NULL) + (int64_t)(ttl_ms / 1000);
+    rc = LY_EXIT_FAIL;
     if (ly_token_mint(ca.token_secret, id, exp, &token) == 0) {
-      printf("%s\n", token);
+      rc = emit_token(token, out_path);
       ly_wipe(token, strlen(token));
       free(token);
-      rc = LY_EXIT_OK;
-    } else {
-      rc = LY_EXIT_FAIL;
     }
   }
   ly_ca_free(&ca);

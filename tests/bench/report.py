@@ -5,8 +5,8 @@
   report.py --charts DIR   draws DIR/*.png with gnuplot
   report.py --check DIR    exits 1, naming them, if any peer lacks a
                            figure (the smoke test's assertion)
-  report.py --readme DIR README.md
-                           copies DIR/table.md into README.md between the
+  report.py --readme DIR docs/performance.md
+                           copies DIR/table.md into docs/performance.md between the
                            <!-- bench:begin --> and <!-- bench:end --> lines
 
 results.tsv holds "peer<TAB>figure<TAB>value" lines written by run.sh;
