@@ -39,7 +39,8 @@ int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert,
                    const char **why);
 
 /* GET /api/mesh: one object per identity, worst success rate first
- * (the format is in docs/observability.md). malloc'd, NULL when out of memory. */
+ * (the format is in docs/observability.md). malloc'd, NULL when out of memory.
+ */
 char *ly_mesh_json(ly_mesh_t *m, const char *trust_domain, uint64_t now_ms,
                    size_t *len);
 
