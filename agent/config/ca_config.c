@@ -3,6 +3,7 @@
 #include "config/schema.h"
 #include "lanyard/duration.h"
 #include "lanyard/err.h"
+#include "lanyard/fsutil.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@ static int f_kubernetes(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                         const ly_field_t *f);
 static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                  const ly_field_t *f);
+static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                         const ly_field_t *f);
 
 static const ly_field_t signing_fields[] = {
     LY_KEY("cert", ly_f_path, 1, CA(signing_cert)),
@@ -42,6 +45,12 @@ static const ly_field_t k8s_fields[] = {
     LY_END,
 };
 
+static const ly_field_t inventory_fields[] = {
+    LY_KEY("file", ly_f_path, 0, CA(inventory.file)),
+    LY_KEY("max_entries", f_max_entries, 0, CA(inventory.max_entries)),
+    LY_END,
+};
+
 static const ly_field_t ca_fields[] = {
     LY_KEY("trust_domain", ly_f_trust_domain, 1, CA(trust_domain)),
     LY_KEY("listen", ly_f_listen, 0, CA(listen)),
@@ -51,6 +60,7 @@ static const ly_field_t ca_fields[] = {
     LY_KEY("token_secret", ly_f_path, 1, CA(token_secret)),
     LY_KEY("svid", f_svid, 0, 0),
     LY_KEY("kubernetes", f_kubernetes, 0, 0),
+    LY_ARG("inventory", ly_f_map, 0, 0, inventory_fields),
     LY_END,
 };
 
@@ -98,6 +108,14 @@ static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   return ly_f_string(s, v, obj, f);
 }
 
+static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                         const ly_field_t *f) {
+  long n;
+  LY_GUARD(ly_schema_int(s, v, 100, 10000000, f->key, &n));
+  ((ly_ca_config_t *)obj)->inventory.max_entries = (size_t)n;
+  return 0;
+}
+
 int ly_ca_config_load(const char *path, ly_ca_config_t **out, ly_diag_t *diag) {
   ly_schema_t s = {.file = path, .diag = diag};
   ly_ynode_t *tree = NULL;
@@ -111,6 +129,9 @@ int ly_ca_config_load(const char *path, ly_ca_config_t **out, ly_diag_t *diag) {
   const ly_ynode_t *root = ly_schema_load(&s, path, &tree);
   if (root)
     ly_schema_map(&s, root, "", ca_fields, c, NULL);
+  if (root && !c->inventory.file &&
+      !(c->inventory.file = ly_path_resolve(path, "certs.jsonl")))
+    ly_schema_error(&s, 0, 0, "out of memory");
   if ((c->kubernetes.enabled && !c->kubernetes.audience &&
        !(c->kubernetes.audience = strdup("lanyard-ca"))) ||
       !(c->file = strdup(path)))
@@ -137,5 +158,6 @@ void ly_ca_config_free(ly_ca_config_t *c) {
   free(c->kubernetes.jwks_url);
   free(c->kubernetes.issuer);
   free(c->kubernetes.audience);
+  free(c->inventory.file);
   free(c);
 }

@@ -74,6 +74,10 @@ typedef struct {
     char *issuer;
     char *audience; /* default "lanyard-ca" */
   } kubernetes;
+  struct {
+    char *file;         /* resolved; default certs.jsonl beside the config */
+    size_t max_entries; /* 0: LY_INVENTORY_DEFAULT_MAX */
+  } inventory;
 } ly_ca_config_t;
 
 typedef enum { LY_MODE_STRICT = 0, LY_MODE_PERMISSIVE } ly_mode_t;
