@@ -103,7 +103,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
 
 int ly_cmd_agent(int argc, char **argv) {
   ly_daemon_args_t args;
-  int rc = ly_daemon_args(argc, argv, "lanyard agent", "agent.yaml", &args);
+  int rc = ly_daemon_args(argc, argv, "agent", "agent.yaml", &args);
   if (rc >= 0)
     return rc;
   const char *cfg_path = args.config, *why = NULL;
