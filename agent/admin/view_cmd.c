@@ -45,6 +45,7 @@ static int parse_opts(int argc, char **argv, const char *addr_flag,
   o->window = "5m";
   int c;
   optind = 1;
+  ly_cli_name(argv, o->cmd);
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
     case 'a':

@@ -67,6 +67,7 @@ static int ca_init(int argc, char **argv) {
   uint64_t root_ms = 3650ull * 86400000, signing_ms = 1825ull * 86400000;
   int c;
   optind = 1;
+  ly_cli_name(argv, "ca init");
   while ((c = getopt_long(argc, argv, "t:d:h", opts, NULL)) != -1) {
     switch (c) {
     case 't':
@@ -232,6 +233,7 @@ static int ca_token(int argc, char **argv) {
   uint64_t ttl_ms = 15 * 60000;
   int c;
   optind = 1;
+  ly_cli_name(argv, "ca token");
   while ((c = getopt_long(argc, argv, "c:i:t:o:h", opts, NULL)) != -1) {
     switch (c) {
     case 'c':

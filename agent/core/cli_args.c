@@ -14,6 +14,12 @@ void ly_cli_error(const char *command, const char *fmt, ...) {
   va_end(ap);
 }
 
+void ly_cli_name(char **argv, const char *command) {
+  static char name[64]; /* argv keeps pointing at it: one command a run */
+  snprintf(name, sizeof(name), "lanyard %s", command);
+  argv[0] = name;
+}
+
 int ly_daemon_args(int argc, char **argv, const char *name,
                    const char *config_name, ly_daemon_args_t *out) {
   static const struct option opts[] = {
@@ -27,6 +33,7 @@ int ly_daemon_args(int argc, char **argv, const char *name,
   out->config = NULL;
   out->check = 0;
   optind = 1;
+  ly_cli_name(argv, name);
   while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
     switch (c) {
     case 'c':

@@ -229,6 +229,7 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
   const char *why = NULL;
   int c;
   optind = 1;
+  ly_cli_name(argv, prog);
   *status = LY_EXIT_USAGE;
   while ((c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
     switch (c) {

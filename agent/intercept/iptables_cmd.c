@@ -116,6 +116,7 @@ int ly_cmd_iptables(int argc, char **argv) {
 
   ly_iptables_opts_init(&o);
   optind = 1;
+  ly_cli_name(argv, "iptables");
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case OPT_PROXY_UID:

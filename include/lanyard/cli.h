@@ -23,6 +23,11 @@ int ly_cmd_mesh(int argc, char **argv);     /* the mesh-wide report */
 void ly_cli_error(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Names the command for getopt's own messages (an unknown option, a
+ * missing value), which start with argv[0]: it becomes "lanyard
+ * <command>", the prefix of ly_cli_error. Call before getopt_long. */
+void ly_cli_name(char **argv, const char *command);
+
 /* The options every long-running command takes: -c FILE (required),
  * --check, --log-json, --log-level LEVEL (applied to the logger here).
  * `name` is the command for messages ("agent", "ca serve"), `config_name`
