@@ -5,6 +5,9 @@
 # of silence it must take the client for plaintext and connect it, so the
 # server's banner reaches the client and the exchange goes on.
 #
+# The same agent has limits.idle_timeout: 1s (the default is an hour): a
+# connection left idle is closed, which shows limits: reach the data path.
+#
 # Real pieces: a CA and an agent with transparent inbound capture
 # (iptables REDIRECT to the inbound port, in a network namespace of the
 # suite's own), a server that writes a banner first (tools/banner.py),
@@ -48,6 +51,7 @@ inbound:
   port: $INBOUND_PORT
 limits:
   sniff_timeout: 300ms
+  idle_timeout: 1s
 YAML
 check "agent --check accepts limits.sniff_timeout" \
   "$LANYARD" agent -c "$T/api/agent.yaml" --check
@@ -67,4 +71,10 @@ check "  and refused nothing" bash -c "! grep -q event=mtls_refused '$T/api/agen
 got=$(python3 "$BANNER" talk-first 127.0.0.2 "$SERVER_PORT" "HELO early-$MARK" 2>&1 || true)
 check "a plaintext client that speaks first still gets through ($got)" \
   test "$got" = "220 banner-$MARK ESMTP|250 hello early-$MARK"
+
+got=$(python3 "$BANNER" idle 127.0.0.2 "$SERVER_PORT" 2>&1 || true)
+check "limits.idle_timeout: an idle connection is closed ($got)" \
+  test "$got" = "220 banner-$MARK ESMTP|closed"
+check "  and the agent says why" \
+  wait_log "$T/api/agent.log" "event=connection_idle_timeout listener=inbound" 5
 finish

@@ -5,6 +5,9 @@ serve HOST PORT BANNER: for each connection, write BANNER, read one line,
 answer "250 hello <what followed the command>", close.
 talk HOST PORT LINE: connect, read the banner, send LINE, read the answer;
 prints "banner|answer". talk-first sends LINE before reading anything.
+idle HOST PORT: connect, read the banner, then send nothing and wait for
+the other side to close (up to 30 s); prints "banner|closed" or
+"banner|open".
 """
 import socket
 import sys
@@ -45,9 +48,21 @@ def talk(host, port, line, first=False):
         print(banner + "|" + readline(conn))
 
 
+def idle(host, port):
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        banner = readline(conn)
+        try:
+            state = "open" if conn.recv(1) else "closed"
+        except socket.timeout:
+            state = "open"
+        print(banner + "|" + state)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "serve":
         serve(*args)
+    elif cmd == "idle":
+        idle(*args)
     else:
         talk(*args, first=(cmd == "talk-first"))
