@@ -70,48 +70,6 @@ static void on_identity(ly_identity_t *id, void *data) {
     wolfSSL_CTX_free(client);
 }
 
-/* A directory the agent can write to, or can create: the nearest one
- * that exists on the way up is writable. */
-static int dir_writable(const char *dir) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s", dir);
-  for (;;) {
-    if (access(path, W_OK) == 0)
-      return 1;
-    char *slash = strrchr(path, '/');
-    if (errno != ENOENT || !slash)
-      return errno == ENOENT && access(".", W_OK) == 0;
-    slash[slash == path] = '\0'; /* "/a" goes up to "/" */
-  }
-}
-
-/* --check beyond the schema: the files the agent will need are there and
- * make sense. */
-static void check_files(const ly_agent_config_t *cfg, ly_diag_t *diag) {
-  char *pem = NULL;
-  size_t len = 0;
-  const char *why = NULL;
-  int rc = ly_file_read(cfg->ca.bundle, 1u << 20, &pem, &len);
-  if (rc != 0) {
-    ly_diag_add(diag, cfg->ca.bundle, 0, 0, "cannot read ca.bundle: %s",
-                ly_strerror(rc));
-  } else {
-    ly_chain_t roots = {0};
-    if (ly_chain_from_pem(pem, len, &roots, &why) != 0)
-      ly_diag_add(diag, cfg->ca.bundle, 0, 0, "bad ca.bundle: %s", why);
-    ly_chain_free(&roots);
-    free(pem);
-  }
-  const char *token =
-      cfg->ca.token_file ? cfg->ca.token_file : cfg->ca.k8s_token_file;
-  if (access(token, R_OK) != 0)
-    ly_diag_add(diag, token, 0, 0, "cannot read the token file");
-  if (cfg->svid.dir && !dir_writable(cfg->svid.dir))
-    ly_diag_add(diag, cfg->svid.dir, 0, 0,
-                "svid.dir is not a writable directory, and cannot be "
-                "created");
-}
-
 static void on_signal(uv_signal_t *s, int signum) {
   agent_t *a = s->data;
   ly_log(LY_INFO, "agent_stopping", "signal",
@@ -145,7 +103,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
 
 int ly_cmd_agent(int argc, char **argv) {
   ly_daemon_args_t args;
-  int rc = ly_daemon_args(argc, argv, "lanyard agent", "agent.yaml", &args);
+  int rc = ly_daemon_args(argc, argv, "agent", "agent.yaml", &args);
   if (rc >= 0)
     return rc;
   const char *cfg_path = args.config, *why = NULL;
@@ -154,17 +112,15 @@ int ly_cmd_agent(int argc, char **argv) {
   ly_diag_init(&diag);
   ly_agent_config_t *cfg = NULL;
   rc = LY_EXIT_USAGE;
-  if (ly_agent_config_load(cfg_path, &cfg, &diag) != 0) {
-    ly_diag_print(&diag, stderr);
+  /* --check looks at the files too, whatever else is wrong (filecheck.c) */
+  int bad = ly_agent_config_load_ex(cfg_path, check ? LY_CONFIG_CHECK_FILES : 0,
+                                    &cfg, &diag) != 0;
+  ly_diag_print(&diag, stderr);
+  if (bad)
     goto out;
-  }
   if (check) {
-    check_files(cfg, &diag);
-    ly_diag_print(&diag, stderr);
-    if (diag.n == 0) {
-      printf("%s: OK\n", cfg_path);
-      rc = LY_EXIT_OK;
-    }
+    printf("%s: OK\n", cfg_path);
+    rc = LY_EXIT_OK;
     goto out;
   }
   /* Bulk transfers free and reuse the same buffers at a high rate; with
@@ -177,6 +133,13 @@ int ly_cmd_agent(int argc, char **argv) {
   agent_t a = {.cfg = cfg};
   ly_dataplane_limits_t limits;
   ly_dataplane_defaults(&limits);
+  limits.connect_timeout_ms = cfg->limits.connect_timeout_ms;
+  limits.handshake_timeout_ms = cfg->limits.handshake_timeout_ms;
+  limits.idle_timeout_ms = cfg->limits.idle_timeout_ms;
+  limits.drain_timeout_ms = cfg->limits.drain_timeout_ms;
+  limits.sniff_timeout_ms = cfg->limits.sniff_timeout_ms;
+  limits.max_connections = (unsigned)cfg->limits.max_connections;
+  limits.buffer_limit = (size_t)cfg->limits.buffer_limit;
   char err[512];
   rc = ly_dataplane_start(cfg, &limits, &a.dp, err, sizeof(err));
   if (rc != 0) {

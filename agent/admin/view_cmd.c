@@ -23,6 +23,7 @@
 #define TIMEOUT_MS 5000
 
 typedef struct {
+  const char *cmd; /* "status" or "mesh", for messages */
   ly_hostport_t admin;
   const char *window;
   int json;
@@ -40,9 +41,11 @@ static int parse_opts(int argc, char **argv, const char *addr_flag,
                                     {NULL, 0, NULL, 0}};
   const char *addr = default_addr, *why = NULL;
   memset(o, 0, sizeof(*o));
+  o->cmd = argv[0];
   o->window = "5m";
   int c;
   optind = 1;
+  ly_cli_name(argv, o->cmd);
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
     case 'a':
@@ -60,7 +63,7 @@ static int parse_opts(int argc, char **argv, const char *addr_flag,
         optarg = argv[optind++];
       o->watch_s = optarg ? atoi(optarg) : 2;
       if (o->watch_s < 1 || o->watch_s > 3600) {
-        fprintf(stderr, "lanyard: --watch takes 1 to 3600 seconds\n");
+        ly_cli_error(o->cmd, "--watch takes 1 to 3600 seconds");
         return LY_EXIT_USAGE;
       }
       break;
@@ -78,11 +81,11 @@ static int parse_opts(int argc, char **argv, const char *addr_flag,
   }
   if (strcmp(o->window, "1m") && strcmp(o->window, "5m") &&
       strcmp(o->window, "60m")) {
-    fprintf(stderr, "lanyard: --window is 1m, 5m or 60m\n");
+    ly_cli_error(o->cmd, "--window is 1m, 5m or 60m");
     return LY_EXIT_USAGE;
   }
   if (ly_hostport_parse(addr, 1, &o->admin, &why) != 0) {
-    fprintf(stderr, "lanyard: --%s %s: %s\n", addr_flag, addr, why);
+    ly_cli_error(o->cmd, "--%s %s: %s", addr_flag, addr, why);
     return LY_EXIT_USAGE;
   }
   return -1;
@@ -94,20 +97,20 @@ static json_t *fetch(const view_opts_t *o, const char *path, char **raw) {
   char *body = NULL;
   const char *why = NULL;
   if (ly_http_get(&o->admin, path, TIMEOUT_MS, &status, &body, &why) != 0) {
-    fprintf(stderr, "lanyard: http://%s:%u%s: %s\n", o->admin.host,
-            o->admin.port, path, why);
+    ly_cli_error(o->cmd, "http://%s:%u%s: %s", o->admin.host, o->admin.port,
+                 path, why);
     return NULL;
   }
   if (status != 200) {
-    fprintf(stderr, "lanyard: http://%s:%u%s: HTTP %d\n", o->admin.host,
-            o->admin.port, path, status);
+    ly_cli_error(o->cmd, "http://%s:%u%s: HTTP %d", o->admin.host,
+                 o->admin.port, path, status);
     free(body);
     return NULL;
   }
   json_error_t err;
   json_t *doc = json_loads(body, 0, &err);
   if (!doc)
-    fprintf(stderr, "lanyard: %s: bad JSON: %s\n", path, err.text);
+    ly_cli_error(o->cmd, "%s: bad JSON: %s", path, err.text);
   if (raw)
     *raw = body;
   else

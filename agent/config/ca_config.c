@@ -21,9 +21,19 @@ static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
 static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                          const ly_field_t *f);
 
+/* What --check expects of each file. */
+static const ly_file_spec_t cert_spec = {"the signing certificate",
+                                         LY_FILE_CERTS, 0};
+static const ly_file_spec_t key_spec = {"the signing key", LY_FILE_KEY, 1};
+static const ly_file_spec_t bundle_spec = {"the trust bundle", LY_FILE_CERTS,
+                                           0};
+static const ly_file_spec_t secret_spec = {"the token secret", LY_FILE_PLAIN,
+                                           1};
+static const ly_file_spec_t jwks_spec = {"the JWKS file", LY_FILE_PLAIN, 0};
+
 static const ly_field_t signing_fields[] = {
-    LY_KEY("cert", ly_f_path, 1, CA(signing_cert)),
-    LY_KEY("key", ly_f_path, 1, CA(signing_key)),
+    LY_ARG("cert", ly_f_path, 1, CA(signing_cert), &cert_spec),
+    LY_ARG("key", ly_f_path, 1, CA(signing_key), &key_spec),
     LY_END,
 };
 
@@ -38,7 +48,7 @@ static const ly_field_t svid_fields[] = {
 
 enum { K8S_JWKS, K8S_JWKS_URL };
 static const ly_field_t k8s_fields[] = {
-    [K8S_JWKS] = LY_KEY("jwks", ly_f_path, 0, CA(kubernetes.jwks)),
+    [K8S_JWKS] = LY_ARG("jwks", ly_f_path, 0, CA(kubernetes.jwks), &jwks_spec),
     [K8S_JWKS_URL] = LY_KEY("jwks_url", f_url, 0, CA(kubernetes.jwks_url)),
     LY_KEY("issuer", ly_f_string, 1, CA(kubernetes.issuer)),
     LY_KEY("audience", ly_f_string, 0, CA(kubernetes.audience)),
@@ -56,8 +66,8 @@ static const ly_field_t ca_fields[] = {
     LY_KEY("listen", ly_f_listen, 0, CA(listen)),
     LY_KEY("admin", ly_f_listen, 0, CA(admin)),
     LY_ARG("signing", ly_f_map, 1, 0, signing_fields),
-    LY_KEY("bundle", ly_f_path, 1, CA(bundle)),
-    LY_KEY("token_secret", ly_f_path, 1, CA(token_secret)),
+    LY_ARG("bundle", ly_f_path, 1, CA(bundle), &bundle_spec),
+    LY_ARG("token_secret", ly_f_path, 1, CA(token_secret), &secret_spec),
     LY_KEY("svid", f_svid, 0, 0),
     LY_KEY("kubernetes", f_kubernetes, 0, 0),
     LY_ARG("inventory", ly_f_map, 0, 0, inventory_fields),
@@ -117,7 +127,14 @@ static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
 }
 
 int ly_ca_config_load(const char *path, ly_ca_config_t **out, ly_diag_t *diag) {
-  ly_schema_t s = {.file = path, .diag = diag};
+  return ly_ca_config_load_ex(path, 0, out, diag);
+}
+
+int ly_ca_config_load_ex(const char *path, unsigned flags, ly_ca_config_t **out,
+                         ly_diag_t *diag) {
+  ly_schema_t s = {.file = path,
+                   .diag = diag,
+                   .check_files = (flags & LY_CONFIG_CHECK_FILES) != 0};
   ly_ynode_t *tree = NULL;
   ly_ca_config_t *c = calloc(1, sizeof(*c));
   if (!c)

@@ -128,8 +128,8 @@ void ly_signer_free(ly_signer_t *s);
 /* The chain to hand out after each SVID: the signing certificate first. */
 const ly_chain_t *ly_signer_chain(const ly_signer_t *s);
 
-/* Issues an X.509-SVID: serial of 16 random bytes; subject O=lanyard;
- * URI SAN = id; basicConstraints cA=FALSE (critical); keyUsage
+/* Issues an X.509-SVID: serial of 128 random bits (a positive INTEGER); subject
+ * O=lanyard; URI SAN = id; basicConstraints cA=FALSE (critical); keyUsage
  * digitalSignature (critical); extKeyUsage serverAuth+clientAuth; subject
  * and authority key IDs; validity [not_before, not_after] (unix seconds,
  * the caller applies any backdating; UV_EINVAL unless not_before <
