@@ -89,6 +89,10 @@ typedef struct {
 
 int ly_cert_info(const void *der, size_t len, ly_cert_info_t *out);
 
+/* The lowercase hex SHA-256 of a DER certificate (what `openssl x509
+ * -outform DER | sha256sum` prints): how the views name a root. */
+int ly_der_sha256_hex(const void *der, size_t len, char out[65]);
+
 /* ---- CSRs ----------------------------------------------------------------*/
 
 /* A PKCS#10 request signed by `key` with one URI SAN, `spiffe_id`, and an
