@@ -257,6 +257,10 @@ static void print_upstream(const char *label, json_t *u, int64_t now) {
   json_int_t failing =
       json_integer_value(json_object_get(u, "consecutive_failures"));
   const char *err = json_string_value(json_object_get(u, "last_error"));
+  if (failing == 0 && !json_is_integer(json_object_get(u, "last_success"))) {
+    printf("%-14s not yet\n", label); /* no SVID yet: nothing sent */
+    return;
+  }
   if (failing == 0) {
     printf("%-14s ok, last %s\n", label,
            ago(json_object_get(u, "last_success"), now, b1, sizeof(b1)));

@@ -246,12 +246,14 @@ int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert, const char *peer,
   e->not_after = cert->not_after;
   snprintf(e->serial, sizeof(e->serial), "%s", cert->serial_hex);
   /* The address without the port: the port is the agent's ephemeral one. */
-  snprintf(e->addr, sizeof(e->addr), "%s", peer ? peer : "");
-  char *colon = strrchr(e->addr, ':');
-  if (colon && strchr(e->addr, '.'))
-    *colon = '\0';
-  else if (colon && e->addr[0] == '[' && colon > e->addr && colon[-1] == ']')
-    colon[-1] = '\0', memmove(e->addr, e->addr + 1, strlen(e->addr));
+  /* "1.2.3.4:port" or "[v6]:port". */
+  const char *p = peer ? peer : "", *end = NULL;
+  if (*p == '[')
+    end = strchr(++p, ']');
+  else
+    end = strrchr(p, ':');
+  snprintf(e->addr, sizeof(e->addr), "%.*s",
+           (int)(end ? (size_t)(end - p) : strlen(p)), p);
   e->last_ms = now_ms;
   /* The agent's own interval, within reason: silence for three of them
    * means something is wrong with it. */

@@ -52,8 +52,10 @@ ca_start "$T/ca"
 CA_ADMIN=$(admin_of "$T/ca/ca.yaml")
 
 # -- two replicas of web on one host, admin ports picked by the kernel
+# web's SVIDs live 60 s: the page must not show them red (under 300 s
+# left, but more than a sixth of their lifetime).
 for r in web1 web2; do
-  agent_yaml "$T/$r" "$WEB" "$T/ca"
+  SVID_TTL=60s agent_yaml "$T/$r" "$WEB" "$T/ca"
   sed -i 's|^admin: .*|admin: 127.0.0.1:0|' "$T/$r/agent.yaml"
   printf 'report:\n  interval: 1s\n' >>"$T/$r/agent.yaml"
   check "replica $r gets its SVID" agent_run "$T/$r"
@@ -143,6 +145,26 @@ cat "$T/mesh-stale.txt" "$T/mesh-stale-inst.txt"
 check "lanyard mesh: web has 2 instances, 1 stale" grep -Eq "^default/web .* 2 \(1 stale\) " "$T/mesh-stale.txt"
 check "lanyard mesh --instances: one web row STALE" test "$(grep -c '^default/web .* STALE' "$T/mesh-stale-inst.txt")" = 1
 check "CA metrics: one stale agent" bash -c "curl -s 'http://$CA_ADMIN/metrics' | grep -q '^lanyard_mesh_agents_stale 1$'"
+# the CA's page, in headless Chromium, when there is one
+if node_dir=$("$LY_SOURCE_DIR/tests/tools/browser.sh" 2>"$T/browser.err"); then
+  shot=${LY_ARTIFACT_DIR:-$T}/views-page.png
+  mkdir -p "$(dirname "$shot")"
+  if LY_NODE_DIR="$node_dir" HOME="$T" node "$LY_SOURCE_DIR/tests/tools/mesh_page.mjs" \
+    "http://$CA_ADMIN/" "$shot" "~$WEB" "~$API" >"$T/page.out" 2>"$T/page.err"; then
+    ok "the CA's page shows both workloads"
+  else
+    bad "the CA's page shows both workloads"
+    cat "$T/page.err"
+  fi
+  cat "$T/page.out"
+  grep "\"$WEB\"" "$T/page.out" >"$T/page-web.json" || true
+  check "the page names web default/web, its roots ${ROOT_FP:0:12}, 2 (1 stale) agents" \
+    jtrue "$T/page-web.json" "(d['name'], d['roots'], d['instances'], d['state']) == ('default/web', '${ROOT_FP:0:12}', '2 (1 stale)', 'ok')"
+  check "the page: web's 60 s certificate is not red (more than a sixth of its life left)" \
+    jtrue "$T/page-web.json" "d['cert_red'] is False"
+else
+  echo "     no headless browser: page checks skipped ($(cat "$T/browser.err"))"
+fi
 kill -CONT "$WEB2_PID"
 check "web2 thawed: it reports again (ok)" \
   wait_mesh "[a['state'] for w in d['workloads'] if w['name'] == 'default/web' for a in w['agents']] == ['ok', 'ok']" 20
