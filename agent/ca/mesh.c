@@ -345,7 +345,8 @@ static void aggregate(row_t *row) {
 /* Groups the (sorted) entries into rows, worst first. *nrows rows. */
 static row_t *rows(ly_mesh_t *m, uint64_t now_ms, size_t *nrows) {
   expire(m, now_ms);
-  qsort(m->entries, m->n, sizeof(entry_t), by_identity);
+  if (m->n) /* qsort's base may not be NULL, even for no elements */
+    qsort(m->entries, m->n, sizeof(entry_t), by_identity);
   row_t *out = calloc(m->n ? m->n : 1, sizeof(row_t));
   if (!out)
     return NULL;
