@@ -164,6 +164,22 @@ int ly_cmd_agent(int argc, char **argv) {
     rc = LY_EXIT_FAIL;
     goto out;
   }
+  char runfile[4096] = "";
+  if (cfg->admin.port == 0) {
+    /* admin: HOST:0: the kernel picked the port; say which, in the log
+     * and in a file `lanyard status` looks for. */
+    uint16_t port = ly_http_server_port(a.admin.http);
+    char p[8];
+    ly_log(LY_INFO, "admin_listening", "host", cfg->admin.host, "port",
+           ly_fmt(p, sizeof(p), "%u", port), NULL);
+    int wrc = ly_runfile_write(cfg->spiffe_id, cfg->admin.host, port, runfile,
+                               sizeof(runfile));
+    if (wrc != 0) {
+      ly_log(LY_WARN, "run_file_failed", "path", runfile, "reason",
+             ly_strerror(wrc), NULL);
+      runfile[0] = '\0';
+    }
+  }
   uv_signal_init(loop, &a.sigint);
   uv_signal_init(loop, &a.sigterm);
   uv_signal_init(loop, &a.sighup);
@@ -176,6 +192,8 @@ int ly_cmd_agent(int argc, char **argv) {
          cfg->ca.address.host, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
+  if (runfile[0])
+    unlink(runfile);
   rc = LY_EXIT_OK;
 out:
   ly_agent_config_free(cfg);

@@ -103,12 +103,14 @@ int ly_ca_load(ly_ca_t *ca, const ly_ca_config_t *cfg, int deep,
 
 void ly_ca_signer_fingerprints(ly_ca_t *ca) {
   const ly_chain_t *chain = ly_signer_chain(ca->signer);
-  ly_der_sha256_hex(&chain->certs[0], ca->signer_sha256);
+  ly_der_sha256_hex(chain->certs[0].der, chain->certs[0].len,
+                    ca->signer_sha256);
   ca->signer_root_sha256[0] = '\0';
   for (size_t i = 0; i < ca->roots.n; i++) {
     ly_chain_t one = {.certs = &ca->roots.certs[i], .n = 1};
     if (ly_chain_verify(chain, &one, (int64_t)time(NULL), NULL, NULL) == 0) {
-      ly_der_sha256_hex(&ca->roots.certs[i], ca->signer_root_sha256);
+      ly_der_sha256_hex(ca->roots.certs[i].der, ca->roots.certs[i].len,
+                        ca->signer_root_sha256);
       return;
     }
   }

@@ -348,7 +348,8 @@ static void ca_report(Lanyard__Ca__V1__CA_Service *svc,
              info.spiffe_id);
   }
   if (code == 0) {
-    int rc = ly_mesh_record(ca->mesh, &info, req, uv_now(ca->loop), &why);
+    int rc = ly_mesh_record(ca->mesh, &info, ly_rpc_call_peer(call), req,
+                            uv_now(ca->loop), &why);
     if (rc != 0) {
       code = rc == LY_ETOO_BIG ? LY_RPC_RESOURCE_EXHAUSTED
                                : LY_RPC_INVALID_ARGUMENT;

@@ -95,6 +95,7 @@ int ly_cmd_ca_certs(int argc, char **argv) {
   uint64_t expiring_ms = 0;
   filter_t f = {.now = (int64_t)time(NULL)};
   optind = 1;
+  ly_cli_name(argv, "ca certs");
   while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
     switch (o) {
     case 'c':
@@ -105,7 +106,7 @@ int ly_cmd_ca_certs(int argc, char **argv) {
       break;
     case 'e':
       if (ly_duration_parse(optarg, &expiring_ms, &why) != 0) {
-        fprintf(stderr, "lanyard ca certs: --expiring %s: %s\n", optarg, why);
+        ly_cli_error("ca certs", "--expiring %s: %s", optarg, why);
         return LY_EXIT_USAGE;
       }
       f.expiring_before = f.now + (int64_t)(expiring_ms / 1000);
@@ -140,8 +141,7 @@ int ly_cmd_ca_certs(int argc, char **argv) {
   if (rc == UV_ENOENT)
     rc = 0; /* nothing issued yet */
   if (rc != 0) {
-    fprintf(stderr, "lanyard ca certs: %s: %s\n", cfg->inventory.file,
-            ly_strerror(rc));
+    ly_cli_error("ca certs", "%s: %s", cfg->inventory.file, ly_strerror(rc));
   } else if (as_json) {
     json_t *newest_first = json_array();
     for (size_t i = json_array_size(f.rows); i-- > 0;)

@@ -162,7 +162,9 @@ static const ly_field_t agent_fields[] = {
     LY_KEY("trust_domain", ly_f_trust_domain, 1, AG(trust_domain)),
     LY_KEY("ca", f_ca, 1, 0),
     LY_ARG("svid", ly_f_map, 0, 0, svid_fields),
-    LY_KEY("admin", ly_f_listen, 0, AG(admin)),
+    /* Port 0: several agents on one host each get a free port (the agent
+     * says which in $LANYARD_RUN_DIR/agent-PID.json). */
+    LY_ARG("admin", ly_f_listen, 0, AG(admin), "port 0 ok"),
     LY_ARG("report", ly_f_map, 0, 0, report_fields),
     LY_KEY("workers", f_workers, 0, AG(workers)),
     LY_KEY("limits", f_limits, 0, 0),

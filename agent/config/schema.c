@@ -243,7 +243,7 @@ static int hostport(ly_schema_t *s, const ly_ynode_t *v, void *obj,
 
 int ly_f_listen(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                 const ly_field_t *f) {
-  return hostport(s, v, obj, f, 0);
+  return hostport(s, v, obj, f, f->arg ? LY_HOSTPORT_PORT0 : 0);
 }
 
 int ly_f_address(ly_schema_t *s, const ly_ynode_t *v, void *obj,

@@ -98,7 +98,8 @@ int ly_f_duration_range(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                         const ly_field_t *f); /* uint64_t ms; f->arg: const
                                                  uint64_t[2] {min, max} */
 int ly_f_listen(ly_schema_t *s, const ly_ynode_t *v, void *obj,
-                const ly_field_t *f); /* ly_hostport_t, IP literal */
+                const ly_field_t *f); /* ly_hostport_t, IP literal; f->arg
+                                         non-NULL: port 0 allowed */
 int ly_f_address(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                  const ly_field_t *f); /* ly_hostport_t, names allowed */
 int ly_f_port(ly_schema_t *s, const ly_ynode_t *v, void *obj,

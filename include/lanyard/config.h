@@ -47,7 +47,9 @@ typedef struct {
 
 /* Parses "host:port" / "[v6]:port". allow_names: accept DNS names (for
  * addresses we connect to); otherwise only IP literals (to listen on).
- * Port 1..65535. 0 or LY_EPARSE with *why. */
+ * Port 1..65535; with LY_HOSTPORT_PORT0 or'ed into allow_names, also 0
+ * (listen on a port the kernel picks). 0 or LY_EPARSE with *why. */
+#define LY_HOSTPORT_PORT0 2
 int ly_hostport_parse(const char *s, int allow_names, ly_hostport_t *out,
                       const char **why);
 

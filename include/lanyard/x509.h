@@ -89,10 +89,11 @@ typedef struct {
 
 int ly_cert_info(const void *der, size_t len, ly_cert_info_t *out);
 
-/* SHA-256 of a certificate's DER in lowercase hex (64 characters and a
- * NUL): the fingerprint `openssl x509 -outform DER | sha256sum` prints. */
+/* The lowercase hex SHA-256 of a DER certificate (what `openssl x509
+ * -outform DER | sha256sum` prints): how the views and the inventory name
+ * a certificate. */
 #define LY_SHA256_HEX_LEN 65
-int ly_der_sha256_hex(const ly_der_t *d, char out[LY_SHA256_HEX_LEN]);
+int ly_der_sha256_hex(const void *der, size_t len, char out[LY_SHA256_HEX_LEN]);
 
 /* ---- CSRs ----------------------------------------------------------------*/
 
