@@ -149,17 +149,16 @@ static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *cause) {
   const ly_tls_conn_t *t = p->tls;
   int tls_error = t && t->ssl_error ? t->ssl_error : p->pc.tls_error;
   const char *where = target_name(p, target, sizeof(target));
-  ly_log(LY_WARN, "mtls_refused", "listener", p->l->name, "direction",
-         ly_dir_name(dir_of(p)), "peer", p->inbound ? p->peer : where,
-         p->inbound ? "app" : "dest", where, "peer_id",
-         p->pc.peer_id[0] ? p->pc.peer_id : NULL, "reason",
-         ly_reason_name(reason), "cause", cause, "tls_error",
-         tls_error ? ly_fmt(code, sizeof(code), "%d", tls_error) : NULL,
-         "suppressed",
-         suppressed
-             ? ly_fmt(n, sizeof(n), "%llu", (unsigned long long)suppressed)
-             : NULL,
-         NULL);
+  ly_log(
+      LY_WARN, "mtls_refused", "listener", p->l->name, "direction",
+      ly_dir_name(dir_of(p)), "peer", p->inbound ? p->peer : where, "peer_id",
+      p->pc.peer_id[0] ? p->pc.peer_id : NULL, p->inbound ? "app" : "dest",
+      where, "reason", ly_reason_name(reason), "cause", cause, "tls_error",
+      tls_error ? ly_fmt(code, sizeof(code), "%d", tls_error) : NULL,
+      "suppressed",
+      suppressed ? ly_fmt(n, sizeof(n), "%llu", (unsigned long long)suppressed)
+                 : NULL,
+      NULL);
   proxy_close(p, 1);
 }
 
@@ -394,9 +393,10 @@ static void established(ly_proxy_t *p) {
   ly_log(LY_DEBUG, p->plaintext ? "plaintext_established" : "mtls_established",
          "listener", p->l->name, "direction",
          p->inbound ? "inbound" : "outbound", "peer",
-         p->inbound ? p->peer : where, p->inbound ? "app" : "dest", where,
-         "peer_id", p->pc.peer_id, "resumed", p->resumed ? "true" : "false",
-         "agent", p->agent_peer ? "true" : "false", NULL);
+         p->inbound ? p->peer : where, "peer_id", p->pc.peer_id,
+         p->inbound ? "app" : "dest", where, "resumed",
+         p->resumed ? "true" : "false", "agent",
+         p->agent_peer ? "true" : "false", NULL);
   plain_start(p);
   ly_tls_conn_resume(p->tls);
 }
