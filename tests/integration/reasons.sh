@@ -13,8 +13,9 @@
 #   - an agent whose bundle does not trust the CA (RPC client side), a
 #     foreign client certificate at the CA (RPC server side).
 # The CA's log: a clean start logs no failed handshake, a TCP probe is no
-# failure, and a burst of bad connections makes a bounded number of lines
-# that, with the summary, account for every one.
+# failure, and a burst of bad connections (plaintext, or idle until the
+# CA's handshake deadline) makes a bounded number of lines that, with the
+# summary, account for every one.
 . "$(dirname "$0")/lib.sh"
 : "${CA_PROBE:?}"
 
@@ -252,7 +253,7 @@ PY
 # one, plus what lines and summaries say was left out
 since() { tail -n +$((L0 + 1)) "$CA_LOG" | grep -E "event=(rpc_handshake_failed|rpc_log_suppressed)" || true; }
 accounted() {
-  since | awk '/event=rpc_handshake_failed/ {n++}
+  since | awk '/event=(rpc_handshake_failed|rpc_conn_timeout)/ {n++}
     match($0, /suppressed=[0-9]+/) {s += substr($0, RSTART + 11, RLENGTH - 11)}
     END {print n + s}'
 }
@@ -268,6 +269,30 @@ summaries=$(since | grep -c "event=rpc_log_suppressed suppressed=" || true)
 check "  a summary line says how many were left out ($summaries)" test "$summaries" -ge 1
 check "  lines plus what they and the summary say was left out: $BURST ($(accounted))" \
   test "$(accounted)" = "$BURST"
+
+# -- idle connections: each one the CA times out is a line, limited too
+L0=$(wc -l <"$CA_LOG")
+IDLE=200
+python3 - "$CA_PORT" "$IDLE" <<'PY'
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+conns = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(n)]
+for s in conns:  # the CA's handshake deadline closes each (10 s)
+    try:
+        s.recv(100)
+    except OSError:
+        pass
+    s.close()
+PY
+since() { tail -n +$((L0 + 1)) "$CA_LOG" | grep -E "event=(rpc_conn_timeout|rpc_log_suppressed)" || true; }
+for _ in $(seq 1 50); do
+  [ "$(accounted)" -ge "$IDLE" ] && break
+  sleep 0.1
+done
+lines=$(since | grep -c "event=rpc_conn_timeout .*phase=handshake" || true)
+check "$IDLE idle connections timed out by the CA: fewer lines ($lines)" test "$lines" -lt "$IDLE"
+check "  lines plus what they and the summary say was left out: $IDLE ($(accounted))" \
+  test "$(accounted)" = "$IDLE"
 check "the CA still serves (a probe gets an answer)" \
   bash -c "'$CA_PROBE' --ca 127.0.0.1:$CA_PORT --bundle '$T/ca/bundle.pem' --td $TD --cert '$T/web/svid/svid.pem' --key '$T/web/svid/svid.key' report --spiffe-id '$WEB' --instance x 2>&1 | grep -q code=OK"
 finish
