@@ -423,6 +423,15 @@ static void plain_connected(uv_connect_t *req, int status) {
 static void tls_handshake(ly_tls_conn_t *c, int status) {
   ly_proxy_t *p = c->data;
   if (status != 0) {
+    if (p->inbound && !c->saw_first_byte && c->eof) {
+      /* Closed (or reset) before a byte: a TCP probe (a readiness check,
+       * a port scan), no mTLS attempt and no refusal worth a warning. */
+      p->counted = 1;
+      ly_log(LY_DEBUG, "tcp_probe", "listener", p->l->name, "peer", p->peer,
+             NULL);
+      proxy_close(p, 1);
+      return;
+    }
     ly_cause_t why = ly_tls_conn_cause(c);
     refuse(p, why.reason, why.cause);
     return;

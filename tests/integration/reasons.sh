@@ -81,6 +81,11 @@ check "three TCP probes (connect, close): debug tcp_probe lines" \
   wait_log "$CA_LOG" "level=debug event=tcp_probe peer=127\.0\.0\.1:" 5
 sleep 0.3
 check "  and no failed handshake" bash -c "! grep -q rpc_handshake_failed '$CA_LOG'"
+for _ in 1 2 3; do (exec 3<>"/dev/tcp/127.0.0.1/$SERVER_PORT") 2>/dev/null || true; done
+check "three TCP probes to a server listener: debug tcp_probe lines" \
+  wait_log "$T/api/agent.log" "level=debug event=tcp_probe listener=api peer=127\.0\.0\.1:" 5
+sleep 0.3
+check "  and no refusal" bash -c "! grep -q event=mtls_refused '$T/api/agent.log'"
 
 # last_line LOG PATTERN: waits for a line that matches (grep -E), prints
 # the last one
