@@ -231,11 +231,15 @@ static void on_timeout(uv_timer_t *t) {
            NULL);
     proxy_close(p, 1);
   } else if (p->tls && p->tls->handshake_done == 1) { /* inbound, local */
-    refuse(p, LY_REASON_CONNECT_FAILED, "the local connect timed out");
+    refuse(p, LY_REASON_CONNECT_FAILED,
+           "the local app did not accept the connection in time");
   } else if (p->tls && p->tls->started) {
-    refuse(p, LY_REASON_HANDSHAKE_TIMEOUT, "the TLS handshake did not finish");
+    refuse(p, LY_REASON_HANDSHAKE_TIMEOUT,
+           "the TLS handshake did not finish in time (a stuck peer, or a "
+           "plaintext client waiting for the server to speak)");
   } else {
-    refuse(p, LY_REASON_CONNECT_FAILED, "connect timed out");
+    refuse(p, LY_REASON_CONNECT_FAILED,
+           "the destination did not accept the connection in time");
   }
 }
 
@@ -408,7 +412,11 @@ static ly_proxy_t *connected(uv_connect_t *req, int status) {
   if (p->closing)
     return NULL;
   if (status != 0) {
-    refuse(p, LY_REASON_CONNECT_FAILED, uv_strerror(status));
+    char cause[120];
+    refuse(p, LY_REASON_CONNECT_FAILED,
+           ly_fmt(cause, sizeof(cause), "%s did not accept the connection: %s",
+                  p->inbound ? "the local app" : "the destination",
+                  uv_strerror(status)));
     return NULL;
   }
   return p;

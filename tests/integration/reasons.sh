@@ -35,6 +35,7 @@ nginx_start "$T/nginx" "$NGINX_PORT"
 echo hello >"$T/nginx/www/index.html"
 SERVER_PORT=$(free_port) CLIENT_PORT=$(free_port) WRONG_PORT=$(free_port)
 NOBODY_PORT=$(free_port) LONELY_PORT=$(free_port)
+DEAD_PORT=$(free_port) DEAD_CLIENT_PORT=$(free_port) CLOSED_PORT=$(free_port)
 
 # api: a strict server listener in front of nginx that admits web
 agent_yaml "$T/api" "$API" "$T/ca"
@@ -44,6 +45,11 @@ listeners:
     mode: server
     listen: 127.0.0.1:$SERVER_PORT
     forward: 127.0.0.1:$NGINX_PORT
+    allow: [$WEB]
+  - name: deadapp
+    mode: server
+    listen: 127.0.0.1:$DEAD_PORT
+    forward: 127.0.0.1:$CLOSED_PORT
     allow: [$WEB]
 YAML
 check "api gets its SVID" agent_run "$T/api"
@@ -67,6 +73,11 @@ listeners:
     mode: client
     listen: 127.0.0.1:$NOBODY_PORT
     connect: 127.0.0.1:$LONELY_PORT
+    expect: $API
+  - name: deadapp
+    mode: client
+    listen: 127.0.0.1:$DEAD_CLIENT_PORT
+    connect: 127.0.0.1:$DEAD_PORT
     expect: $API
 YAML
 check "web gets its SVID" agent_run "$T/web"
@@ -212,6 +223,13 @@ line=$(last_line "$T/api/agent.log" "event=mtls_refused listener=api .*reason=no
 check "a client not allowed: not_authorized, in words" \
   has "$line" "peer_id=spiffe://$TD/ns/default/sa/intruder" \
   'cause="the client'"'"'s identity is not in the allow list"'
+
+# -- the app behind a server listener is not running
+curl -s -o /dev/null -m 5 "http://127.0.0.1:$DEAD_CLIENT_PORT/" || true
+line=$(last_line "$T/api/agent.log" "event=mtls_refused listener=deadapp ")
+check "the local app is down: connect_failed, naming the app and why" \
+  has "$line" "peer_id=$WEB" "app=127.0.0.1:$CLOSED_PORT" "reason=connect_failed" \
+  'cause="the local app did not accept the connection: connection refused"'
 
 # -- the RPC client: an agent whose bundle is another CA's
 agent_yaml "$T/alien" "spiffe://$TD/ns/default/sa/alien" "$T/other"
