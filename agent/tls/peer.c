@@ -12,7 +12,6 @@
 #include "lanyard/peer.h"
 
 #include "lanyard/cause.h"
-
 #include "lanyard/tls_conn.h"
 #include "lanyard/x509.h"
 
@@ -83,7 +82,9 @@ int ly_peer_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store) {
     /* wolfSSL's words for a chain it refuses are its own ("ASN CA path
      * length larger than signer"); Lanyard's verifier says the same as
      * `lanyard svid verify` ("leaf is a CA"). Its verdict, then, or the
-     * table's words for wolfSSL's code if it finds nothing wrong. */
+     * table's words for wolfSSL's code if it finds nothing wrong. A chain
+     * that wolfSSL already refused costs the verifier's bounded budget
+     * (x509_verify.c) at most, once per full handshake. */
     pc->tls_error = store->error;
     if (store->totalCerts < 1 || verify_chain(pc, store, &info) == 0)
       refuse(pc, ly_cause_of_tls_error(store->error, 0));
