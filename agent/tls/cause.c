@@ -114,9 +114,12 @@ static const struct entry {
      "a record failed to decrypt (data changed in transit)"},
     {CODE, AES_GCM_AUTH_E, ANY, NULL, LY_REASON_PROTOCOL,
      "a record failed its integrity check (data changed in transit)"},
+    /* ChaCha20-Poly1305's tag check */
     {CODE, MAC_CMP_FAILED_E, ANY, NULL, LY_REASON_PROTOCOL,
-     "the peer's handshake failed an integrity check (a resumed session "
-     "it no longer holds, or data changed in transit)"},
+     "a record failed its integrity check (data changed in transit)"},
+    {CODE, BAD_BINDER, ANY, NULL, LY_REASON_PROTOCOL,
+     "the peer's session resumption failed its check (a session ticket of "
+     "another key or session)"},
     {CODE, VERIFY_SIGN_ERROR, ANY, NULL, LY_REASON_BAD_IDENTITY,
      "the peer did not prove it holds its certificate's key"},
     {CODE, SANITY_MSG_E, ANY, NULL, LY_REASON_PROTOCOL,
