@@ -5,11 +5,16 @@
 #include "lanyard/http.h"
 #include "observe/observe.h"
 
+#include <jansson.h>
+
 #define LY_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 typedef struct {
   ly_observer_t obs;
   ly_http_server_t *http;
+  uv_loop_t *loop;
+  json_t *app_probes; /* LANYARD_APP_PROBES (Kubernetes), or NULL */
+  uv_timer_t quit;    /* POST /quitquitquit: SIGTERM once answered */
 } ly_agent_admin_t;
 
 /* Starts the observer and the admin server on cfg->admin. 0, or an error
@@ -31,6 +36,12 @@ void ly_admin_not_found(ly_http_response_t *res);
  * and 0. Clients that name the admin by address, or send no Host
  * (HTTP/1.0), pass. */
 int ly_admin_host_ok(const ly_http_request_t *req, ly_http_response_t *res);
+
+/* app_health.c: the app's probes recorded by injection (see there). */
+json_t *ly_app_probes_from_env(void);
+void ly_app_health_handle(json_t *probes, uv_loop_t *loop,
+                          const ly_http_request_t *req,
+                          ly_http_response_t *res);
 
 /* http_client.c: GET http://host:port/path, blocking, for the terminal
  * commands. 0 with the status and the body (malloc'd, NUL-terminated), or
