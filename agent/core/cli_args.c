@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 void ly_cli_error(const char *command, const char *fmt, ...) {
   va_list ap;
@@ -27,11 +28,13 @@ int ly_daemon_args(int argc, char **argv, const char *name,
       {"check", no_argument, NULL, 'k'},
       {"log-json", no_argument, NULL, 'j'},
       {"log-level", required_argument, NULL, 'l'},
+      {"from-env", no_argument, NULL, 'e'},
       {"help", no_argument, NULL, 'h'},
       {0}};
   int c;
   out->config = NULL;
   out->check = 0;
+  out->from_env = 0;
   optind = 1;
   ly_cli_name(argv, name);
   while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -41,6 +44,9 @@ int ly_daemon_args(int argc, char **argv, const char *name,
       break;
     case 'k':
       out->check = 1;
+      break;
+    case 'e':
+      out->from_env = 1;
       break;
     case 'j':
       ly_log_set_json(1);
@@ -53,15 +59,26 @@ int ly_daemon_args(int argc, char **argv, const char *name,
       break;
     case 'h':
       printf(
-          "usage: lanyard %s -c %s [--check] [--log-json] [--log-level info]\n",
-          name, config_name);
+          "usage: lanyard %s -c %s [--check] [--log-json] [--log-level info]\n"
+          "%s",
+          name, config_name,
+          strcmp(name, "agent") == 0
+              ? "       lanyard agent --from-env [--check] ...  (in a "
+                "Kubernetes pod: the config comes from LANYARD_* variables)\n"
+              : "");
       return LY_EXIT_OK;
     default:
       return LY_EXIT_USAGE;
     }
   }
-  if (!out->config) {
-    ly_cli_error(name, "-c %s is required", config_name);
+  if (out->from_env && strcmp(name, "agent") != 0) {
+    ly_cli_error(name, "--from-env is for the agent in a Kubernetes pod");
+    return LY_EXIT_USAGE;
+  }
+  if (!out->config == !out->from_env) {
+    ly_cli_error(name, "-c %s is required%s", config_name,
+                 strcmp(name, "agent") == 0 ? " (or --from-env, not both)"
+                                            : "");
     return LY_EXIT_USAGE;
   }
   return -1;

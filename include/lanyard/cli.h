@@ -36,6 +36,7 @@ void ly_cli_name(char **argv, const char *command);
 typedef struct {
   const char *config;
   int check;
+  int from_env; /* agent only: --from-env instead of -c */
 } ly_daemon_args_t;
 
 int ly_daemon_args(int argc, char **argv, const char *name,

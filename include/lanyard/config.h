@@ -177,6 +177,14 @@ int ly_ca_config_load_ex(const char *path, unsigned flags, ly_ca_config_t **out,
                          ly_diag_t *diag);
 int ly_agent_config_load_ex(const char *path, unsigned flags,
                             ly_agent_config_t **out, ly_diag_t *diag);
+/* The same from YAML text (yaml, len) instead of the file's contents;
+ * path still names it in messages and anchors relative paths. */
+int ly_agent_config_parse(const char *path, const char *yaml, size_t len,
+                          unsigned flags, ly_agent_config_t **out,
+                          ly_diag_t *diag);
+/* The agent's config from the environment a Kubernetes injection sets
+ * (agent_env.c lists the variables); errors name the variable. */
+int ly_agent_config_from_env(ly_agent_config_t **out, ly_diag_t *diag);
 void ly_ca_config_free(ly_ca_config_t *c);
 void ly_agent_config_free(ly_agent_config_t *c);
 
