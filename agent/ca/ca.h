@@ -115,7 +115,8 @@ void ly_kube_tick(ly_kube_t *k);
 /* A token named a key id the JWKS lacks: refetch, unless a token caused
  * one in the last 10 s. 1 if a fetch is now running (worth a retry). */
 int ly_kube_unknown_kid(ly_kube_t *k);
-/* SIGHUP: fetch the JWKS now (unless a fetch is running). */
+/* SIGHUP: fetch the JWKS now (unless a fetch is running), and look for
+ * new namespaces at the next tick. */
 void ly_kube_refresh(ly_kube_t *k);
 /* No new requests; those running finish on the loop. */
 void ly_kube_stop(ly_kube_t *k);

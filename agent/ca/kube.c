@@ -13,8 +13,11 @@
  * when it does not exist yet) rather than into a file: pods mount the
  * ConfigMap, and the kubelet refreshes mounted ConfigMaps in place, so a
  * root rotation reaches running pods without restarts; a file written by
- * the CA would reach no other pod. Every CA replica publishes the same
- * bundle (the same file, from the same Secret), so concurrent writes agree.
+ * the CA would reach no other pod. A pod can only mount a ConfigMap of its
+ * own namespace, so with bundle_namespace_selector the CA writes one into
+ * every namespace the selector picks (rescanned every NS_RESCAN_S, as
+ * Istio's istiod does for istio-ca-root-cert). Every CA replica publishes
+ * the same bundle (the same file, from the same Secret): writes agree.
  */
 #include "ca/ca.h"
 
@@ -23,6 +26,7 @@
 #include "lanyard/fsutil.h"
 #include "lanyard/log.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,7 @@
 #define FAIL_LOG_EVERY_S 60
 #define REQUEST_TIMEOUT_MS 5000
 #define TOKEN_MAX 16384
+#define NS_RESCAN_S 30
 #define DEFAULT_API_SERVER "https://kubernetes.default.svc"
 
 enum { JOB_JWKS, JOB_BUNDLE, JOB__COUNT };
@@ -43,6 +48,11 @@ typedef struct {
   ly_kube_t *kube;
   int kind;
   struct timespec bundle_mtime; /* JOB_BUNDLE: the file published */
+  json_t *done;                 /* namespaces that have it: {ns: true} */
+  json_t *updated;              /* ... those this job updated */
+  int failed;
+  const char *where; /* what failed: a namespace, or the listing */
+  char failed_ns[64];
   /* result */
   int rc, status;
   const char *why;
@@ -60,7 +70,12 @@ struct ly_kube_s {
   int64_t last_kid;   /* ... of the last one an unknown kid caused */
   int64_t last_ok;    /* last good JWKS (0: never) */
   int64_t logged_fail[JOB__COUNT];
-  struct timespec published; /* bundle file mtime in the ConfigMap */
+  /* The ConfigMaps: `done` lists the namespaces that have the bundle file
+   * of mtime `published`; `pending`: the last round failed somewhere. */
+  struct timespec published;
+  json_t *done;
+  int pending;
+  int64_t last_scan;
   int stopping;
 };
 
@@ -100,14 +115,15 @@ static void jwks_work(job_t *j) {
 }
 
 /* {"data":{"bundle.pem":...}}, and, to create it, the whole object. */
-static char *configmap_json(const ly_kube_t *k, const char *pem, int whole) {
+static char *configmap_json(const ly_kube_t *k, const char *ns, const char *pem,
+                            int whole) {
   json_t *o = json_pack("{s:{s:s}}", "data", "bundle.pem", pem);
   if (o && whole) {
     json_object_set_new(o, "apiVersion", json_string("v1"));
     json_object_set_new(o, "kind", json_string("ConfigMap"));
     json_object_set_new(o, "metadata",
                         json_pack("{s:s,s:s,s:{s:s}}", "name", k->name,
-                                  "namespace", k->ns, "labels",
+                                  "namespace", ns, "labels",
                                   "app.kubernetes.io/part-of", "lanyard"));
   }
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -115,20 +131,17 @@ static char *configmap_json(const ly_kube_t *k, const char *pem, int whole) {
   return s;
 }
 
-static void bundle_work(job_t *j) {
+/* One namespace's ConfigMap: PATCH, or POST when there is none yet.
+ * 0, or -1 with j->rc / j->status / j->why saying why. */
+static int publish_one(job_t *j, const char *ns, const char *pem,
+                       const char *tok) {
   const ly_kube_t *k = j->kube;
-  char *pem = NULL, *tok = NULL, *patch = NULL, *create = NULL;
-  size_t len = 0;
-  if ((j->rc = ly_file_read(k->cfg->bundle, 1u << 20, &pem, &len)) != 0) {
-    j->why = "cannot read the bundle file";
-    return;
-  }
-  tok = read_token(k->cfg->kubernetes.token_file);
-  patch = configmap_json(k, pem, 0);
-  create = configmap_json(k, pem, 1);
+  char *patch = configmap_json(k, ns, pem, 0);
+  char *create = configmap_json(k, ns, pem, 1);
+  char *body = NULL;
   ly_url_t url = k->api;
   snprintf(url.path, sizeof(url.path), "/api/v1/namespaces/%s/configmaps/%s",
-           k->ns, k->name);
+           ns, k->name);
   ly_http_req_t req = {.method = "PATCH",
                        .url = &url,
                        .ca_file = k->cfg->kubernetes.ca_file,
@@ -137,28 +150,103 @@ static void bundle_work(job_t *j) {
                        .body = patch,
                        .body_len = patch ? strlen(patch) : 0,
                        .timeout_ms = REQUEST_TIMEOUT_MS};
+  int rc = -1;
   if (!patch || !create) {
     j->rc = LY_EUNAVAILABLE;
     j->why = "out of memory";
     goto out;
   }
-  j->rc = ly_http_fetch(&req, &j->status, &j->body, NULL, &j->why);
+  j->rc = ly_http_fetch(&req, &j->status, &body, NULL, &j->why);
   if (j->rc == 0 && j->status == 404) {
-    free(j->body);
-    j->body = NULL;
+    free(body);
+    body = NULL;
     snprintf(url.path, sizeof(url.path), "/api/v1/namespaces/%s/configmaps",
-             k->ns);
+             ns);
     req.method = "POST";
     req.content_type = "application/json";
     req.body = create;
     req.body_len = strlen(create);
-    j->rc = ly_http_fetch(&req, &j->status, &j->body, NULL, &j->why);
+    j->rc = ly_http_fetch(&req, &j->status, &body, NULL, &j->why);
   }
+  rc = j->rc == 0 && j->status / 100 == 2 ? 0 : -1;
 out:
-  free(pem);
-  wipe_free(tok);
+  free(body);
   free(patch);
   free(create);
+  return rc;
+}
+
+/* The namespaces the label selector picks, appended to out. */
+static int list_namespaces(job_t *j, const char *tok, json_t *out) {
+  const ly_kube_t *k = j->kube;
+  ly_url_t url = k->api;
+  int n =
+      snprintf(url.path, sizeof(url.path), "/api/v1/namespaces?labelSelector=");
+  for (const unsigned char *p =
+           (const unsigned char *)k->cfg->kubernetes.bundle_namespace_selector;
+       *p && n < (int)sizeof(url.path) - 4; p++)
+    n += snprintf(url.path + n, sizeof(url.path) - (size_t)n,
+                  isalnum(*p) || strchr("-._~", *p) ? "%c" : "%%%02X", *p);
+  ly_http_req_t req = {.url = &url,
+                       .ca_file = k->cfg->kubernetes.ca_file,
+                       .bearer = tok,
+                       .timeout_ms = REQUEST_TIMEOUT_MS};
+  char *body = NULL;
+  j->rc = ly_http_fetch(&req, &j->status, &body, NULL, &j->why);
+  if (j->rc != 0 || j->status != 200) {
+    free(body);
+    return -1;
+  }
+  json_t *list = json_loads(body, 0, NULL), *item;
+  free(body);
+  size_t i;
+  json_array_foreach(json_object_get(list, "items"), i, item) {
+    json_t *name = json_object_get(json_object_get(item, "metadata"), "name");
+    if (json_is_string(name))
+      json_array_append(out, name);
+  }
+  json_decref(list);
+  return list ? 0 : -1;
+}
+
+/* Publishes to every target namespace not in j->done yet. */
+static void bundle_work(job_t *j) {
+  const ly_kube_t *k = j->kube;
+  char *pem = NULL, *tok = NULL;
+  size_t len = 0;
+  json_t *targets = json_array();
+  if ((j->rc = ly_file_read(k->cfg->bundle, 1u << 20, &pem, &len)) != 0) {
+    j->why = "cannot read the bundle file";
+    j->failed = 1;
+    goto out;
+  }
+  tok = read_token(k->cfg->kubernetes.token_file);
+  if (k->ns[0])
+    json_array_append_new(targets, json_string(k->ns));
+  if (k->cfg->kubernetes.bundle_namespace_selector &&
+      list_namespaces(j, tok, targets) != 0) {
+    j->failed = 1;
+    j->where = "listing namespaces";
+  }
+  size_t i;
+  json_t *ns;
+  json_array_foreach(targets, i, ns) {
+    const char *name = json_string_value(ns);
+    if (json_object_get(j->done, name))
+      continue;
+    if (publish_one(j, name, pem, tok) == 0) {
+      json_object_set_new(j->done, name, json_true());
+      json_array_append(j->updated, ns);
+    } else {
+      j->failed = 1;
+      snprintf(j->failed_ns, sizeof(j->failed_ns), "%s", name);
+      j->where = j->failed_ns;
+    }
+  }
+out:
+  json_decref(targets);
+  free(pem);
+  wipe_free(tok);
 }
 
 static void on_work(uv_work_t *w) {
@@ -210,19 +298,31 @@ static void jwks_done(ly_kube_t *k, job_t *j) {
 }
 
 static void bundle_done(ly_kube_t *k, job_t *j) {
-  char reason[160];
-  if (j->rc == 0 && j->status / 100 == 2) {
-    k->published = j->bundle_mtime;
+  char reason[200];
+  size_t i;
+  json_t *ns;
+  json_array_foreach(j->updated, i, ns)
+      ly_log(LY_INFO, "bundle_configmap_updated", "namespace",
+             json_string_value(ns), "name", k->name, NULL);
+  /* a bundle that changed meanwhile starts again from an empty set */
+  if (j->bundle_mtime.tv_sec == k->published.tv_sec &&
+      j->bundle_mtime.tv_nsec == k->published.tv_nsec) {
+    json_decref(k->done);
+    k->done = json_incref(j->done);
+  }
+  k->pending = j->failed;
+  if (!j->failed) {
     k->logged_fail[JOB_BUNDLE] = 0;
-    ly_log(LY_INFO, "bundle_configmap_updated", "configmap",
-           k->cfg->kubernetes.bundle_configmap, NULL);
     return;
   }
   if (j->rc == 0)
-    snprintf(reason, sizeof(reason), "HTTP status %d%s", j->status,
-             j->status == 403 ? " (RBAC: the CA may not write the ConfigMap)"
-                              : "");
-  log_failure(k, JOB_BUNDLE, j->rc ? j->why : reason);
+    snprintf(reason, sizeof(reason), "%s: HTTP status %d%s", j->where,
+             j->status,
+             j->status == 403 ? " (RBAC: the CA may not do this)" : "");
+  else
+    snprintf(reason, sizeof(reason), "%s: %s", j->where ? j->where : "bundle",
+             j->why);
+  log_failure(k, JOB_BUNDLE, reason);
 }
 
 static void after_work(uv_work_t *w, int status) {
@@ -236,6 +336,8 @@ static void after_work(uv_work_t *w, int status) {
       bundle_done(k, j);
   }
   free(j->body);
+  json_decref(j->done);
+  json_decref(j->updated);
   free(j);
 }
 
@@ -249,7 +351,20 @@ static void start_job(ly_kube_t *k, int kind) {
   j->bundle_mtime = k->ca->bundle_mtime;
   if (kind == JOB_JWKS)
     k->last_fetch = now_s();
+  if (kind == JOB_BUNDLE) {
+    k->last_scan = now_s();
+    j->done = json_deep_copy(k->done);
+    j->updated = json_array();
+    if (!j->done || !j->updated) {
+      json_decref(j->done);
+      json_decref(j->updated);
+      free(j);
+      return;
+    }
+  }
   if (uv_queue_work(k->loop, &j->work, on_work, after_work) != 0) {
+    json_decref(j->done);
+    json_decref(j->updated);
     free(j);
     return;
   }
@@ -279,11 +394,20 @@ int ly_kube_start(ly_ca_t *ca, uv_loop_t *loop, ly_kube_t **out) {
     return LY_ECONFIG;
   }
   if (cfg->kubernetes.bundle_configmap) {
+    /* checked by the config: ns/name, or name with a namespace selector */
     const char *cm = cfg->kubernetes.bundle_configmap;
-    size_t ns = strcspn(cm, "/"); /* checked by the config: ns/name */
-    snprintf(k->ns, sizeof(k->ns), "%.*s", (int)ns, cm);
-    snprintf(k->name, sizeof(k->name), "%s", cm + ns + 1);
+    const char *slash = strchr(cm, '/');
+    if (slash)
+      snprintf(k->ns, sizeof(k->ns), "%.*s", (int)(slash - cm), cm);
+    snprintf(k->name, sizeof(k->name), "%s", slash ? slash + 1 : cm);
   }
+  k->done = json_object();
+  if (!k->done) {
+    free(k);
+    return UV_ENOMEM;
+  }
+  /* a fake "changed" for the first tick */
+  k->published.tv_nsec = -1;
   *out = k;
   ly_kube_tick(k);
   return 0;
@@ -298,9 +422,18 @@ void ly_kube_tick(ly_kube_t *k) {
     if (!k->last_fetch || now_s() - k->last_fetch >= every)
       start_job(k, JOB_JWKS);
   }
-  if (k->cfg->kubernetes.bundle_configmap && !k->busy[JOB_BUNDLE] &&
-      (k->published.tv_sec != k->ca->bundle_mtime.tv_sec ||
-       k->published.tv_nsec != k->ca->bundle_mtime.tv_nsec))
+  if (!k->cfg->kubernetes.bundle_configmap || k->busy[JOB_BUNDLE])
+    return;
+  int changed = k->published.tv_sec != k->ca->bundle_mtime.tv_sec ||
+                k->published.tv_nsec != k->ca->bundle_mtime.tv_nsec;
+  if (changed) {
+    k->published = k->ca->bundle_mtime;
+    json_object_clear(k->done);
+  }
+  /* newly labelled namespaces are found by scanning again */
+  if (changed || k->pending ||
+      (k->cfg->kubernetes.bundle_namespace_selector &&
+       now_s() - k->last_scan >= NS_RESCAN_S))
     start_job(k, JOB_BUNDLE);
 }
 
@@ -321,8 +454,11 @@ int ly_kube_unknown_kid(ly_kube_t *k) {
 }
 
 void ly_kube_refresh(ly_kube_t *k) {
-  if (k && k->cfg->kubernetes.jwks_url && !k->stopping && !k->busy[JOB_JWKS])
+  if (!k || k->stopping)
+    return;
+  if (k->cfg->kubernetes.jwks_url && !k->busy[JOB_JWKS])
     start_job(k, JOB_JWKS);
+  k->last_scan = 0; /* and look for new namespaces now */
 }
 
 void ly_kube_stop(ly_kube_t *k) {

@@ -61,6 +61,8 @@ static const ly_field_t k8s_fields[] = {
     LY_KEY("token_file", ly_f_path, 0, CA(kubernetes.token_file)),
     LY_KEY("api_server", f_url, 0, CA(kubernetes.api_server)),
     LY_KEY("bundle_configmap", f_configmap, 0, CA(kubernetes.bundle_configmap)),
+    LY_KEY("bundle_namespace_selector", ly_f_string, 0,
+           CA(kubernetes.bundle_namespace_selector)),
     LY_END,
 };
 
@@ -110,6 +112,11 @@ static int f_kubernetes(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   if (!(seen & (1u << K8S_JWKS | 1u << K8S_JWKS_URL)))
     LY_SCHEMA_ERR(s, v, "missing required key 'jwks' (or 'jwks_url')");
   ly_schema_exclusive(s, v, "jwks", "jwks_url");
+  const char *cm = c->kubernetes.bundle_configmap;
+  if (cm && !strchr(cm, '/') && !c->kubernetes.bundle_namespace_selector)
+    LY_SCHEMA_ERR(s, ly_ynode_find(v, "bundle_configmap")->value,
+                  "a bundle_configmap without a namespace needs "
+                  "bundle_namespace_selector (which namespaces get it)");
   return 0;
 }
 
@@ -127,19 +134,21 @@ static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   return ly_f_string(s, v, obj, f);
 }
 
-/* namespace/name, both DNS labels (what the API server accepts). */
+/* namespace/name or name, DNS names (what the API server accepts). */
 static int f_configmap(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                        const ly_field_t *f) {
   const char *str;
   LY_GUARD(ly_schema_str(s, v, &str));
   const char *slash = strchr(str, '/');
-  int ok = slash && slash > str && slash[1] && !strchr(slash + 1, '/') &&
-           slash - str <= 63 && strlen(slash + 1) <= 253;
+  const char *name = slash ? slash + 1 : str;
+  int ok = (!slash || (slash > str && slash - str <= 63)) && name[0] &&
+           !strchr(name, '/') && strlen(name) <= 253;
   for (const char *p = str; ok && *p; p++)
     ok = p == slash || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-         *p == '-' || (*p == '.' && p > slash);
+         *p == '-' || (*p == '.' && p >= name);
   if (!ok) {
-    LY_SCHEMA_ERR(s, v, "expected namespace/name (lower-case DNS names)");
+    LY_SCHEMA_ERR(s, v,
+                  "expected namespace/name or name (lower-case DNS names)");
     return -1;
   }
   return ly_f_string(s, v, obj, f);
@@ -213,6 +222,7 @@ void ly_ca_config_free(ly_ca_config_t *c) {
   free(c->kubernetes.token_file);
   free(c->kubernetes.api_server);
   free(c->kubernetes.bundle_configmap);
+  free(c->kubernetes.bundle_namespace_selector);
   free(c->inventory.file);
   free(c);
 }

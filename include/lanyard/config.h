@@ -89,7 +89,8 @@ typedef struct {
     char *ca_file;
     char *token_file;
     char *api_server;       /* default: jwks_url's origin */
-    char *bundle_configmap; /* "namespace/name", or NULL: not published */
+    char *bundle_configmap; /* "namespace/name" or "name", NULL: none */
+    char *bundle_namespace_selector; /* label selector: also into these */
   } kubernetes;
   struct {
     char *file;         /* resolved; default certs.jsonl beside the config */

@@ -44,7 +44,10 @@ kubernetes:
   ca_file: $API/ca.crt
   token_file: $API/sa.token
   bundle_configmap: lanyard/lanyard-trust-bundle
+  bundle_namespace_selector: lanyard.io/inject=enabled
 YAML
+echo '{"web": {"lanyard.io/inject": "enabled"}, "api": {"lanyard.io/inject": "enabled"},
+  "other": {"lanyard.io/inject": "disabled"}}' >"$API/namespaces.json"
 "$LANYARD" ca serve -c "$T/ca/ca.yaml" --check >"$T/check.out" 2>&1 || true
 check "ca serve --check accepts jwks_url: $(cat "$T/check.out")" grep -q ": OK" "$T/check.out"
 ca_start "$T/ca"
@@ -142,6 +145,16 @@ changed() { cmp -s "$CM" "$T/bundle.new"; }
 for _ in $(seq 1 100); do changed && break; sleep 0.1; done
 check "a changed bundle (a new root) reaches the ConfigMap" changed
 check "  by PATCH" grep -q "^PATCH /api/v1/namespaces/lanyard/configmaps/lanyard-trust-bundle auth=ok" "$API/requests.log"
+cmdir=$API/configmaps
+in_ns() { cmp -s "$cmdir/$1/lanyard-trust-bundle/bundle.pem" "$T/bundle.new"; }
+check "  and into every namespace labelled lanyard.io/inject=enabled" \
+  bash -c "for _ in \$(seq 1 100); do cmp -s '$cmdir/web/lanyard-trust-bundle/bundle.pem' '$T/bundle.new' && cmp -s '$cmdir/api/lanyard-trust-bundle/bundle.pem' '$T/bundle.new' && exit 0; sleep 0.1; done; exit 1"
+check "  but not into the others" test ! -e "$cmdir/other"
+echo '{"web": {"lanyard.io/inject": "enabled"}, "api": {"lanyard.io/inject": "enabled"},
+  "other": {"lanyard.io/inject": "enabled"}}' >"$API/namespaces.json"
+kill -HUP "$CA_PID"
+for _ in $(seq 1 100); do in_ns other && break; sleep 0.1; done
+check "a namespace labelled later gets it too (after SIGHUP, or the next scan)" in_ns other
 
 # -- an API server the CA file does not vouch for: no keys, and it says why
 ca_setup "$T/ca2" "$TD"

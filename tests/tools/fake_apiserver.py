@@ -8,6 +8,8 @@ Serves what the Lanyard CA asks of an API server:
         each time (chunked, like the API server); 500 while DIR/fail exists
   PATCH /api/v1/namespaces/NS/configmaps/NAME          merge patch of .data
   POST  /api/v1/namespaces/NS/configmaps               create
+  GET   /api/v1/namespaces?labelSelector=K=V            from DIR/namespaces.json
+        ({"name": {"label": "value"}}), re-read each time
 A ConfigMap's data lands in DIR/configmaps/NS/NAME/<key> (written whole,
 then renamed), so a test reads what the CA published. Every request is
 logged to DIR/requests.log: "METHOD PATH auth=ok|none|bad". With --token,
@@ -20,6 +22,7 @@ import os
 import re
 import ssl
 import sys
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CM = re.compile(r"^/api/v1/namespaces/([a-z0-9-]+)/configmaps(?:/([a-z0-9.-]+))?$")
@@ -76,9 +79,23 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(n) or b"null")
 
+    def namespaces(self):
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        want = dict(kv.split("=", 1) for kv in
+                    ",".join(query.get("labelSelector", [])).split(",") if kv)
+        with open(os.path.join(ARGS.dir, "namespaces.json")) as f:
+            namespaces = json.load(f)
+        items = [{"metadata": {"name": name, "labels": labels}}
+                 for name, labels in sorted(namespaces.items())
+                 if all(labels.get(k) == v for k, v in want.items())]
+        self.answer(200, {"kind": "NamespaceList", "apiVersion": "v1",
+                          "items": items}, chunked=True)
+
     def do_GET(self):
         if not self.gate():
             return
+        if self.path.startswith("/api/v1/namespaces?"):
+            return self.namespaces()
         if self.path != "/openid/v1/jwks":
             return self.status(404, "not found")
         if os.path.exists(os.path.join(ARGS.dir, "fail")):
