@@ -174,4 +174,17 @@ check "an untrusted API server certificate is refused" wait_log "$T/ca2/ca.log" 
 out=$(sign "$RSA2")
 check "  and Kubernetes tokens wait for keys: $out" \
   is "$out" "code=UNAVAILABLE *not been fetched yet*"
+
+# -- the right CA, but a name the server certificate does not carry
+ca_setup "$T/ca3" "$TD"
+cat >>"$T/ca3/ca.yaml" <<YAML
+kubernetes:
+  jwks_url: https://127.0.0.1:$APORT/openid/v1/jwks
+  issuer: $ISS
+  ca_file: $API/ca.crt
+  token_file: $API/sa.token
+YAML
+ca_start "$T/ca3"
+check "a server certificate for another name is refused" wait_log "$T/ca3/ca.log" \
+  'event=jwks_fetch_failed .*reason="server certificate is for another name"' 10
 finish
