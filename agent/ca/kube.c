@@ -467,5 +467,7 @@ void ly_kube_stop(ly_kube_t *k) {
 }
 
 void ly_kube_free(ly_kube_t *k) {
+  if (k)
+    json_decref(k->done);
   free(k);
 }
