@@ -28,6 +28,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,7 @@ struct ly_kube_s {
   json_t *done;
   int pending;
   int64_t last_scan;
-  int stopping;
+  atomic_int stopping; /* also read by the workers: stop early */
 };
 
 static int64_t now_s(void) {
@@ -232,6 +233,8 @@ static void bundle_work(job_t *j) {
   json_t *ns;
   json_array_foreach(targets, i, ns) {
     const char *name = json_string_value(ns);
+    if (atomic_load(&k->stopping))
+      break; /* shutting down: the next CA finishes the round */
     if (json_object_get(j->done, name))
       continue;
     if (publish_one(j, name, pem, tok) == 0) {
