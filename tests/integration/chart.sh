@@ -71,6 +71,12 @@ $WH "__import__('base64').b64decode(d['webhooks'][0]['clientConfig']['caBundle']
 python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["trustAnchorsPEM"])' "$TRUST" >"$T/anchors.pem"
 check "  caBundle is the trust anchors" bash -c "diff <(openssl x509 -in '$T/cabundle.pem' -noout -fingerprint) <(openssl x509 -in '$T/anchors.pem' -noout -fingerprint)"
 check "CA Service: 15012 (RPC) and 15014 (admin)" test "$(obj Service lanyard-ca "[p['port'] for p in d['spec']['ports']]" "$T/default.json")" = "[15012, 15014]"
+check "PodDisruptionBudgets keep one CA and one injector through a drain" \
+  test "$(py "print(sorted((x['metadata']['name'], x['spec']['minAvailable']) for x in o if x['kind'] == 'PodDisruptionBudget'))" "$T/default.json")" = \
+  "[('lanyard-ca', 1), ('lanyard-injector', 1)]"
+"$HELM" template lanyard "$CHART" -n lanyard -f "$TRUST" --set ca.replicas=1 >"$T/one.yaml"
+check "  but none for a single CA replica (it could never be drained)" \
+  bash -c "! grep -A2 'kind: PodDisruptionBudget' '$T/one.yaml' | grep -q 'name: lanyard-ca$'"
 check "CA replicas from values" test "$(obj Deployment lanyard-ca "d['spec']['replicas']" "$T/custom.json")" = 3
 check "CA replicas share the issuer Secret" test "$(obj Deployment lanyard-ca "[v['secret']['secretName'] for v in d['spec']['template']['spec']['volumes'] if 'secret' in v]" "$T/default.json")" = "['lanyard-ca-issuer']"
 check "image from values" test "$(obj Deployment lanyard-injector "d['spec']['template']['spec']['containers'][0]['image']" "$T/custom.json")" = registry.example.com/mesh/lanyard:1.2.3
