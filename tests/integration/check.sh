@@ -85,6 +85,62 @@ ca_stop
 rc=$(run_check --ca-admin "$CA_ADMIN")
 check "an unreachable CA is a problem (exit $rc): $(out)" \
   bash -c "[ $rc -eq 1 ] && grep -q '^× CA admin at $CA_ADMIN: cannot connect' '$T/check.out'"
+# -- what a live mesh rarely shows on cue, from a stand-in admin endpoint
+# serving a crafted /api/mesh: an expired certificate, one past its
+# renewal point, an agent still trusting a root the CA dropped, a CA that
+# is not ready and whose root has expired
+mkdir -p "$T/fake"
+python3 - "$T/fake" <<'PY'
+import json, sys, time
+now = int(time.time())
+ca_root, old_root = "a" * 64, "b" * 64
+def agent(inst, nb, na, roots):
+    return {"instance": inst, "state": "ok", "not_before": nb, "not_after": na,
+            "expires_in_seconds": na - now, "bundle_root_sha256": roots}
+mesh = {"trust_domain": "example.org", "generated_at": now,
+        "ca": {"roots": [{"sha256": ca_root, "expires_in_seconds": -3600}],
+               "signing": {"sha256": "c" * 64, "expires_in_seconds": 90 * 86400}},
+        "workloads": [
+            {"spiffe_id": "spiffe://example.org/ns/default/sa/old", "agents": [
+                agent("host/1", now - 7200, now - 60, [ca_root])]},
+            {"spiffe_id": "spiffe://example.org/ns/default/sa/late", "agents": [
+                agent("host/2", now - 3000, now + 600, [ca_root, old_root])]},
+            {"spiffe_id": "spiffe://example.org/ns/default/sa/gone", "agents": [
+                dict(agent("host/3", now - 7200, now - 60, []), state="stale")]}]}
+json.dump(mesh, open(sys.argv[1] + "/mesh.json", "w"))
+PY
+FAKE_PORT=$(free_port)
+python3 - "$T/fake" "$FAKE_PORT" >"$T/fake/log" 2>&1 <<'PY' &
+import http.server, sys
+d, port = sys.argv[1], int(sys.argv[2])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/readyz":
+            body, code = b"signing certificate expired\n", 503
+        elif self.path == "/api/mesh":
+            body, code = open(d + "/mesh.json", "rb").read(), 200
+        else:
+            body, code = b"", 404
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+PEERS+=("$!")
+wait_port 127.0.0.1 "$FAKE_PORT" 10
+rc=$(run_check --ca-admin "127.0.0.1:$FAKE_PORT")
+check "a crafted mesh: exit $rc: $(out)" test "$rc" -eq 1
+check "  × CA not ready, with its reason" has '^× CA not ready to sign: signing certificate expired$'
+check "  × an expired root" has '^× root aaaaaaaaaaaa expired 1h0m ago$'
+check "  × an expired workload certificate" has '^× spiffe://example.org/ns/default/sa/old \(host/1\): certificate expired 1m ago$'
+check "  ‼ one not renewed at half-life" has '^‼ spiffe://example.org/ns/default/sa/late \(host/2\): certificate expires in 10m and was not renewed'
+check "  ‼ a root the CA dropped, still trusted" has "^‼ spiffe://example.org/ns/default/sa/late \\(host/2\\): still trusts root bbbbbbbbbbbb, which the CA no longer has"
+check "  stale agents are not judged, only counted" bash -c "! grep -q 'sa/gone' '$T/check.out' && grep -q '1 stale agent not counted' '$T/check.out'"
+check "  the summary counts them" has '^× 3 problems, 2 warnings$'
+
 rc=$(run_check --bogus)
 check "usage errors exit 2" test "$rc" -eq 2
 finish
