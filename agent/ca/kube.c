@@ -275,13 +275,17 @@ static void log_failure(ly_kube_t *k, int kind, const char *reason) {
 }
 
 static void jwks_done(ly_kube_t *k, job_t *j) {
-  char reason[96];
+  char reason[160];
   if (j->rc != 0) {
     log_failure(k, JOB_JWKS, j->why);
     return;
   }
   if (j->status != 200) {
-    snprintf(reason, sizeof(reason), "HTTP status %d", j->status);
+    snprintf(reason, sizeof(reason), "HTTP status %d%s", j->status,
+             j->status == 401 || j->status == 403
+                 ? " (the CA's token may not read it: bind the role "
+                   "system:service-account-issuer-discovery)"
+                 : "");
     log_failure(k, JOB_JWKS, reason);
     return;
   }

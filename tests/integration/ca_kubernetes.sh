@@ -14,10 +14,11 @@ ISS=https://kubernetes.default.svc.cluster.local
 API=$T/api
 mkdir -p "$API"
 
-# -- the API server's own CA and serving certificate (name: localhost)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+# -- the API server's own CA and serving certificate (name: localhost), RSA
+# like kubeadm's
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
   -subj "/CN=kube-ca" -keyout "$API/ca.key" -out "$API/ca.crt" 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+openssl req -new -newkey rsa:2048 -nodes \
   -subj "/CN=kube-apiserver" -keyout "$API/server.key" -out "$API/server.csr" 2>/dev/null
 openssl x509 -req -in "$API/server.csr" -CA "$API/ca.crt" -CAkey "$API/ca.key" \
   -CAcreateserial -days 2 -extfile <(printf 'subjectAltName=DNS:localhost,DNS:kubernetes.default.svc\n') \
@@ -174,6 +175,20 @@ check "an untrusted API server certificate is refused" wait_log "$T/ca2/ca.log" 
 out=$(sign "$RSA2")
 check "  and Kubernetes tokens wait for keys: $out" \
   is "$out" "code=UNAVAILABLE *not been fetched yet*"
+
+# -- a token the API server does not accept: the log says what to grant
+ca_setup "$T/ca4" "$TD"
+echo "not-the-token" >"$T/wrong.token"
+cat >>"$T/ca4/ca.yaml" <<YAML
+kubernetes:
+  jwks_url: https://localhost:$APORT/openid/v1/jwks
+  issuer: $ISS
+  ca_file: $API/ca.crt
+  token_file: $T/wrong.token
+YAML
+ca_start "$T/ca4"
+check "a refused bearer token names the role to bind" wait_log "$T/ca4/ca.log" \
+  'event=jwks_fetch_failed .*reason="HTTP status 401 .*system:service-account-issuer-discovery' 10
 
 # -- the right CA, but a name the server certificate does not carry
 ca_setup "$T/ca3" "$TD"
