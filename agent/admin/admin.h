@@ -49,6 +49,32 @@ void ly_app_health_handle(json_t *probes, uv_loop_t *loop,
 int ly_http_get(const ly_hostport_t *hp, const char *path, int timeout_ms,
                 int *status, char **body, const char **why);
 
+/* An http:// or https:// URL split up (the port defaults by scheme). */
+typedef struct {
+  int tls;
+  ly_hostport_t hp;
+  char path[1024]; /* with the query; "/" if none */
+} ly_url_t;
+int ly_url_parse(const char *url, ly_url_t *out, const char **why);
+
+/* One request, blocking (timeouts on each read and write): for worker
+ * threads and terminal commands, never an event loop. https: the server
+ * is verified against ca_file and must be named url->hp.host. */
+typedef struct {
+  const char *method; /* default GET */
+  const ly_url_t *url;
+  const char *ca_file;
+  const char *bearer; /* Authorization: Bearer, or NULL */
+  const char *content_type;
+  const char *body;
+  size_t body_len;
+  int timeout_ms;
+} ly_http_req_t;
+/* 0 with the status and the body (malloc'd, NUL-terminated, length in
+ * *body_len when not NULL), or an error with *why. */
+int ly_http_fetch(const ly_http_req_t *req, int *status, char **body,
+                  size_t *body_len, const char **why);
+
 /* runfile.c: $LANYARD_RUN_DIR (default /run/lanyard)/agent-<pid>.json,
  * written by an agent whose admin port the kernel picked. */
 const char *ly_run_dir(void);
