@@ -37,6 +37,8 @@ typedef struct {
   size_t n[3];
 } report_t;
 
+static void line(report_t *r, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void line(report_t *r, int level, const char *fmt, ...) {
   static const char *const utf8[] = {"\xe2\x9c\x94", "\xe2\x80\xbc",
                                      "\xc3\x97"}; /* ✔ ‼ × */
