@@ -19,6 +19,9 @@ static const struct {
      "install the interception rules (init container)"},
     {"status", ly_cmd_status, "the local agent's identity and mTLS rates"},
     {"mesh", ly_cmd_mesh, "every workload's mTLS success rate (CA admin)"},
+    {"inject", ly_cmd_inject, "add the sidecar to Kubernetes manifests"},
+    {"injector", ly_cmd_injector,
+     "the Kubernetes admission webhook (same rendering)"},
     {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
     {"version", ly_cmd_version, "print version and crypto build"},
 };
