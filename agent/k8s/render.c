@@ -149,7 +149,7 @@ static int check_annotations(const json_t *ann, const char *where, char *why,
 
 static int bad(char *why, size_t whylen, const char *name, const char *value,
                const char *what) {
-  say(why, whylen, "annotation " LY_K8S_ANN_PREFIX "%s: '%s' %s", name, value,
+  say(why, whylen, "annotation " LY_K8S_ANN_PREFIX "%s: '%s': %s", name, value,
       what);
   return -1;
 }
@@ -570,8 +570,10 @@ ly_k8s_outcome_t ly_k8s_remove(json_t *tmpl, char *why, size_t whylen) {
              json_object_get(status, "volumes"));
   json_object_del(ann, LY_K8S_STATUS_ANN);
   /* What the injection created, it takes away again (if still empty). */
-  json_array_foreach(json_object_get(status, "created"), i, it) {
-    const char *c = json_string_value(it);
+  /* Innermost first: metadata.annotations before metadata. */
+  json_t *created = json_object_get(status, "created");
+  for (i = json_array_size(created); i > 0; i--) {
+    const char *c = json_string_value(json_array_get(created, i - 1));
     if (!c)
       continue;
     if (!strcmp(c, "spec.initContainers") &&
