@@ -201,4 +201,231 @@ check "a folder is read (*.yaml), and stdin with -f -" \
   bash -c "'$LANYARD' inject -f '$M' 2>&1 >/dev/null | grep -c ' injected\$' | grep -qx 16 &&
     '$LANYARD' inject -f - <'$OWN/probes.yaml' 2>&1 >/dev/null | grep -qx 'pod/probed injected'"
 
+# --- lanyard injector --------------------------------------------------------
+
+command -v curl >/dev/null && command -v openssl >/dev/null || {
+  echo "skip: the webhook checks need curl and openssl"
+  finish
+  exit $?
+}
+A=$K8S/admission
+# mkcert DIR CN: a self-signed serving pair with the webhook's DNS SAN.
+mkcert() {
+  mkdir -p "$1"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$1/key.pem" -out "$1/cert.pem" -days 2 -subj "/CN=$2" \
+    -addext "subjectAltName=DNS:lanyard-injector.lanyard.svc,IP:127.0.0.1" 2>/dev/null
+}
+mkcert "$T/pki1" first
+cp "$T/pki1/cert.pem" "$T/cert.pem"
+cp "$T/pki1/key.pem" "$T/key.pem"
+PORT=$(free_port)
+"$LANYARD" injector --listen "127.0.0.1:$PORT" --cert "$T/cert.pem" --key "$T/key.pem" \
+  --max-bytes 262144 >"$T/injector.log" 2>&1 &
+PIDS+=($!)
+wait_log "$T/injector.log" "injector_listening" 10
+URL=https://127.0.0.1:$PORT/mutate
+
+post() { # file -> response body in $T/resp.json, status in $T/resp.code
+  curl -sS --cacert "$T/pki1/cert.pem" -H 'Content-Type: application/json' \
+    --data-binary @"$1" -o "$T/resp.json" -w '%{http_code}' "$URL" >"$T/resp.code" 2>"$T/curl.err" || true
+}
+
+# The Lanyard opt-out: test 06 with the agent's own annotation.
+"$PY" - "$A/06-pod-create-optout-annotation-SKIP-if-supported.json" "$T/06-lanyard-optout.json" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ann = r['request']['object']['metadata'].setdefault('annotations', {})
+ann.pop('sidecar.istio.io/inject', None)
+ann['lanyard.io/inject'] = 'disabled'
+json.dump(r, open(sys.argv[2], 'w'))
+EOF2
+
+# Each injected review: the patch, applied by python3-jsonpatch to the
+# request's object, gives exactly the CLI's pod.
+for f in "$A"/01-*.json "$A"/02-*.json "$A"/03-*.json "$A"/05-*.json; do
+  b=$(basename "$f" .json)
+  post "$f"
+  "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["request"]; print(json.dumps(r["object"]))' "$f" >"$T/$b.obj.json"
+  ns=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["request"]["namespace"])' "$f")
+  "$LANYARD" inject --namespace "$ns" -f "$T/$b.obj.json" >"$T/$b.cli.yaml" 2>/dev/null
+  check "$b: 200, uid echoed, JSONPatch that gives the CLI's pod" \
+    bash -c "[ \"\$(cat '$T/resp.code')\" = 200 ] && \"$PY\" - '$f' '$T/resp.json' '$T/$b.cli.yaml' '$T/$b.patched.json' <<'EOF2'
+import base64, json, sys, yaml, jsonpatch
+req = json.load(open(sys.argv[1]))['request']
+rv = json.load(open(sys.argv[2]))
+assert rv['apiVersion'] == 'admission.k8s.io/v1' and rv['kind'] == 'AdmissionReview'
+r = rv['response']
+assert r['uid'] == req['uid'] and r['allowed'] is True and r['patchType'] == 'JSONPatch'
+patch = json.loads(base64.b64decode(r['patch']))
+# the pod's own arrays are added to, never replaced
+for op in patch:
+    assert op['op'] != 'replace' or not isinstance(op.get('value'), list), op['path']
+got = jsonpatch.apply_patch(req['object'], patch)
+cli = yaml.safe_load(open(sys.argv[3]))
+assert got == cli, 'webhook and CLI differ'
+json.dump(got, open(sys.argv[4], 'w'))
+EOF2"
+done
+check "01: the existing annotation, volumes and mounts are kept" "$PY" - "$T/01-pod-create-deployment-nginx-annotated.patched.json" "$A/01-pod-create-deployment-nginx-annotated.json" <<'EOF2'
+import json, sys
+got = json.load(open(sys.argv[1]))
+orig = json.load(open(sys.argv[2]))['request']['object']
+for k, v in orig['metadata']['annotations'].items():
+    assert got['metadata']['annotations'][k] == v
+assert got['spec']['volumes'][:len(orig['spec']['volumes'])] == orig['spec']['volumes']
+for c, o in zip([c for c in got['spec']['containers'] if c['name'] != 'lanyard-agent'], orig['spec']['containers']):
+    assert c.get('volumeMounts') == o.get('volumeMounts')
+EOF2
+check "02: the pod's own init containers follow the agent, in order" "$PY" -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["spec"]
+assert [c["name"] for c in s["initContainers"]] == ["lanyard-init", "lanyard-agent", "init-one", "init-two"], s["initContainers"]
+' "$T/02-pod-create-multi-init.patched.json"
+post "$A/03-pod-create-multi-container-annotated.json"
+check "03: annotation keys with '/' are escaped ~1 in the patch" \
+  bash -c "\"$PY\" -c 'import json,sys,base64; p=json.loads(base64.b64decode(json.load(open(sys.argv[1]))[\"response\"][\"patch\"])); assert any(\"lanyard.io~1status\" in o[\"path\"] for o in p)' '$T/resp.json'"
+check "05: the pod's own native sidecar is kept" "$PY" -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["spec"]
+own = [c for c in s["initContainers"] if not c["name"].startswith("lanyard-")]
+assert own and all(c.get("restartPolicy") == "Always" for c in own), own
+' "$T/05-pod-create-bare-native-sidecar.patched.json"
+
+# Skips: allowed, no patch, a warning with the reason.
+for f in "$A/04-pod-create-hostnetwork-SKIP.json:hostNetwork" "$T/06-lanyard-optout.json:inject: disabled"; do
+  post "${f%%:*}"
+  check "$(basename "${f%%:*}" .json): allowed, no patch, warning '${f#*:}'" "$PY" - "$T/resp.json" "${f#*:}" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))['response']
+assert r['allowed'] is True and 'patch' not in r and 'patchType' not in r, r
+assert any(sys.argv[2] in w for w in r['warnings']), r
+EOF2
+done
+post "$A/90-pod-delete-object-null.json"
+check "90: DELETE with a null object: allowed, no patch" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["response"]
+assert r["allowed"] is True and "patch" not in r and r["uid"].endswith("99")' "$T/resp.json"
+
+# Reinvocation: the injected pod again gives no patch.
+"$PY" - "$A/01-pod-create-deployment-nginx-annotated.json" "$T/01-pod-create-deployment-nginx-annotated.patched.json" "$T/again.json" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r['request']['object'] = json.load(open(sys.argv[2]))
+r['request']['dryRun'] = True
+json.dump(r, open(sys.argv[3], 'w'))
+EOF2
+post "$T/again.json"
+check "an injected pod sent again (dryRun): no patch" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["response"]
+assert r["allowed"] is True and "patch" not in r, r' "$T/resp.json"
+
+# A bad annotation refuses the pod and names the annotation.
+"$PY" - "$A/01-pod-create-deployment-nginx-annotated.json" "$T/badann.json" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r['request']['object']['metadata']['annotations']['lanyard.io/proxy-memory'] = 'plenty'
+json.dump(r, open(sys.argv[2], 'w'))
+EOF2
+post "$T/badann.json"
+check "a bad annotation: allowed false, the message names it" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["response"]
+assert r["allowed"] is False and "lanyard.io/proxy-memory" in r["status"]["message"], r' "$T/resp.json"
+
+# admission.k8s.io/v1beta1 with a Deployment: answered in v1beta1.
+"$PY" - "$A/01-pod-create-deployment-nginx-annotated.json" "$T/v1beta1.json" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+pod = r['request']['object']
+r['apiVersion'] = 'admission.k8s.io/v1beta1'
+r['request']['kind'] = {'group': 'apps', 'version': 'v1', 'kind': 'Deployment'}
+r['request']['object'] = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'd'},
+                          'spec': {'template': {'metadata': {}, 'spec': pod['spec']}}}
+json.dump(r, open(sys.argv[2], 'w'))
+EOF2
+post "$T/v1beta1.json"
+check "v1beta1 Deployment review: answered in v1beta1 with a patch" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["apiVersion"] == "admission.k8s.io/v1beta1" and r["response"]["patchType"] == "JSONPatch", r' "$T/resp.json"
+
+# Malformed, oversized and wrong requests: 4xx with a reason, and the
+# injector still answers afterwards.
+printf '{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {' >"$T/trunc.json"
+post "$T/trunc.json"
+check "malformed JSON: 400 with the reason" \
+  bash -c "[ \"\$(cat '$T/resp.code')\" = 400 ] && grep -q 'malformed JSON' '$T/resp.json'"
+printf '{"kind": "Pod"}' >"$T/notreview.json"
+post "$T/notreview.json"
+check "not an AdmissionReview: 400" \
+  bash -c "[ \"\$(cat '$T/resp.code')\" = 400 ] && grep -q 'not an AdmissionReview' '$T/resp.json'"
+printf '{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"object": {}}}' >"$T/nouid.json"
+post "$T/nouid.json"
+check "no request.uid: 400" \
+  bash -c "[ \"\$(cat '$T/resp.code')\" = 400 ] && grep -q 'uid' '$T/resp.json'"
+"$PY" -c 'print("{\"pad\": \"" + "x" * 300000 + "\"}")' >"$T/big.json"
+post "$T/big.json"
+check "a review over --max-bytes: 413" \
+  bash -c "[ \"\$(cat '$T/resp.code')\" = 413 ] && grep -q 'larger than 262144' '$T/resp.json'"
+check "GET on the webhook path: 405; /healthz: 200" \
+  bash -c "[ \"\$(curl -s --cacert '$T/pki1/cert.pem' -o /dev/null -w '%{http_code}' '$URL')\" = 405 ] &&
+    [ \"\$(curl -s --cacert '$T/pki1/cert.pem' -o /dev/null -w '%{http_code}' https://127.0.0.1:$PORT/healthz)\" = 200 ]"
+check "plain HTTP and garbage bytes get no answer, and do no harm" \
+  bash -c "! curl -s -m 5 http://127.0.0.1:$PORT/mutate -d x >/dev/null; head -c 5000 /dev/urandom | timeout 5 \"$PY\" -c 'import socket,sys; s=socket.create_connection((\"127.0.0.1\",$PORT)); s.sendall(sys.stdin.buffer.read()); s.settimeout(3)
+try: s.recv(100)
+except Exception: pass' ; true"
+
+# Python's ssl: the name checked against the DNS SAN, a review, and an
+# oversized one.
+check "Python ssl: the webhook's DNS SAN verifies, a review is answered, oversize is 413" \
+  "$PY" - "$T/pki1/cert.pem" "$PORT" "$A/02-pod-create-multi-init.json" <<'EOF2'
+import json, socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+def call(body):
+    raw = socket.create_connection(('127.0.0.1', int(sys.argv[2])))
+    s = ctx.wrap_socket(raw, server_hostname='lanyard-injector.lanyard.svc')
+    s.sendall(b'POST /mutate HTTP/1.1\r\nHost: lanyard-injector.lanyard.svc\r\n'
+              b'Content-Type: application/json\r\nContent-Length: %d\r\n\r\n' % len(body) + body)
+    data = b''
+    while True:
+        try:
+            got = s.recv(65536)
+        except (ssl.SSLError, ConnectionResetError):
+            break
+        if not got:
+            break
+        data += got
+    head, _, payload = data.partition(b'\r\n\r\n')
+    return int(head.split()[1]), payload
+code, payload = call(open(sys.argv[3], 'rb').read())
+assert code == 200 and json.loads(payload)['response']['patchType'] == 'JSONPatch'
+code, payload = call(b'{"x": "' + b'y' * 400000 + b'"}')
+assert code == 413, code
+EOF2
+
+# Rotation: new files in place; new connections get the new certificate.
+mkcert "$T/pki2" second
+cp "$T/pki2/cert.pem" "$T/cert.new" && cp "$T/pki2/key.pem" "$T/key.new"
+mv "$T/key.new" "$T/key.pem" && mv "$T/cert.new" "$T/cert.pem"
+served_cn() {
+  openssl s_client -connect "127.0.0.1:$PORT" -servername lanyard-injector.lanyard.svc </dev/null 2>/dev/null |
+    openssl x509 -noout -subject 2>/dev/null
+}
+rotated=0
+for _ in $(seq 1 50); do
+  if served_cn | grep -q second; then rotated=1; break; fi
+  sleep 0.2
+done
+check "the serving certificate reloads when the files change" [ "$rotated" -eq 1 ]
+check "after the reload, a review verifies against the new certificate" \
+  bash -c "[ \"\$(curl -sS --cacert '$T/pki2/cert.pem' -o /dev/null -w '%{http_code}' --data-binary @'$A/02-pod-create-multi-init.json' '$URL')\" = 200 ]"
+printf 'not a key\n' >"$T/key.bad" && mv "$T/key.bad" "$T/key.pem"
+wait_log "$T/injector.log" "injector_cert_reload_failed" 10 || true
+check "a broken key file is logged" grep -q injector_cert_reload_failed "$T/injector.log"
+served_cn >"$T/served.txt" || true
+check "the last good pair keeps serving" grep -q second "$T/served.txt"
+
 finish
