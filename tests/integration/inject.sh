@@ -201,6 +201,29 @@ check "a folder is read (*.yaml), and stdin with -f -" \
   bash -c "'$LANYARD' inject -f '$M' 2>&1 >/dev/null | grep -c ' injected\$' | grep -qx 16 &&
     '$LANYARD' inject -f - <'$OWN/probes.yaml' 2>&1 >/dev/null | grep -qx 'pod/probed injected'"
 
+# --- lanyard healthcheck (the fallback's postStart hook) ---------------------
+# Against a real agent: not ready while its CA is down, ready once the CA
+# is up and the agent holds an SVID.
+ca_setup "$T/ca" hc.test
+agent_yaml "$T/hc" spiffe://hc.test/ns/default/sa/web "$T/ca"
+HC_ADMIN=$(sed -n 's/^admin: //p' "$T/hc/agent.yaml")
+"$LANYARD" agent -c "$T/hc/agent.yaml" >>"$T/hc/agent.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.1 "${HC_ADMIN##*:}" 10
+rc=0
+"$LANYARD" healthcheck --admin "$HC_ADMIN" 2>"$T/hc.err" || rc=$?
+check "healthcheck: exit 1 while the agent has no identity" \
+  bash -c "[ $rc -eq 1 ] && grep -q 'HTTP 503' '$T/hc.err'"
+"$LANYARD" healthcheck --admin "$HC_ADMIN" --wait 60s 2>"$T/hc-wait.err" &
+HC_PID=$!
+ca_start "$T/ca"
+rc=0
+wait "$HC_PID" || rc=$?
+check "healthcheck --wait: exit 0 once the agent is ready" [ "$rc" -eq 0 ]
+rc=0
+"$LANYARD" healthcheck --admin 127.0.0.1:1 --wait 1s 2>/dev/null || rc=$?
+check "healthcheck: exit 1 when nothing answers within --wait" [ "$rc" -eq 1 ]
+
 # --- lanyard injector --------------------------------------------------------
 
 command -v curl >/dev/null && command -v openssl >/dev/null || {
