@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -309,16 +310,20 @@ static const char *status_text(int s) {
   }
 }
 
+/* Head and body in one write: two small writes would meet Nagle and the
+ * client's delayed ACK (40 ms per review). */
 static void send_reply(WOLFSSL *ssl, reply_t *r, int head_only) {
-  char head[256];
-  size_t blen = r->body ? strlen(r->body) : 0;
-  int n = snprintf(head, sizeof(head),
+  size_t blen = r->body && !head_only ? strlen(r->body) : 0;
+  char *msg = NULL;
+  int n = asprintf(&msg,
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: "
-                   "%zu\r\nConnection: close\r\n\r\n",
+                   "%zu\r\nConnection: close\r\n\r\n%s",
                    r->status, status_text(r->status),
-                   r->type ? r->type : "text/plain; charset=utf-8", blen);
-  if (wolfSSL_write(ssl, head, n) == n && blen && !head_only)
-    wolfSSL_write(ssl, r->body, (int)blen);
+                   r->type ? r->type : "text/plain; charset=utf-8",
+                   r->body ? strlen(r->body) : 0, blen ? r->body : "");
+  if (n > 0)
+    wolfSSL_write(ssl, msg, n);
+  free(msg);
 }
 
 static void serve(conn_t *c) {
@@ -623,6 +628,10 @@ int ly_cmd_injector(int argc, char **argv) {
     struct timeval tv = {LY_HTTP_REQUEST_TIMEOUT_MS / 1000, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    /* wolfSSL writes the handshake's flights in pieces: without this,
+     * Nagle and the client's delayed ACK add 40 ms to every review. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     conn_t *cn = calloc(1, sizeof(*cn));
     pthread_t th;
     pthread_attr_t attr;

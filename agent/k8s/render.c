@@ -601,7 +601,7 @@ static ly_k8s_outcome_t inject_fresh(json_t *tmpl, const char *ns,
   json_t *pod_ann = meta ? json_object_get(meta, "annotations") : NULL;
   settings_t s;
   const char *other;
-  size_t i;
+  size_t i, j;
   json_t *it;
 
   if (!json_is_object(spec) ||
@@ -612,6 +612,21 @@ static ly_k8s_outcome_t inject_fresh(json_t *tmpl, const char *ns,
   if (meta && !json_is_object(meta)) {
     say(why, whylen, "metadata is not a map");
     return LY_K8S_ERROR;
+  }
+  static const char *const lists[] = {"containers", "initContainers",
+                                      "volumes"};
+  for (i = 0; i < 3; i++) {
+    json_t *l = json_object_get(spec, lists[i]);
+    if (l && !json_is_array(l)) {
+      say(why, whylen, "spec.%s is not a list", lists[i]);
+      return LY_K8S_ERROR;
+    }
+    json_array_foreach(l, j, it) {
+      if (!json_is_object(it)) {
+        say(why, whylen, "spec.%s[%zu] is not a map", lists[i], j);
+        return LY_K8S_ERROR;
+      }
+    }
   }
   if (settings_read(pod_ann, o, &s, why, whylen) != 0)
     return LY_K8S_ERROR;
