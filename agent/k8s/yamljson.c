@@ -79,9 +79,26 @@ static json_t *plain_scalar(const char *s) {
     return json_true();
   if (IN(s, falses))
     return json_false();
+  if (strchr(s, '_') && strlen(s) < 64 &&
+      (*p == '+' || *p == '-' || (*p >= '0' && *p <= '9'))) {
+    /* 1_000 is 1000 in YAML 1.1: type it without the underscores. */
+    char clean[64];
+    size_t n = 0;
+    for (const char *q = s; *q; q++)
+      if (*q != '_')
+        clean[n++] = *q;
+    clean[n] = '\0';
+    if (n && !strchr(clean, '_')) {
+      json_t *j = plain_scalar(clean);
+      if (!json_is_string(j) && !json_is_null(j) && !json_is_boolean(j))
+        return j;
+      json_decref(j);
+    }
+    return json_string(s);
+  }
   if (*p == '+' || *p == '-')
     p++;
-  if (strchr(s, '_') == NULL) {
+  {
     long long v;
     errno = 0;
     if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') &&
@@ -256,8 +273,28 @@ static int sink_write(void *data, unsigned char *b, size_t n) {
   return 1;
 }
 
+/* YAML 1.1 also reads 1:30 as a (base 60) number and 2024-01-31 as a
+ * date: such strings are quoted too. */
+static int looks_sexagesimal_or_date(const char *s) {
+  const char *p = s;
+  if (*p == '+' || *p == '-')
+    p++;
+  if (!(*p >= '0' && *p <= '9'))
+    return 0;
+  if (strlen(s) >= 8 && s[4] == '-' && strspn(s, "0123456789") == 4)
+    return 1; /* a date, or a timestamp */
+  int colon = 0;
+  for (; *p; p++) {
+    if (*p == ':')
+      colon = 1;
+    else if (!(*p >= '0' && *p <= '9') && *p != '.' && *p != '_')
+      return 0;
+  }
+  return colon;
+}
+
 static int needs_quotes(const char *s) {
-  if (IN(s, also_quoted))
+  if (IN(s, also_quoted) || looks_sexagesimal_or_date(s))
     return 1;
   json_t *j = plain_scalar(s);
   int q = !json_is_string(j);

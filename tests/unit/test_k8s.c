@@ -281,7 +281,8 @@ static void test_diff_escapes_and_inserts(void **state) {
 
 static void test_yaml_typing(void **state) {
   static const char text[] = "a: 0644\nb: \"0644\"\nc: yes\nd: 'true'\n"
-                             "e: 1.5\nf: ~\ng: 0x1F\nh: \"\"\n";
+                             "e: 1.5\nf: ~\ng: 0x1F\nh: \"\"\n"
+                             "i: 1_000\nk: a_b\n";
   json_t *j;
   char err[128];
   assert_int_equal(
@@ -293,12 +294,26 @@ static void test_yaml_typing(void **state) {
   assert_true(json_is_real(json_object_get(j, "e")));
   assert_true(json_is_null(json_object_get(j, "f")));
   assert_int_equal(json_integer_value(json_object_get(j, "g")), 31);
+  assert_int_equal(json_integer_value(json_object_get(j, "i")), 1000);
+  assert_string_equal(json_string_value(json_object_get(j, "k")), "a_b");
+  /* strings that YAML 1.1 would read as numbers or dates are quoted */
+  json_object_set_new(j, "s1", json_string("1_000"));
+  json_object_set_new(j, "s2", json_string("12:30"));
+  json_object_set_new(j, "s3", json_string("2024-01-31"));
+  json_object_set_new(j, "s4", json_string("y"));
+  json_object_set_new(j, "s5", json_string("1e3"));
   /* written back, every string stays a string */
   char *y = ly_k8s_json_to_yaml(j);
   json_t *back;
   assert_int_equal(ly_k8s_yaml_to_json(y, strlen(y), &back, err, sizeof(err)),
                    0);
   assert_true(json_equal(j, back));
+  static const char *const quoted[] = {"s1: \"1_000\"", "s2: \"12:30\"",
+                                       "s3: \"2024-01-31\"", "s4: \"y\"",
+                                       "s5: \"1e3\""};
+  for (size_t i = 0; i < 5; i++)
+    if (!strstr(y, quoted[i]))
+      fail_msg("not quoted: %s in\n%s", quoted[i], y);
   free(y);
   json_decref(back);
   json_decref(j);
