@@ -37,7 +37,8 @@ void ly_k8s_opts_init(ly_k8s_opts_t *o) {
   o->native_sidecar = 1;
 }
 
-static void say(char *why, size_t len, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void say(char *why, size_t len,
+                                                      const char *fmt, ...) {
   va_list ap;
   if (!why || !len)
     return;
@@ -651,6 +652,30 @@ static ly_k8s_outcome_t inject_fresh(json_t *tmpl, const char *ns,
   if (!s.inject) {
     say(why, whylen, "annotation " LY_K8S_ANN_PREFIX "inject: disabled");
     return LY_K8S_SKIPPED;
+  }
+  /* Names key the probes and the removal: each must be unique (as the
+   * API server demands) and short. */
+  for (i = 0; i < 2; i++) {
+    json_t *l = json_object_get(spec, lists[i]);
+    json_array_foreach(l, j, it) {
+      const char *n = json_string_value(json_object_get(it, "name"));
+      if (!n || !*n || strlen(n) > 253) {
+        say(why, whylen, "spec.%s[%zu] has no valid name", lists[i], j);
+        return LY_K8S_ERROR;
+      }
+      for (size_t k = 0; k < 2; k++) {
+        json_t *m = json_object_get(spec, lists[k]);
+        size_t x;
+        json_t *c;
+        json_array_foreach(m, x, c) {
+          const char *on = json_string_value(json_object_get(c, "name"));
+          if (c != it && on && !strcmp(on, n)) {
+            say(why, whylen, "two containers are named %s", n);
+            return LY_K8S_ERROR;
+          }
+        }
+      }
+    }
   }
   static const char *const ours[] = {LY_K8S_INIT_NAME, LY_K8S_AGENT_NAME};
   for (i = 0; i < 2; i++)

@@ -11,6 +11,7 @@
 #include "lanyard/k8s.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,12 @@ static int is_float(const char *s) {
   return *p == '\0';
 }
 
+/* JSON has no infinity: a number too large for a double stays text. */
+static json_t *real_or_string(const char *s) {
+  double d = strtod(s, NULL);
+  return isfinite(d) ? json_real(d) : json_string(s);
+}
+
 /* A plain scalar as kubectl would type it. */
 static json_t *plain_scalar(const char *s) {
   const char *p = s;
@@ -114,12 +121,12 @@ static json_t *plain_scalar(const char *s) {
       goto not_int;
     if (errno == 0 && *end == '\0')
       return json_integer(v);
-    return json_real(strtod(s, NULL)); /* beyond 64 bits */
+    return real_or_string(s); /* beyond 64 bits */
   }
 not_int:
   if (is_float(s) && !strstr(s, "inf") && !strstr(s, "Inf") &&
       !strstr(s, "INF"))
-    return json_real(strtod(s, NULL));
+    return real_or_string(s);
   return json_string(s);
 }
 
