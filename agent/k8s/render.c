@@ -629,8 +629,8 @@ static ly_k8s_outcome_t inject_fresh(json_t *tmpl, const char *ns,
       }
     }
   }
-  if (settings_read(pod_ann, o, &s, why, whylen) != 0)
-    return LY_K8S_ERROR;
+  /* The skips come before the annotations are judged: a pod that is not
+   * injected is never refused over an annotation that does nothing. */
   ns = template_ns(tmpl, ns);
   if (json_is_true(json_object_get(spec, "hostNetwork"))) {
     say(why, whylen, "hostNetwork (the rules would catch the node's traffic)");
@@ -649,10 +649,14 @@ static ly_k8s_outcome_t inject_fresh(json_t *tmpl, const char *ns,
     say(why, whylen, "another mesh's sidecar (%s)", other);
     return LY_K8S_SKIPPED;
   }
-  if (!s.inject) {
+  const char *inject = ann_get(json_is_object(pod_ann) ? pod_ann : NULL,
+                               o->ns_annotations, "inject");
+  if (inject && !strcmp(inject, "disabled")) {
     say(why, whylen, "annotation " LY_K8S_ANN_PREFIX "inject: disabled");
     return LY_K8S_SKIPPED;
   }
+  if (settings_read(pod_ann, o, &s, why, whylen) != 0)
+    return LY_K8S_ERROR;
   /* Names key the probes and the removal: each must be unique (as the
    * API server demands) and short. */
   for (i = 0; i < 2; i++) {

@@ -188,6 +188,14 @@ static void test_skips(void **state) {
       {"{\"metadata\":{\"annotations\":{\"lanyard.io/inject\":\"disabled\"}},"
        "\"spec\":{\"containers\":[{\"name\":\"a\"}]}}",
        "default", "inject: disabled"},
+      /* not injected: a bad annotation that would do nothing is no error */
+      {"{\"metadata\":{\"annotations\":{\"lanyard.io/proxy-cpu\":\"lots\"}},"
+       "\"spec\":{\"containers\":[{\"name\":\"a\"}]}}",
+       "kube-system", "kube-system"},
+      {"{\"metadata\":{\"annotations\":{\"lanyard.io/inject\":\"disabled\","
+       "\"lanyard.io/ttl\":\"soon\"}},\"spec\":{\"containers\":[{\"name\":"
+       "\"a\"}]}}",
+       "default", "inject: disabled"},
   };
   ly_k8s_opts_t o;
   ly_k8s_opts_init(&o);
