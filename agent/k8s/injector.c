@@ -492,6 +492,8 @@ static void usage(FILE *out) {
       "  --image IMAGE           the agent's image (lanyard:VERSION)",
       "  --ca-addr HOST:PORT     the CA (lanyard-ca.lanyard.svc:15012)",
       "  --lanyard-namespace NS  Lanyard's own namespace (lanyard)",
+      "  --default-annotation K=V  a lanyard.io/ annotation for every pod",
+      "                          that does not set it (repeatable)",
   };
   for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
     fprintf(out, "%s\n", lines[i]);
@@ -505,7 +507,8 @@ enum {
   OPT_NATIVE,
   OPT_IMAGE,
   OPT_CA,
-  OPT_LY_NS
+  OPT_LY_NS,
+  OPT_DEFAULT_ANN,
 };
 
 int ly_cmd_injector(int argc, char **argv) {
@@ -518,9 +521,11 @@ int ly_cmd_injector(int argc, char **argv) {
       {"image", required_argument, NULL, OPT_IMAGE},
       {"ca-addr", required_argument, NULL, OPT_CA},
       {"lanyard-namespace", required_argument, NULL, OPT_LY_NS},
+      {"default-annotation", required_argument, NULL, OPT_DEFAULT_ANN},
       {"help", no_argument, NULL, 'h'},
       {0}};
   static injector_t in;
+  json_t *defaults = json_object();
   const char *listen_spec = ":15017";
   char why[256], *end;
   int c;
@@ -545,7 +550,7 @@ int ly_cmd_injector(int argc, char **argv) {
       if (*end || optarg[0] < '0' || optarg[0] > '9' || in.max_bytes < 1024 ||
           in.max_bytes > (64u << 20)) {
         fprintf(stderr, "lanyard injector: --max-bytes is 1024..67108864\n");
-        return LY_EXIT_USAGE;
+        goto usage_fail;
       }
       break;
     case OPT_NATIVE:
@@ -556,7 +561,7 @@ int ly_cmd_injector(int argc, char **argv) {
       else {
         fprintf(stderr,
                 "lanyard injector: --native-sidecar is true or false\n");
-        return LY_EXIT_USAGE;
+        goto usage_fail;
       }
       break;
     case OPT_IMAGE:
@@ -568,27 +573,49 @@ int ly_cmd_injector(int argc, char **argv) {
     case OPT_LY_NS:
       in.opts.lanyard_namespace = optarg;
       break;
+    case OPT_DEFAULT_ANN: {
+      /* The chart's values (mode, TTL, resources) arrive this way: they
+       * act like namespace annotations, the pod's own win. */
+      const char *eq = strchr(optarg, '=');
+      if (!eq || eq == optarg) {
+        fprintf(stderr, "lanyard injector: --default-annotation wants "
+                        "KEY=VALUE\n");
+        goto usage_fail;
+      }
+      char *key = strndup(optarg, (size_t)(eq - optarg));
+      json_object_set_new(defaults, key, json_string(eq + 1));
+      free(key);
+      break;
+    }
     case 'h':
       usage(stdout);
+      json_decref(defaults);
       return LY_EXIT_OK;
     default:
       usage(stderr);
-      return LY_EXIT_USAGE;
+      goto usage_fail;
     }
   }
   if (optind < argc || !in.cert || !in.key) {
     fprintf(stderr, "lanyard injector: %s\n",
             optind < argc ? "unexpected arguments" : "--cert and --key needed");
     usage(stderr);
-    return LY_EXIT_USAGE;
+    goto usage_fail;
   }
+  if (ly_k8s_check_annotations(defaults, why, sizeof(why)) != 0) {
+    fprintf(stderr, "lanyard injector: --default-annotation: %s\n", why);
+    goto usage_fail;
+  }
+  in.opts.ns_annotations = json_object_size(defaults) ? defaults : NULL;
   pthread_mutex_init(&in.mu, NULL);
-  if (maybe_reload(&in) != 0)
-    return LY_EXIT_USAGE;
+  if (maybe_reload(&in) != 0) {
+    goto usage_fail;
+  }
   int lfd = listen_on(listen_spec, why, sizeof(why));
   if (lfd < 0) {
     fprintf(stderr, "lanyard injector: %s\n", why);
     ctx_unref(in.current);
+    json_decref(defaults);
     return LY_EXIT_FAIL;
   }
   struct sockaddr_storage bound;
@@ -663,5 +690,12 @@ int ly_cmd_injector(int argc, char **argv) {
   for (int i = 0; i < 200 && atomic_load(&in.conns) > 0; i++)
     usleep(100 * 1000);
   ctx_unref(in.current);
+  /* Connections still running (past their deadline) may read the
+   * defaults: they are left to the process's exit. */
+  if (atomic_load(&in.conns) == 0)
+    json_decref(defaults);
   return LY_EXIT_OK;
+usage_fail:
+  json_decref(defaults);
+  return LY_EXIT_USAGE;
 }

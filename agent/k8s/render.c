@@ -231,6 +231,14 @@ static int settings_read(const json_t *pod_ann, const ly_k8s_opts_t *o,
   return 0;
 }
 
+int ly_k8s_check_annotations(const json_t *ann, char *why, size_t whylen) {
+  ly_k8s_opts_t o;
+  settings_t s;
+  ly_k8s_opts_init(&o);
+  o.ns_annotations = ann;
+  return settings_read(NULL, &o, &s, why, whylen);
+}
+
 /* --- helpers ---------------------------------------------------------------
  */
 

@@ -75,6 +75,11 @@ ly_k8s_outcome_t ly_k8s_inject(json_t *tmpl, const char *ns,
 /* Takes an injection out of tmpl, using lanyard.io/status. */
 ly_k8s_outcome_t ly_k8s_remove(json_t *tmpl, char *why, size_t whylen);
 
+/* Checks lanyard.io/ annotations (an object of strings) as the rendering
+ * would: 0, or -1 with why naming the bad one. For options that give
+ * defaults, so a bad one stops a command at start. */
+int ly_k8s_check_annotations(const json_t *ann, char *why, size_t whylen);
+
 /* The pod templates inside a Kubernetes object: a Pod itself, the
  * spec.template of Deployment, StatefulSet, DaemonSet, ReplicaSet,
  * ReplicationController and Job, a CronJob's

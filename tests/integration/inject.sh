@@ -517,6 +517,37 @@ code, _ = call(json.dumps(reviews[0]).encode())
 assert code == 200
 EOF2
 
+# Defaults for every pod (the chart's values): the pod's own annotations
+# win; a bad default stops the injector at start, naming it.
+rc=0
+"$LANYARD" injector --listen 127.0.0.1:0 --cert "$T/pki1/cert.pem" --key "$T/pki1/key.pem" \
+  --default-annotation lanyard.io/mode=lax >/dev/null 2>"$T/baddef.err" || rc=$?
+check "a bad --default-annotation: exit 2, named" \
+  bash -c "[ $rc -eq 2 ] && grep -q 'lanyard.io/mode' '$T/baddef.err'"
+PORT2=$(free_port)
+"$LANYARD" injector --listen "127.0.0.1:$PORT2" --cert "$T/pki1/cert.pem" --key "$T/pki1/key.pem" \
+  --default-annotation lanyard.io/mode=permissive --default-annotation lanyard.io/proxy-memory=24Mi \
+  >"$T/injector2.log" 2>&1 &
+PIDS+=($!)
+wait_log "$T/injector2.log" "injector_listening" 10
+"$PY" - "$A/02-pod-create-multi-init.json" "$T/strict.json" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r['request']['object']['metadata'].setdefault('annotations', {})['lanyard.io/mode'] = 'strict'
+json.dump(r, open(sys.argv[2], 'w'))
+EOF2
+for f in "$A/02-pod-create-multi-init.json:permissive" "$T/strict.json:strict"; do
+  curl -sS --cacert "$T/pki1/cert.pem" --data-binary @"${f%%:*}" -o "$T/resp2.json" "https://127.0.0.1:$PORT2/mutate"
+  check "--default-annotation: $(basename "${f%%:*}") gets mode ${f#*:} and the default memory" "$PY" - "$T/resp2.json" "${f#*:}" <<'EOF2'
+import base64, json, sys
+p = json.loads(base64.b64decode(json.load(open(sys.argv[1]))['response']['patch']))
+agent = [o['value'] for o in p if isinstance(o.get('value'), dict) and o['value'].get('name') == 'lanyard-agent'][0]
+env = {e['name']: e.get('value') for e in agent['env']}
+assert env['LANYARD_MODE'] == sys.argv[2], env['LANYARD_MODE']
+assert agent['resources']['requests']['memory'] == '24Mi'
+EOF2
+done
+
 # Rotation: new files in place; new connections get the new certificate.
 mkcert "$T/pki2" second
 cp "$T/pki2/cert.pem" "$T/cert.new" && cp "$T/pki2/key.pem" "$T/key.new"
