@@ -60,8 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(json_equal(tmpl, orig));
   } else if (r == LY_K8S_INJECTED || r == LY_K8S_UNCHANGED) {
     json_t *once = json_deep_copy(tmpl);
-    CHECK(ly_k8s_inject(tmpl, NULL, &o, why, sizeof(why)) ==
-          LY_K8S_UNCHANGED);
+    CHECK(ly_k8s_inject(tmpl, NULL, &o, why, sizeof(why)) == LY_K8S_UNCHANGED);
     CHECK(json_equal(tmpl, once));
     json_t *patch = ly_k8s_json_diff(orig, once);
     CHECK(patch && (json_array_size(patch) > 0) == !json_equal(orig, once));
