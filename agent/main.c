@@ -17,10 +17,15 @@ static const struct {
     {"ca", ly_cmd_ca, "the certificate authority: init, token, serve"},
     {"iptables", ly_cmd_iptables,
      "install the interception rules (init container)"},
+    {"healthcheck", ly_cmd_healthcheck,
+     "wait until the local agent is ready (exit 0)"},
     {"status", ly_cmd_status, "the local agent's identity and mTLS rates"},
     {"mesh", ly_cmd_mesh, "every workload's mTLS success rate (CA admin)"},
     {"check", ly_cmd_check,
      "check expiry and bundle agreement across the mesh (CA admin)"},
+    {"inject", ly_cmd_inject, "add the sidecar to Kubernetes manifests"},
+    {"injector", ly_cmd_injector,
+     "the Kubernetes admission webhook (same rendering)"},
     {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
     {"version", ly_cmd_version, "print version and crypto build"},
 };
@@ -28,7 +33,7 @@ static const struct {
 static void usage(FILE *out) {
   fprintf(out, "usage: lanyard <command> [options]\n\ncommands:\n");
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
   fprintf(out, "\nRun 'lanyard <command> --help' for a command's options.\n");
 }
 

@@ -25,7 +25,10 @@ build=(build-essential cmake pkg-config libuv1-dev libyaml-dev
   libprotobuf-c-dev protobuf-c-compiler libjansson-dev openssl
   autoconf automake libtool dpkg-dev)
 demo=(iproute2 iptables nginx-light curl)
-test=(libcmocka-dev python3 bc stunnel4 tcpdump clang-14 libclang-rt-14-dev)
+# python3-yaml and python3-jsonpatch: inject.sh reads manifests and applies
+# the webhook's patches with implementations that share no code with ours.
+test=(libcmocka-dev python3 bc stunnel4 tcpdump clang-14 libclang-rt-14-dev
+  python3-yaml python3-jsonpatch)
 case "$profile" in
 build) packages=("${build[@]}") ;;
 demo) packages=("${build[@]}" "${demo[@]}") ;;

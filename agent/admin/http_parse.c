@@ -153,6 +153,7 @@ static int name_is(const char *name, size_t n, const char *want) {
 
 typedef struct {
   int have_length, have_host;
+  size_t body_max;
 } seen_t;
 
 /* The fields we act on; every other field is checked and ignored. */
@@ -165,11 +166,11 @@ static int on_field(ly_http_request_t *req, seen_t *seen, const char *name,
     size_t v = 0;
     for (size_t i = 0; i < value_len; i++) {
       if (value[i] < '0' || value[i] > '9')
-        return 400;              /* no sign, no list, no spaces inside */
-      if (v <= LY_HTTP_BODY_MAX) /* saturate: no overflow on long values */
+        return 400;            /* no sign, no list, no spaces inside */
+      if (v <= seen->body_max) /* saturate: no overflow on long values */
         v = v * 10 + (size_t)(value[i] - '0');
     }
-    if (v > LY_HTTP_BODY_MAX)
+    if (v > seen->body_max)
       return 413;
     req->content_length = v;
   } else if (name_is(name, name_len, "transfer-encoding")) {
@@ -204,8 +205,8 @@ static int expect_crlf(scan_t *s) {
 }
 
 /* *( field-name ":" OWS field-value OWS CRLF ) CRLF */
-static int parse_fields(scan_t *s, ly_http_request_t *req) {
-  seen_t seen = {0};
+static int parse_fields(scan_t *s, ly_http_request_t *req, size_t body_max) {
+  seen_t seen = {0, 0, body_max};
   int rc;
   for (int nfields = 0;; nfields++) {
     if (s->pos >= s->len)
@@ -257,12 +258,18 @@ static int parse_fields(scan_t *s, ly_http_request_t *req) {
 
 int ly_http_parse(const char *buf, size_t len, ly_http_request_t *req,
                   size_t *head_len) {
+  return ly_http_parse_body_max(buf, len, req, head_len, LY_HTTP_BODY_MAX);
+}
+
+int ly_http_parse_body_max(const char *buf, size_t len, ly_http_request_t *req,
+                           size_t *head_len, size_t body_max) {
   memset(req, 0, sizeof(*req));
   *head_len = 0;
   scan_t s = {buf, len < LY_HTTP_HEAD_MAX ? len : LY_HTTP_HEAD_MAX, 0};
   int rc;
   if ((rc = parse_method(&s, req)) == 0 && (rc = parse_target(&s, req)) == 0 &&
-      (rc = parse_version(&s, req)) == 0 && (rc = parse_fields(&s, req)) == 0)
+      (rc = parse_version(&s, req)) == 0 &&
+      (rc = parse_fields(&s, req, body_max)) == 0)
     *head_len = s.pos;
   /* A head that would need more than the limit: no point waiting. */
   if (rc == INCOMPLETE && len >= LY_HTTP_HEAD_MAX)

@@ -13,10 +13,13 @@ int ly_cmd_ca(int argc, char **argv);    /* ca init|token|serve */
 int ly_cmd_agent(int argc, char **argv); /* agent -c agent.yaml [--check] */
 int ly_cmd_svid(int argc, char **argv);  /* svid verify ... CERT.pem */
 
-int ly_cmd_iptables(int argc, char **argv); /* iptables [--remove] ... */
-int ly_cmd_status(int argc, char **argv);   /* the local agent, readable */
-int ly_cmd_mesh(int argc, char **argv);     /* the mesh-wide report */
-int ly_cmd_check(int argc, char **argv);    /* the mesh's health, checked */
+int ly_cmd_iptables(int argc, char **argv);    /* iptables [--remove] ... */
+int ly_cmd_status(int argc, char **argv);      /* the local agent, readable */
+int ly_cmd_mesh(int argc, char **argv);        /* the mesh-wide report */
+int ly_cmd_check(int argc, char **argv);       /* the mesh's health, checked */
+int ly_cmd_inject(int argc, char **argv);      /* inject -f FILE: k8s sidecar */
+int ly_cmd_injector(int argc, char **argv);    /* the admission webhook */
+int ly_cmd_healthcheck(int argc, char **argv); /* until /readyz is 200 */
 
 /* A command's error, the one style for all of them:
  * "lanyard <command>: <message>\n" on stderr. `command` is the words

@@ -103,6 +103,11 @@ typedef struct {
 int ly_http_parse(const char *buf, size_t len, ly_http_request_t *req,
                   size_t *head_len);
 
+/* The same, with another body limit than LY_HTTP_BODY_MAX (413 above
+ * it): the admission webhook takes whole pods. */
+int ly_http_parse_body_max(const char *buf, size_t len, ly_http_request_t *req,
+                           size_t *head_len, size_t body_max);
+
 typedef struct {
   int status;               /* 200..599; anything else becomes a 500 */
   const char *content_type; /* NULL: "text/plain; charset=utf-8" */
