@@ -202,19 +202,17 @@ check "a folder is read (*.yaml), and stdin with -f -" \
     '$LANYARD' inject -f - <'$OWN/probes.yaml' 2>&1 >/dev/null | grep -qx 'pod/probed injected'"
 
 # The injected objects against the Kubernetes API schemas (npm's
-# kubernetes-models, pinned; installed once into the build tree). Both
+# kubernetes-models, pinned and cached by tests/tools/k8s_tools.sh). Both
 # renderings: podman and kind clusters without native sidecars use the
 # fallback.
-MODELS=$(dirname "${LY_ARTIFACT_DIR:-$T/x}")/node-k8s-models
-if command -v node >/dev/null && command -v npm >/dev/null &&
-  { [ -d "$MODELS/node_modules/kubernetes-models" ] ||
-    npm install --prefix "$MODELS" --no-audit --no-fund --silent kubernetes-models@4.5.1 >"$T/npm.log" 2>&1; }; then
+VALIDATE=$LY_SOURCE_DIR/tests/tools/k8s_validate.mjs
+if K8S_TOOLS=$("$LY_SOURCE_DIR/tests/tools/k8s_tools.sh" 2>"$T/k8s_tools.err"); then
   for native in true false; do
     "$LANYARD" inject --native-sidecar=$native -f "$M" -f "$OWN/kinds.yaml" -f "$OWN/probes.yaml" \
       -f "$OWN/annotated.yaml" 2>/dev/null |
       "$PY" -c 'import sys,yaml,json; print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))' >"$T/objs-$native.json"
     check "native-sidecar=$native: every injected object is valid against the Kubernetes schemas" \
-      env NODE_PATH="$MODELS/node_modules" node "$LY_SOURCE_DIR/tests/tools/k8s_validate.js" "$T/objs-$native.json"
+      bash -c "node '$VALIDATE' '$K8S_TOOLS/models' <'$T/objs-$native.json' >'$T/valid-$native.out'"
   done
   "$PY" -c '
 import json, sys
@@ -223,10 +221,10 @@ p = [x for x in o if x["kind"] == "Pod"][0]
 p["spec"]["initContainers"][0]["securityContext"]["capabilities"]["add"] = "NET_ADMIN"
 json.dump([p], open(sys.argv[2], "w"))' "$T/objs-true.json" "$T/objs-broken.json"
   check "the schema check does catch a broken pod" \
-    bash -c "! NODE_PATH='$MODELS/node_modules' node '$LY_SOURCE_DIR/tests/tools/k8s_validate.js' '$T/objs-broken.json' >'$T/broken.out' &&
+    bash -c "! node '$VALIDATE' '$K8S_TOOLS/models' <'$T/objs-broken.json' >'$T/broken.out' &&
       grep -q 'capabilities/add must be array' '$T/broken.out'"
 else
-  echo "skip - schema validation: node/npm or the kubernetes-models package unavailable"
+  echo "skip - schema validation: $(cat "$T/k8s_tools.err")"
 fi
 
 # --- lanyard healthcheck (the fallback's postStart hook) ---------------------

@@ -4,7 +4,7 @@
 //   node k8s_validate.mjs MODELS_DIR < objects.json
 //
 // objects.json: a JSON array of objects (e.g. a rendered chart, converted
-// from YAML). One line per object on stdout ("ok Kind/name" or "FAIL ...
+// from YAML; Lists are expanded). One line per object on stdout ("ok Kind/name" or "FAIL ...
 // why"); exit 1 if any object fails or has a kind the schemas do not know.
 // The schemas allow unknown fields (as the API server's non-strict decoding
 // does); a misspelled field is caught by the golden files instead.
@@ -13,7 +13,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const models = join(process.argv[2], "node_modules", "kubernetes-models");
-const objects = JSON.parse(readFileSync(0, "utf8"));
+// A List is checked item by item, as kubectl applies it.
+const flat = (o) => (o?.kind === "List" ? (o.items ?? []).flatMap(flat) : [o]);
+const objects = JSON.parse(readFileSync(0, "utf8")).flatMap(flat);
 let failed = 0;
 for (const obj of objects) {
   const what = `${obj?.kind}/${obj?.metadata?.name}`;
