@@ -17,6 +17,8 @@ static const struct {
     {"ca", ly_cmd_ca, "the certificate authority: init, token, serve"},
     {"iptables", ly_cmd_iptables,
      "install the interception rules (init container)"},
+    {"healthcheck", ly_cmd_healthcheck,
+     "exit 0 when the agent or CA admin port says ready (probes)"},
     {"status", ly_cmd_status, "the local agent's identity and mTLS rates"},
     {"mesh", ly_cmd_mesh, "every workload's mTLS success rate (CA admin)"},
     {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
@@ -26,7 +28,7 @@ static const struct {
 static void usage(FILE *out) {
   fprintf(out, "usage: lanyard <command> [options]\n\ncommands:\n");
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
   fprintf(out, "\nRun 'lanyard <command> --help' for a command's options.\n");
 }
 
