@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the images the container suites share (CTest fixture
+# containers.image), once per run: the base debian:bookworm-slim when the
+# engine lacks it (base_image.sh, cached under CACHE_DIR), then Lanyard's
+# image from deploy/docker/Dockerfile and the demo app image, exactly as
+# a user builds them. Prints the final image's size.
+#
+#   image.sh STATE_DIR CACHE_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+export LY_CONTAINERS_STATE=${LY_CONTAINERS_STATE:-$1}
+. "$here/lib.sh"
+require_engine
+cache=$2
+started=$(date +%s)
+bash "$here/base_image.sh" "$cache"
+echo "image: building $LY_IMAGE from deploy/docker/Dockerfile"
+if ! "$DOCKER" build -f "$LY_SOURCE_DIR/deploy/docker/Dockerfile" -t "$LY_IMAGE" \
+  "$LY_SOURCE_DIR" >"$LY_CSTATE/image-build.log" 2>&1; then
+  tail -40 "$LY_CSTATE/image-build.log"
+  echo "image: docker build failed"
+  exit 1
+fi
+"$DOCKER" build -t "$LY_APP_IMAGE" "$LY_SOURCE_DIR/deploy/compose/app" \
+  >"$LY_CSTATE/app-build.log" 2>&1 || { tail -20 "$LY_CSTATE/app-build.log"; exit 1; }
+size=$("$DOCKER" image inspect -f '{{.Size}}' "$LY_IMAGE")
+echo "image: $LY_IMAGE is $((size / 1024)) KiB ($(awk -v s="$size" 'BEGIN { printf "%.1f MB", s / 1e6 }')), built in $(($(date +%s) - started)) s"
+# The final stage must hold no shell: the probe and every command are
+# the binary itself.
+if "$DOCKER" run --rm --entrypoint /bin/sh "$LY_IMAGE" -c true >/dev/null 2>&1; then
+  echo "image: FAIL - the image has a shell"
+  exit 1
+fi
+[ "$("$DOCKER" image inspect -f '{{.Config.User}}' "$LY_IMAGE")" = 1337:1337 ] ||
+  { echo "image: FAIL - the image does not run as 1337"; exit 1; }
+"$DOCKER" run --rm "$LY_IMAGE" version
