@@ -7,7 +7,9 @@
 #   demo   build, plus what the local mesh runs (iproute2, iptables,
 #          nginx-light, curl)
 #   test   demo, plus the test suites' peers and tools (stunnel, tcpdump,
-#          clang for the fuzzers, promtool from prometheus, ...)
+#          clang for the fuzzers, promtool from prometheus, Docker's engine
+#          and docker-compose with debootstrap for the container suites,
+#          ...)
 #   --print  prints the profile's packages, one per line, and exits
 #
 # Quick when everything is there (one dpkg-query per package, no network).
@@ -25,7 +27,8 @@ build=(build-essential cmake pkg-config libuv1-dev libyaml-dev
   libprotobuf-c-dev protobuf-c-compiler libjansson-dev openssl
   autoconf automake libtool dpkg-dev)
 demo=(iproute2 iptables nginx-light curl)
-test=(libcmocka-dev python3 bc stunnel4 tcpdump clang-14 libclang-rt-14-dev)
+test=(libcmocka-dev python3 bc stunnel4 tcpdump clang-14 libclang-rt-14-dev
+  docker.io docker-compose debootstrap)
 case "$profile" in
 build) packages=("${build[@]}") ;;
 demo) packages=("${build[@]}" "${demo[@]}") ;;
