@@ -77,48 +77,6 @@ static void on_identity(ly_identity_t *id, void *data) {
     wolfSSL_CTX_free(client);
 }
 
-/* A directory the agent can write to, or can create: the nearest one
- * that exists on the way up is writable. */
-static int dir_writable(const char *dir) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s", dir);
-  for (;;) {
-    if (access(path, W_OK) == 0)
-      return 1;
-    char *slash = strrchr(path, '/');
-    if (errno != ENOENT || !slash)
-      return errno == ENOENT && access(".", W_OK) == 0;
-    slash[slash == path] = '\0'; /* "/a" goes up to "/" */
-  }
-}
-
-/* --check beyond the schema: the files the agent will need are there and
- * make sense. */
-static void check_files(const ly_agent_config_t *cfg, ly_diag_t *diag) {
-  char *pem = NULL;
-  size_t len = 0;
-  const char *why = NULL;
-  int rc = ly_file_read(cfg->ca.bundle, 1u << 20, &pem, &len);
-  if (rc != 0) {
-    ly_diag_add(diag, cfg->ca.bundle, 0, 0, "cannot read ca.bundle: %s",
-                ly_strerror(rc));
-  } else {
-    ly_chain_t roots = {0};
-    if (ly_chain_from_pem(pem, len, &roots, &why) != 0)
-      ly_diag_add(diag, cfg->ca.bundle, 0, 0, "bad ca.bundle: %s", why);
-    ly_chain_free(&roots);
-    free(pem);
-  }
-  const char *token =
-      cfg->ca.token_file ? cfg->ca.token_file : cfg->ca.k8s_token_file;
-  if (access(token, R_OK) != 0)
-    ly_diag_add(diag, token, 0, 0, "cannot read the token file");
-  if (cfg->svid.dir && !dir_writable(cfg->svid.dir))
-    ly_diag_add(diag, cfg->svid.dir, 0, 0,
-                "svid.dir is not a writable directory, and cannot be "
-                "created");
-}
-
 /* --iptables: a container's agent installs its own rules (the ports come
  * from its config), then gives up root for good. Doing it here rather
  * than in a one-shot init container means that an agent restarted into
@@ -214,7 +172,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
 
 int ly_cmd_agent(int argc, char **argv) {
   ly_daemon_args_t args = {.agent_flags = 1};
-  int rc = ly_daemon_args(argc, argv, "lanyard agent", "agent.yaml", &args);
+  int rc = ly_daemon_args(argc, argv, "agent", "agent.yaml", &args);
   if (rc >= 0)
     return rc;
   const char *cfg_path = args.config, *why = NULL;
@@ -223,17 +181,15 @@ int ly_cmd_agent(int argc, char **argv) {
   ly_diag_init(&diag);
   ly_agent_config_t *cfg = NULL;
   rc = LY_EXIT_USAGE;
-  if (ly_agent_config_load(cfg_path, &cfg, &diag) != 0) {
-    ly_diag_print(&diag, stderr);
+  /* --check looks at the files too, whatever else is wrong (filecheck.c) */
+  int bad = ly_agent_config_load_ex(cfg_path, check ? LY_CONFIG_CHECK_FILES : 0,
+                                    &cfg, &diag) != 0;
+  ly_diag_print(&diag, stderr);
+  if (bad)
     goto out;
-  }
   if (check) {
-    check_files(cfg, &diag);
-    ly_diag_print(&diag, stderr);
-    if (diag.n == 0) {
-      printf("%s: OK\n", cfg_path);
-      rc = LY_EXIT_OK;
-    }
+    printf("%s: OK\n", cfg_path);
+    rc = LY_EXIT_OK;
     goto out;
   }
   /* Bulk transfers free and reuse the same buffers at a high rate; with
@@ -250,6 +206,13 @@ int ly_cmd_agent(int argc, char **argv) {
   agent_t a = {.cfg = cfg};
   ly_dataplane_limits_t limits;
   ly_dataplane_defaults(&limits);
+  limits.connect_timeout_ms = cfg->limits.connect_timeout_ms;
+  limits.handshake_timeout_ms = cfg->limits.handshake_timeout_ms;
+  limits.idle_timeout_ms = cfg->limits.idle_timeout_ms;
+  limits.drain_timeout_ms = cfg->limits.drain_timeout_ms;
+  limits.sniff_timeout_ms = cfg->limits.sniff_timeout_ms;
+  limits.max_connections = (unsigned)cfg->limits.max_connections;
+  limits.buffer_limit = (size_t)cfg->limits.buffer_limit;
   char err[512];
   rc = ly_dataplane_start(cfg, &limits, &a.dp, err, sizeof(err));
   if (rc != 0) {
@@ -274,6 +237,22 @@ int ly_cmd_agent(int argc, char **argv) {
     rc = LY_EXIT_FAIL;
     goto out;
   }
+  char runfile[4096] = "";
+  if (cfg->admin.port == 0) {
+    /* admin: HOST:0: the kernel picked the port; say which, in the log
+     * and in a file `lanyard status` looks for. */
+    uint16_t port = ly_http_server_port(a.admin.http);
+    char p[8];
+    ly_log(LY_INFO, "admin_listening", "host", cfg->admin.host, "port",
+           ly_fmt(p, sizeof(p), "%u", port), NULL);
+    int wrc = ly_runfile_write(cfg->spiffe_id, cfg->admin.host, port, runfile,
+                               sizeof(runfile));
+    if (wrc != 0) {
+      ly_log(LY_WARN, "run_file_failed", "path", runfile, "reason",
+             ly_strerror(wrc), NULL);
+      runfile[0] = '\0';
+    }
+  }
   uv_signal_init(loop, &a.sigint);
   uv_signal_init(loop, &a.sigterm);
   uv_signal_init(loop, &a.sighup);
@@ -287,6 +266,8 @@ int ly_cmd_agent(int argc, char **argv) {
          cfg->ca.address.host, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
+  if (runfile[0])
+    unlink(runfile);
   rc = LY_EXIT_OK;
 out:
   ly_agent_config_free(cfg);

@@ -38,4 +38,18 @@ int ly_admin_host_ok(const ly_http_request_t *req, ly_http_response_t *res);
 int ly_http_get(const ly_hostport_t *hp, const char *path, int timeout_ms,
                 int *status, char **body, const char **why);
 
+/* runfile.c: $LANYARD_RUN_DIR (default /run/lanyard)/agent-<pid>.json,
+ * written by an agent whose admin port the kernel picked. */
+const char *ly_run_dir(void);
+/* Creates the directory (0755) and the file; its path into `path`. */
+int ly_runfile_write(const char *spiffe_id, const char *host, uint16_t port,
+                     char *path, size_t pathlen);
+typedef struct {
+  long pid;
+  char admin[96];
+  char spiffe_id[2100];
+} ly_runfile_t;
+/* The files of agents still running, up to max; how many. */
+size_t ly_runfile_find(ly_runfile_t *out, size_t max);
+
 #endif

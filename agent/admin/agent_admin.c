@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static void text(ly_http_response_t *res, int status, const char *msg) {
   res->status = status;
@@ -89,6 +90,15 @@ static void handle(const ly_http_request_t *req, ly_http_response_t *res,
     ly_identity_view(a->obs.identity, &v);
     if (v.have) {
       text(res, 200, "ready\n");
+    } else if (v.expired) {
+      char msg[700], at[32];
+      time_t t = (time_t)v.expired_at;
+      struct tm tm;
+      gmtime_r(&t, &tm);
+      strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+      snprintf(msg, sizeof(msg), "expired: the SVID ran out at %s%s%s\n", at,
+               v.last_error[0] ? "; last renewal error: " : "", v.last_error);
+      text(res, 503, msg);
     } else {
       char msg[600];
       snprintf(msg, sizeof(msg), "no valid SVID yet%s%s\n",

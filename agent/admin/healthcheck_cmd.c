@@ -62,6 +62,7 @@ int ly_cmd_healthcheck(int argc, char **argv) {
   uint64_t wait_ms = 0;
   int c;
   optind = 1;
+  ly_cli_name(argv, "healthcheck");
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case 'a':

@@ -7,6 +7,7 @@
 #include "lanyard/config.h"
 #include "lanyard/rpc.h"
 #include "lanyard/x509.h"
+#include "ca/inventory.h"
 #include "ca/mesh.h"
 
 #include "lanyard/ca/v1/ca.pb-c.h"
@@ -65,7 +66,12 @@ typedef struct {
   ly_ca_stats_t stats;
   ly_mesh_t *mesh; /* agents' reports */
   ly_verified_t *verified;
-  uv_loop_t *loop; /* for report times */
+  uv_loop_t *loop;           /* for report times */
+  ly_inventory_t *inventory; /* NULL: not open (logged) */
+  /* Fingerprints of the signing certificate and of the bundle root it
+   * chains to ("" if none does), for the inventory; kept with the bundle. */
+  char signer_sha256[LY_SHA256_HEX_LEN];
+  char signer_root_sha256[LY_SHA256_HEX_LEN];
 } ly_ca_t;
 
 /* Reads the signing certificate and key, the bundle, the token secret and
@@ -77,7 +83,11 @@ int ly_ca_load(ly_ca_t *ca, const ly_ca_config_t *cfg, int deep,
                ly_diag_t *diag);
 void ly_ca_free(ly_ca_t *ca);
 
-/* Sets up ca->service for ly_rpc_server_start, and the mesh table. */
+/* Recomputes ca->signer_sha256 and ca->signer_root_sha256. */
+void ly_ca_signer_fingerprints(ly_ca_t *ca);
+
+/* Sets up ca->service for ly_rpc_server_start, the mesh table and the
+ * certificate inventory. */
 int ly_ca_service_init(ly_ca_t *ca, uv_loop_t *loop);
 
 /* The admin endpoints (ca_admin.c): /metrics, /healthz, /readyz, /status,

@@ -155,7 +155,8 @@ static void handle(const ly_http_request_t *req, ly_http_response_t *res,
     ly_admin_body(res, "application/json", body, len);
   } else if (strcmp(req->path, "/api/mesh") == 0) {
     char *body =
-        ly_mesh_json(ca->mesh, ca->cfg->trust_domain, uv_now(ca->loop), &len);
+        ly_mesh_json(ca->mesh, ca->cfg->trust_domain, &ca->roots,
+                     ly_signer_chain(ca->signer), uv_now(ca->loop), &len);
     ly_admin_body(res, "application/json", body, len);
   } else if (strcmp(req->path, "/") == 0) {
     char *body = malloc(ly_mesh_page_html_len + 1);

@@ -84,6 +84,7 @@ int ly_cmd_ca_bootstrap(int argc, char **argv) {
   const char *tokens[MAX_TOKENS];
   int ntokens = 0, serve = 0, log_json = 0, c;
   optind = 1;
+  ly_cli_name(argv, "ca bootstrap");
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case 'd':

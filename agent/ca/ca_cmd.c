@@ -17,6 +17,7 @@
 
 int ly_cmd_ca_serve(int argc, char **argv);
 int ly_cmd_ca_bootstrap(int argc, char **argv);
+int ly_cmd_ca_certs(int argc, char **argv);
 
 static const char *const init_files[] = {
     "root.pem",   "root.key",     "signing.pem", "signing.key",
@@ -29,7 +30,7 @@ static int write_new(const char *dir, const char *name, const void *data,
   snprintf(path, sizeof(path), "%s/%s", dir, name);
   int rc = ly_file_create(path, data, len, mode);
   if (rc != 0)
-    fprintf(stderr, "lanyard ca init: %s: %s\n", path, ly_strerror(rc));
+    ly_cli_error("ca init", "%s: %s", path, ly_strerror(rc));
   return rc;
 }
 
@@ -68,6 +69,7 @@ static int ca_init(int argc, char **argv) {
   uint64_t root_ms = 3650ull * 86400000, signing_ms = 1825ull * 86400000;
   int c;
   optind = 1;
+  ly_cli_name(argv, "ca init");
   while ((c = getopt_long(argc, argv, "t:d:h", opts, NULL)) != -1) {
     switch (c) {
     case 't':
@@ -86,8 +88,8 @@ static int ca_init(int argc, char **argv) {
     case 's':
       if (ly_duration_parse(optarg, c == 'r' ? &root_ms : &signing_ms, &why) !=
           0) {
-        fprintf(stderr, "lanyard ca init: --%s: %s\n",
-                c == 'r' ? "root-ttl" : "signing-ttl", why);
+        ly_cli_error("ca init", "--%s: %s",
+                     c == 'r' ? "root-ttl" : "signing-ttl", why);
         return LY_EXIT_USAGE;
       }
       break;
@@ -102,26 +104,25 @@ static int ca_init(int argc, char **argv) {
     }
   }
   if (!td || !dir) {
-    fprintf(stderr, "lanyard ca init: --trust-domain and --dir are required\n");
+    ly_cli_error("ca init", "--trust-domain and --dir are required");
     return LY_EXIT_USAGE;
   }
   if (ly_trust_domain_check(td, strlen(td), &why) != 0) {
-    fprintf(stderr, "lanyard ca init: --trust-domain '%s': %s\n", td, why);
+    ly_cli_error("ca init", "--trust-domain '%s': %s", td, why);
     return LY_EXIT_USAGE;
   }
   ly_hostport_t hp;
   if (ly_hostport_parse(listen, 0, &hp, &why) != 0 ||
       ly_hostport_parse(admin, 0, &hp, &why) != 0) {
-    fprintf(stderr, "lanyard ca init: bad address: %s\n", why);
+    ly_cli_error("ca init", "bad address: %s", why);
     return LY_EXIT_USAGE;
   }
   if (signing_ms > root_ms) {
-    fprintf(stderr,
-            "lanyard ca init: --signing-ttl must not exceed --root-ttl\n");
+    ly_cli_error("ca init", "--signing-ttl must not exceed --root-ttl");
     return LY_EXIT_USAGE;
   }
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    fprintf(stderr, "lanyard ca init: %s: %s\n", dir, strerror(errno));
+    ly_cli_error("ca init", "%s: %s", dir, strerror(errno));
     return LY_EXIT_FAIL;
   }
   /* Refuse before writing anything: a half-overwritten CA is worse than
@@ -131,10 +132,8 @@ static int ca_init(int argc, char **argv) {
     struct stat st;
     snprintf(path, sizeof(path), "%s/%s", dir, init_files[i]);
     if (stat(path, &st) == 0) {
-      fprintf(stderr,
-              "lanyard ca init: %s already exists; refusing to overwrite a "
-              "CA\n",
-              path);
+      ly_cli_error("ca init", "%s already exists; refusing to overwrite a CA",
+                   path);
       return LY_EXIT_FAIL;
     }
   }
@@ -154,7 +153,7 @@ static int ca_init(int argc, char **argv) {
   if (rc == 0)
     rc = ly_token_secret_generate(secret);
   if (rc != 0) {
-    fprintf(stderr, "lanyard ca init: %s\n", ly_strerror(rc));
+    ly_cli_error("ca init", "%s", ly_strerror(rc));
     goto out;
   }
   ly_b64url_encode(secret, sizeof(secret), secret_text);
@@ -218,8 +217,7 @@ static int emit_token(const char *token, const char *out_path) {
   ly_wipe(line, len + 1);
   free(line);
   if (rc != 0) {
-    fprintf(stderr, "lanyard ca token: --out %s: %s\n", out_path,
-            ly_strerror(rc));
+    ly_cli_error("ca token", "--out %s: %s", out_path, ly_strerror(rc));
     return LY_EXIT_FAIL;
   }
   return LY_EXIT_OK;
@@ -237,6 +235,7 @@ static int ca_token(int argc, char **argv) {
   uint64_t ttl_ms = 15 * 60000;
   int c;
   optind = 1;
+  ly_cli_name(argv, "ca token");
   while ((c = getopt_long(argc, argv, "c:i:t:o:h", opts, NULL)) != -1) {
     switch (c) {
     case 'c':
@@ -250,8 +249,7 @@ static int ca_token(int argc, char **argv) {
       break;
     case 't':
       if (ly_duration_parse(optarg, &ttl_ms, &why) != 0 || ttl_ms < 1000) {
-        fprintf(stderr, "lanyard ca token: --ttl: %s\n",
-                why ? why : "at least 1s");
+        ly_cli_error("ca token", "--ttl: %s", why ? why : "at least 1s");
         return LY_EXIT_USAGE;
       }
       break;
@@ -269,11 +267,11 @@ static int ca_token(int argc, char **argv) {
     }
   }
   if (!cfg_path || !id) {
-    fprintf(stderr, "lanyard ca token: -c and --spiffe-id are required\n");
+    ly_cli_error("ca token", "-c and --spiffe-id are required");
     return LY_EXIT_USAGE;
   }
   if (ly_spiffe_pattern_check(id, &why) != 0) {
-    fprintf(stderr, "lanyard ca token: --spiffe-id '%s': %s\n", id, why);
+    ly_cli_error("ca token", "--spiffe-id '%s': %s", id, why);
     return LY_EXIT_USAGE;
   }
   ly_diag_t diag;
@@ -292,10 +290,10 @@ static int ca_token(int argc, char **argv) {
     len -= 2;
   ly_spiffe_id_parse(id, len, &base, NULL);
   if (!ly_spiffe_id_in_domain(&base, cfg->trust_domain)) {
-    fprintf(stderr, "lanyard ca token: '%s' is not in trust domain '%s'\n", id,
-            cfg->trust_domain);
+    ly_cli_error("ca token", "'%s' is not in trust domain '%s'", id,
+                 cfg->trust_domain);
   } else if (ly_spiffe_id_reserved(&base)) {
-    fprintf(stderr, "lanyard ca token: IDs under /lanyard/ are reserved\n");
+    ly_cli_error("ca token", "IDs under /lanyard/ are reserved");
   } else {
     char *token = NULL;
     int64_t exp = (int64_t)time(NULL) + (int64_t)(ttl_ms / 1000);
@@ -320,18 +318,22 @@ int ly_cmd_ca(int argc, char **argv) {
     return ca_token(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "serve"))
     return ly_cmd_ca_serve(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "certs"))
+    return ly_cmd_ca_certs(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "bootstrap"))
     return ly_cmd_ca_bootstrap(argc - 1, argv + 1);
   FILE *out =
       argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
           ? stdout
           : stderr;
-  fprintf(out, "usage: lanyard ca <init|token|serve|bootstrap> [options]\n"
-               "  init   create a root, a signing intermediate, a bundle, a "
-               "token secret and ca.yaml\n"
-               "  token  mint a join token for a SPIFFE ID (or ID/*)\n"
-               "  serve  run the CA's RPC server (-c ca.yaml [--check])\n"
-               "  bootstrap  init unless done, mint join tokens into a "
-               "directory, serve\n             (containers)\n");
+  fprintf(out,
+          "usage: lanyard ca <init|token|serve|certs|bootstrap> [options]\n"
+          "  init   create a root, a signing intermediate, a bundle, a "
+          "token secret and ca.yaml\n"
+          "  token  mint a join token for a SPIFFE ID (or ID/*)\n"
+          "  serve  run the CA's RPC server (-c ca.yaml [--check])\n"
+          "  certs  list the certificates this CA issued (-c ca.yaml)\n"
+          "  bootstrap  init unless done, mint join tokens into a "
+          "directory, serve\n             (containers)\n");
   return out == stdout ? LY_EXIT_OK : LY_EXIT_USAGE;
 }

@@ -97,7 +97,23 @@ int ly_ca_load(ly_ca_t *ca, const ly_ca_config_t *cfg, int deep,
     ly_ca_free(ca);
     return LY_ECONFIG;
   }
+  ly_ca_signer_fingerprints(ca);
   return 0;
+}
+
+void ly_ca_signer_fingerprints(ly_ca_t *ca) {
+  const ly_chain_t *chain = ly_signer_chain(ca->signer);
+  ly_der_sha256_hex(chain->certs[0].der, chain->certs[0].len,
+                    ca->signer_sha256);
+  ca->signer_root_sha256[0] = '\0';
+  for (size_t i = 0; i < ca->roots.n; i++) {
+    ly_chain_t one = {.certs = &ca->roots.certs[i], .n = 1};
+    if (ly_chain_verify(chain, &one, (int64_t)time(NULL), NULL, NULL) == 0) {
+      ly_der_sha256_hex(ca->roots.certs[i].der, ca->roots.certs[i].len,
+                        ca->signer_root_sha256);
+      return;
+    }
+  }
 }
 
 void ly_ca_reload_bundle(ly_ca_t *ca) {
@@ -113,6 +129,7 @@ void ly_ca_reload_bundle(ly_ca_t *ca) {
     ly_chain_free(&ca->roots);
     ca->roots = roots;
     ca->bundle_mtime = st.st_mtim;
+    ly_ca_signer_fingerprints(ca);
     char n[16];
     ly_log(LY_INFO, "bundle_reloaded", "roots",
            ly_fmt(n, sizeof(n), "%zu", roots.n), NULL);
@@ -134,5 +151,7 @@ void ly_ca_free(ly_ca_t *ca) {
   ca->mesh = NULL;
   ly_verified_free(ca->verified);
   ca->verified = NULL;
+  ly_inventory_close(ca->inventory);
+  ca->inventory = NULL;
   ly_wipe(ca->token_secret, sizeof(ca->token_secret));
 }

@@ -144,7 +144,7 @@ static int listen_addr(const ly_hostport_t *hp, struct sockaddr_storage *ss) {
 
 int ly_cmd_ca_serve(int argc, char **argv) {
   ly_daemon_args_t args = {0};
-  int rc = ly_daemon_args(argc, argv, "lanyard ca serve", "ca.yaml", &args);
+  int rc = ly_daemon_args(argc, argv, "ca serve", "ca.yaml", &args);
   if (rc >= 0)
     return rc;
   const char *cfg_path = args.config;
@@ -155,14 +155,15 @@ int ly_cmd_ca_serve(int argc, char **argv) {
   serve_t sv;
   memset(&sv, 0, sizeof(sv));
   rc = LY_EXIT_USAGE;
-  if (ly_ca_config_load(cfg_path, &cfg, &diag) != 0) {
+  /* --check looks at the files too, whatever else is wrong (filecheck.c);
+   * ly_ca_load then checks that they make one CA. */
+  if (ly_ca_config_load_ex(cfg_path, check ? LY_CONFIG_CHECK_FILES : 0, &cfg,
+                           &diag) != 0 ||
+      ly_ca_load(&sv.ca, cfg, check, &diag) != 0) {
     ly_diag_print(&diag, stderr);
     goto out;
   }
-  if (ly_ca_load(&sv.ca, cfg, check, &diag) != 0) {
-    ly_diag_print(&diag, stderr);
-    goto out;
-  }
+  ly_diag_print(&diag, stderr); /* warnings */
   if (check) {
     printf("%s: OK\n", cfg_path);
     ly_ca_free(&sv.ca);

@@ -286,6 +286,17 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
          "sign_us", ly_fmt(us, sizeof(us), "%llu", (unsigned long long)sign_us),
          NULL);
   ca->stats.sign[s.cred][LY_RPC_OK]++;
+  if (ca->inventory)
+    ly_inventory_add(ca->inventory,
+                     &(ly_issued_t){.serial = issued.serial_hex,
+                                    .spiffe_id = s.id,
+                                    .issued_at = now,
+                                    .not_before = now - LY_CA_BACKDATE_S,
+                                    .not_after = not_after,
+                                    .credential = s.credential,
+                                    .caller = ly_rpc_call_peer(s.call),
+                                    .intermediate_sha256 = ca->signer_sha256,
+                                    .root_sha256 = ca->signer_root_sha256});
   closure(&resp, closure_data);
   free(certs);
   free(roots);
@@ -337,7 +348,8 @@ static void ca_report(Lanyard__Ca__V1__CA_Service *svc,
              info.spiffe_id);
   }
   if (code == 0) {
-    int rc = ly_mesh_record(ca->mesh, &info, req, uv_now(ca->loop), &why);
+    int rc = ly_mesh_record(ca->mesh, &info, ly_rpc_call_peer(call), req,
+                            uv_now(ca->loop), &why);
     if (rc != 0) {
       code = rc == LY_ETOO_BIG ? LY_RPC_RESOURCE_EXHAUSTED
                                : LY_RPC_INVALID_ARGUMENT;
@@ -365,5 +377,10 @@ int ly_ca_service_init(ly_ca_t *ca, uv_loop_t *loop) {
   ca->loop = loop;
   ca->mesh = ly_mesh_new();
   ca->verified = ly_verified_new();
+  int rc = ly_inventory_open(ca->cfg->inventory.file,
+                             ca->cfg->inventory.max_entries, &ca->inventory);
+  if (rc != 0) /* the CA still signs; `lanyard ca certs` will say why */
+    ly_log(LY_WARN, "inventory_unavailable", "file", ca->cfg->inventory.file,
+           "reason", ly_strerror(rc), NULL);
   return ca->mesh && ca->verified ? 0 : UV_ENOMEM;
 }

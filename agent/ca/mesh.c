@@ -15,9 +15,11 @@ typedef struct {
 
 typedef struct {
   char *spiffe_id, *instance;
-  int64_t not_after; /* from the verified certificate, not the report */
+  int64_t not_before, not_after; /* from the verified certificate */
   char serial[64];
-  uint64_t last_ms, expiry_ms;
+  char addr[64]; /* the connection's IP address */
+  uint64_t last_ms, stale_ms;
+  int stale; /* set by rows(): silent for stale_ms */
   Lanyard__Ca__V1__ReportRequest *report; /* our own copy */
   rate_t history[LY_MESH_HISTORY];        /* last minute, at each report */
   size_t hist_head, hist_count;
@@ -50,7 +52,8 @@ void ly_mesh_free(ly_mesh_t *m) {
 
 static void expire(ly_mesh_t *m, uint64_t now_ms) {
   for (size_t i = 0; i < m->n;) {
-    if (now_ms > m->entries[i].last_ms + m->entries[i].expiry_ms) {
+    const entry_t *e = &m->entries[i];
+    if (now_ms > e->last_ms + e->stale_ms + LY_MESH_KEEP_STALE_MS) {
       entry_free(&m->entries[i]);
       m->entries[i] = m->entries[--m->n];
     } else {
@@ -70,13 +73,27 @@ static int valid_reason(const char *r) {
   return 1;
 }
 
-/* Printable ASCII, 1..max bytes: safe in JSON, logs and labels. */
-static int printable(const char *s, size_t max) {
+/* Printable ASCII, 1..max bytes (0..max with `empty`): safe in JSON,
+ * logs and labels. */
+static int printable_or_empty(const char *s, size_t max, int empty) {
   size_t n = strlen(s);
-  if (n == 0 || n > max)
+  if ((n == 0 && !empty) || n > max)
     return 0;
   for (size_t i = 0; i < n; i++)
     if (s[i] < 0x21 || s[i] > 0x7e)
+      return 0;
+  return 1;
+}
+
+static int printable(const char *s, size_t max) {
+  return printable_or_empty(s, max, 0);
+}
+
+static int sha256_hex(const char *s) {
+  if (strlen(s) != 64)
+    return 0;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
       return 0;
   return 1;
 }
@@ -104,6 +121,21 @@ static int check_report(const Lanyard__Ca__V1__ReportRequest *r,
     *why = "instance must be 1 to 64 printable ASCII characters";
     return LY_EPARSE;
   }
+  /* Fields older agents leave empty. */
+  if (!printable_or_empty(r->hostname, 253, 1) ||
+      !printable_or_empty(r->agent_version, 64, 1)) {
+    *why = "hostname and agent_version must be printable ASCII";
+    return LY_EPARSE;
+  }
+  if (r->n_bundle_root_sha256 > LY_MESH_MAX_ROOTS) {
+    *why = "too many bundle roots";
+    return LY_EPARSE;
+  }
+  for (size_t i = 0; i < r->n_bundle_root_sha256; i++)
+    if (!sha256_hex(r->bundle_root_sha256[i])) {
+      *why = "bundle_root_sha256 must be 64 lowercase hex digits";
+      return LY_EPARSE;
+    }
   if (r->n_failures > LY_MESH_MAX_REASONS) {
     *why = "too many failure reasons";
     return LY_EPARSE;
@@ -194,7 +226,7 @@ static entry_t *entry_for(ly_mesh_t *m, const char *id, const char *instance) {
   return e;
 }
 
-int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert,
+int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert, const char *peer,
                    const Lanyard__Ca__V1__ReportRequest *r, uint64_t now_ms,
                    const char **why) {
   LY_GUARD(check_report(r, why));
@@ -210,16 +242,24 @@ int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert,
   if (e->report)
     protobuf_c_message_free_unpacked(&e->report->base, NULL);
   e->report = copy;
+  e->not_before = cert->not_before;
   e->not_after = cert->not_after;
   snprintf(e->serial, sizeof(e->serial), "%s", cert->serial_hex);
+  /* The address without the port: the port is the agent's ephemeral one. */
+  /* "1.2.3.4:port" or "[v6]:port". */
+  const char *p = peer ? peer : "", *end = NULL;
+  if (*p == '[')
+    end = strchr(++p, ']');
+  else
+    end = strrchr(p, ':');
+  snprintf(e->addr, sizeof(e->addr), "%.*s",
+           (int)(end ? (size_t)(end - p) : strlen(p)), p);
   e->last_ms = now_ms;
   /* The agent's own interval, within reason: silence for three of them
-   * means it is gone. */
+   * means something is wrong with it. */
   uint64_t interval = r->interval_seconds;
   interval = interval < 1 ? 1 : interval > 60 ? 60 : interval;
-  e->expiry_ms = 3 * interval * 1000;
-  if (e->expiry_ms < LY_MESH_MIN_EXPIRY_MS)
-    e->expiry_ms = LY_MESH_MIN_EXPIRY_MS;
+  e->stale_ms = 3 * interval * 1000;
   rate_t in = window(r->inbound, 60), out = window(r->outbound, 60);
   e->history[e->hist_head] =
       (rate_t){in.attempts + out.attempts, in.successes + out.successes};
@@ -239,9 +279,9 @@ static const char *const window_names[] = {"1m", "5m", "60m"};
 typedef struct {
   const char *spiffe_id;
   const entry_t *first; /* entries [first, first + n) share the identity */
-  size_t n;
+  size_t n, stale;      /* instances, of which silent */
   rate_t total[2], win[NWIN][2];
-  int64_t not_after;
+  int64_t not_before, not_after; /* the certificate expiring first */
   const char *serial;
   uint64_t last_ms;
   double worst; /* the lower 5m success rate; 2 without traffic */
@@ -249,7 +289,8 @@ typedef struct {
 
 static int by_identity(const void *a, const void *b) {
   const entry_t *x = a, *y = b;
-  return strcmp(x->spiffe_id, y->spiffe_id);
+  int c = strcmp(x->spiffe_id, y->spiffe_id);
+  return c ? c : strcmp(x->instance, y->instance);
 }
 
 static void add_direction(rate_t *total, rate_t win[NWIN][2], int d,
@@ -270,16 +311,49 @@ static int worst_first(const void *a, const void *b) {
   return strcmp(x->spiffe_id, y->spiffe_id);
 }
 
+/* Whether an instance's numbers count in its row: a silent agent's last
+ * report is old news while a replica still reports; when all are silent,
+ * their last word is all there is. */
+static int counts(const row_t *row, const entry_t *e) {
+  return !e->stale || row->stale == row->n;
+}
+
+/* Adds up the row's entries [first, first + n). */
+static void aggregate(row_t *row) {
+  for (size_t i = 0; i < row->n; i++) {
+    const entry_t *e = &row->first[i];
+    if (e->last_ms > row->last_ms)
+      row->last_ms = e->last_ms;
+    if (!counts(row, e))
+      continue;
+    add_direction(row->total, row->win, 0, e->report->inbound);
+    add_direction(row->total, row->win, 1, e->report->outbound);
+    if (!row->serial || e->not_after < row->not_after) {
+      row->not_before = e->not_before;
+      row->not_after = e->not_after;
+      row->serial = e->serial;
+    }
+  }
+  row->worst = 2;
+  for (int d = 0; d < 2; d++) {
+    rate_t r = row->win[1][d];
+    if (r.attempts && (double)r.successes / (double)r.attempts < row->worst)
+      row->worst = (double)r.successes / (double)r.attempts;
+  }
+}
+
 /* Groups the (sorted) entries into rows, worst first. *nrows rows. */
 static row_t *rows(ly_mesh_t *m, uint64_t now_ms, size_t *nrows) {
   expire(m, now_ms);
-  qsort(m->entries, m->n, sizeof(entry_t), by_identity);
+  if (m->n) /* qsort's base may not be NULL, even for no elements */
+    qsort(m->entries, m->n, sizeof(entry_t), by_identity);
   row_t *out = calloc(m->n ? m->n : 1, sizeof(row_t));
   if (!out)
     return NULL;
   size_t n = 0;
   for (size_t i = 0; i < m->n; i++) {
-    const entry_t *e = &m->entries[i];
+    entry_t *e = &m->entries[i];
+    e->stale = now_ms > e->last_ms + e->stale_ms;
     row_t *row = n && strcmp(out[n - 1].spiffe_id, e->spiffe_id) == 0
                      ? &out[n - 1]
                      : NULL;
@@ -289,26 +363,29 @@ static row_t *rows(ly_mesh_t *m, uint64_t now_ms, size_t *nrows) {
       row->first = e;
     }
     row->n++;
-    add_direction(row->total, row->win, 0, e->report->inbound);
-    add_direction(row->total, row->win, 1, e->report->outbound);
-    if (!row->serial || e->not_after < row->not_after) {
-      row->not_after = e->not_after;
-      row->serial = e->serial;
-    }
-    if (e->last_ms > row->last_ms)
-      row->last_ms = e->last_ms;
+    row->stale += (size_t)e->stale;
   }
-  for (size_t i = 0; i < n; i++) {
-    out[i].worst = 2;
-    for (int d = 0; d < 2; d++) {
-      rate_t r = out[i].win[1][d];
-      if (r.attempts && (double)r.successes / (double)r.attempts < out[i].worst)
-        out[i].worst = (double)r.successes / (double)r.attempts;
-    }
-  }
+  for (size_t i = 0; i < n; i++)
+    aggregate(&out[i]);
   qsort(out, n, sizeof(row_t), worst_first);
   *nrows = n;
   return out;
+}
+
+void ly_mesh_workload_name(const char *id, char *out, size_t len) {
+  const char *path =
+      strncmp(id, "spiffe://", 9) == 0 ? strchr(id + 9, '/') : NULL;
+  if (!path) {
+    snprintf(out, len, "%s", id);
+    return;
+  }
+  char ns[256], sa[256], extra;
+  /* exactly /ns/X/sa/Y, no more segments */
+  if (strlen(path) < sizeof(ns) &&
+      sscanf(path, "/ns/%255[^/]/sa/%255[^/]%c", ns, sa, &extra) == 2)
+    snprintf(out, len, "%s/%s", ns, sa);
+  else
+    snprintf(out, len, "%s", path);
 }
 
 /* ---- JSON ------------------------------------------------------------------
@@ -335,7 +412,7 @@ static json_t *failures_json(const row_t *row) {
   json_t *f = json_object();
   for (size_t i = 0; i < row->n; i++) {
     const Lanyard__Ca__V1__ReportRequest *r = row->first[i].report;
-    for (size_t k = 0; k < r->n_failures; k++) {
+    for (size_t k = 0; counts(row, &row->first[i]) && k < r->n_failures; k++) {
       const char *reason = r->failures[k]->reason;
       json_int_t add =
           (json_int_t)(r->failures[k]->inbound + r->failures[k]->outbound);
@@ -362,7 +439,7 @@ static json_t *peers_json(const row_t *row) {
   size_t count = 0;
   for (size_t i = 0; i < row->n; i++) {
     const Lanyard__Ca__V1__ReportRequest *r = row->first[i].report;
-    for (size_t k = 0; k < r->n_top_peers; k++) {
+    for (size_t k = 0; counts(row, &row->first[i]) && k < r->n_top_peers; k++) {
       const Lanyard__Ca__V1__PeerCount *p = r->top_peers[k];
       const char *dir = p->inbound ? "inbound" : "outbound";
       char key[LY_SPIFFE_ID_MAX + 16];
@@ -411,7 +488,7 @@ static json_t *history_json(const row_t *row) {
     rate_t sum = {0, 0};
     for (size_t i = 0; i < row->n; i++) {
       const entry_t *e = &row->first[i];
-      if (back >= e->hist_count)
+      if (back >= e->hist_count || !counts(row, e))
         continue;
       rate_t r = e->history[(e->hist_head + LY_MESH_HISTORY - 1 - back) %
                             LY_MESH_HISTORY];
@@ -425,19 +502,122 @@ static json_t *history_json(const row_t *row) {
   return h;
 }
 
+/* Seconds until the first workload still reporting loses its identity. */
 static int64_t runway(const row_t *r, size_t n, int64_t now_s, int *have) {
   int64_t first = 0;
   *have = 0;
   for (size_t i = 0; i < n; i++)
-    if (!*have || r[i].not_after < first) {
+    if (r[i].stale < r[i].n && (!*have || r[i].not_after < first)) {
       first = r[i].not_after;
       *have = 1;
     }
   return first - now_s;
 }
 
-char *ly_mesh_json(ly_mesh_t *m, const char *trust_domain, uint64_t now_ms,
-                   size_t *len) {
+/* The roots every counted instance holds (a rotation is complete for the
+ * workload when the new root is in it). */
+static json_t *common_roots_json(const row_t *row) {
+  json_t *out = json_array();
+  const entry_t *base = NULL;
+  for (size_t i = 0; i < row->n && !base; i++)
+    if (counts(row, &row->first[i]))
+      base = &row->first[i];
+  for (size_t k = 0; base && k < base->report->n_bundle_root_sha256; k++) {
+    const char *h = base->report->bundle_root_sha256[k];
+    int all = 1;
+    for (size_t i = 0; i < row->n && all; i++) {
+      const Lanyard__Ca__V1__ReportRequest *r = row->first[i].report;
+      if (!counts(row, &row->first[i]))
+        continue;
+      int has = 0;
+      for (size_t j = 0; j < r->n_bundle_root_sha256 && !has; j++)
+        has = strcmp(r->bundle_root_sha256[j], h) == 0;
+      all = has;
+    }
+    if (all)
+      json_array_append_new(out, json_string(h));
+  }
+  return out;
+}
+
+static json_t *strings_json(char **v, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+static json_t *str_or_null(const char *s) {
+  return s && *s ? json_string(s) : json_null();
+}
+
+/* One agent: where it runs, what it runs, what it trusts, how it fares. */
+static json_t *instance_json(const entry_t *e, uint64_t now_ms, int64_t now_s) {
+  row_t one = {
+      .spiffe_id = e->spiffe_id, .first = e, .n = 1, .stale = (size_t)e->stale};
+  aggregate(&one);
+  const Lanyard__Ca__V1__ReportRequest *r = e->report;
+  json_int_t age = (json_int_t)((now_ms - e->last_ms) / 1000);
+  return json_pack(
+      "{s:s,s:o,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:o}", "instance",
+      e->instance, "hostname", str_or_null(r->hostname), "agent_version",
+      str_or_null(r->agent_version), "address", str_or_null(e->addr), "state",
+      e->stale ? "stale" : "ok", "last_report_age_seconds", age, "not_before",
+      (json_int_t)e->not_before, "not_after", (json_int_t)e->not_after,
+      "expires_in_seconds", (json_int_t)(e->not_after - now_s), "serial",
+      e->serial, "bundle_root_sha256",
+      strings_json(r->bundle_root_sha256, r->n_bundle_root_sha256), "inbound",
+      direction_json(&one, 0), "outbound", direction_json(&one, 1));
+}
+
+static json_t *workload_json(const row_t *row, uint64_t now_ms, int64_t now_s) {
+  char name[LY_SPIFFE_ID_MAX + 1];
+  ly_mesh_workload_name(row->spiffe_id, name, sizeof(name));
+  json_t *agents = json_array();
+  for (size_t k = 0; k < row->n; k++)
+    json_array_append_new(agents, instance_json(&row->first[k], now_ms, now_s));
+  json_t *w = json_pack(
+      "{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+      "spiffe_id", row->spiffe_id, "name", name, "state",
+      row->stale == row->n ? "stale" : "ok", "instances", (json_int_t)row->n,
+      "stale_instances", (json_int_t)row->stale, "last_report_age_seconds",
+      (json_int_t)((now_ms - row->last_ms) / 1000), "not_before",
+      (json_int_t)row->not_before, "not_after", (json_int_t)row->not_after,
+      "expires_in_seconds", (json_int_t)(row->not_after - now_s), "serial",
+      row->serial, "inbound", direction_json(row, 0), "outbound",
+      direction_json(row, 1), "failures", failures_json(row), "top_peers",
+      peers_json(row), "history", history_json(row), "bundle_root_sha256",
+      common_roots_json(row), "agents", agents);
+  return w;
+}
+
+static json_t *cert_json(const ly_der_t *c, int64_t now_s) {
+  ly_cert_info_t ci;
+  char fp[65];
+  if (ly_cert_info(c->der, c->len, &ci) != 0 ||
+      ly_der_sha256_hex(c->der, c->len, fp) != 0)
+    return json_null();
+  return json_pack("{s:s,s:s,s:I,s:I}", "sha256", fp, "serial", ci.serial_hex,
+                   "not_after", (json_int_t)ci.not_after, "expires_in_seconds",
+                   (json_int_t)(ci.not_after - now_s));
+}
+
+/* The CA's roots and the certificate it signs with: when they expire is
+ * the mesh's horizon, and the roots' fingerprints are what agents'
+ * bundle_root_sha256 should list. */
+static json_t *ca_json(const ly_chain_t *roots, const ly_chain_t *signing,
+                       int64_t now_s) {
+  json_t *r = json_array();
+  for (size_t i = 0; roots && i < roots->n; i++)
+    json_array_append_new(r, cert_json(&roots->certs[i], now_s));
+  return json_pack("{s:o,s:o}", "roots", r, "signing",
+                   signing && signing->n ? cert_json(&signing->certs[0], now_s)
+                                         : json_null());
+}
+
+char *ly_mesh_json(ly_mesh_t *m, const char *trust_domain,
+                   const ly_chain_t *roots, const ly_chain_t *signing,
+                   uint64_t now_ms, size_t *len) {
   size_t n = 0;
   row_t *r = rows(m, now_ms, &n);
   if (!r)
@@ -449,26 +629,17 @@ char *ly_mesh_json(ly_mesh_t *m, const char *trust_domain, uint64_t now_ms,
     for (size_t k = 0; k < r[i].n; k++)
       if (r[i].first[k].report->interval_seconds > interval)
         interval = r[i].first[k].report->interval_seconds;
-    json_array_append_new(
-        list,
-        json_pack("{s:s,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "spiffe_id",
-                  r[i].spiffe_id, "instances", (json_int_t)r[i].n,
-                  "last_report_age_seconds",
-                  (json_int_t)((now_ms - r[i].last_ms) / 1000), "not_after",
-                  (json_int_t)r[i].not_after, "expires_in_seconds",
-                  (json_int_t)(r[i].not_after - now_s), "serial", r[i].serial,
-                  "inbound", direction_json(&r[i], 0), "outbound",
-                  direction_json(&r[i], 1), "failures", failures_json(&r[i]),
-                  "top_peers", peers_json(&r[i]), "history",
-                  history_json(&r[i])));
+    json_array_append_new(list, workload_json(&r[i], now_ms, now_s));
   }
   int have;
   int64_t run = runway(r, n, now_s, &have);
   json_t *doc =
-      json_pack("{s:s,s:I,s:I,s:o,s:o}", "trust_domain", trust_domain,
+      json_pack("{s:s,s:I,s:I,s:I,s:o,s:o,s:o}", "trust_domain", trust_domain,
                 "generated_at", (json_int_t)now_s, "report_interval_seconds",
-                (json_int_t)(interval ? interval : 5), "runway_seconds",
-                have ? json_integer(run) : json_null(), "workloads", list);
+                (json_int_t)(interval ? interval : 5), "stale_drop_seconds",
+                (json_int_t)(LY_MESH_KEEP_STALE_MS / 1000), "runway_seconds",
+                have ? json_integer(run) : json_null(), "ca",
+                ca_json(roots, signing, now_s), "workloads", list);
   free(r);
   char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
@@ -486,14 +657,21 @@ void ly_mesh_metrics(ly_mesh_t *m, uint64_t now_ms, ly_buf_t *b) {
     b->failed = 1;
     return;
   }
-  size_t agents = 0;
-  for (size_t i = 0; i < n; i++)
-    agents += r[i].n;
+  size_t agents = 0, stale = 0, workloads = 0;
+  for (size_t i = 0; i < n; i++) {
+    agents += r[i].n - r[i].stale;
+    stale += r[i].stale;
+    workloads += r[i].stale < r[i].n;
+  }
   ly_prom_family(b, "lanyard_mesh_workloads", "gauge",
                  "Workload identities with a reporting agent.");
-  ly_prom_u64(b, "lanyard_mesh_workloads", NULL, n);
+  ly_prom_u64(b, "lanyard_mesh_workloads", NULL, workloads);
   ly_prom_family(b, "lanyard_mesh_agents", "gauge", "Agents reporting.");
   ly_prom_u64(b, "lanyard_mesh_agents", NULL, agents);
+  ly_prom_family(b, "lanyard_mesh_agents_stale", "gauge",
+                 "Agents silent for three report intervals (kept for ten "
+                 "minutes, then forgotten).");
+  ly_prom_u64(b, "lanyard_mesh_agents_stale", NULL, stale);
   int have;
   int64_t run = runway(r, n, (int64_t)time(NULL), &have);
   if (have) {

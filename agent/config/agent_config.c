@@ -1,6 +1,8 @@
 #include "lanyard/config.h"
 
 #include "config/schema.h"
+#include "lanyard/dataplane.h"
+#include "lanyard/duration.h"
 #include "lanyard/err.h"
 #include "lanyard/spiffe.h"
 
@@ -29,25 +31,65 @@ static int f_meshed(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                     const ly_field_t *f);
 static int f_cidr(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                   const ly_field_t *f);
+static int f_count(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                   const ly_field_t *f);
+static int f_limits(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                    const ly_field_t *f);
 
 static const char *const mode_names[] = {"strict", "permissive", NULL};
 static const char *const listener_modes[] = {"server", "client", NULL};
 static const char *const unmeshed_names[] = {"passthrough", "deny", NULL};
 
+/* What --check expects of each file. A Kubernetes token is not called
+ * a secret here: the kubelet mounts projected tokens 0644 by default. */
+static const ly_file_spec_t token_spec = {"the token file", LY_FILE_PLAIN, 1};
+static const ly_file_spec_t k8s_token_spec = {"the Kubernetes token file",
+                                              LY_FILE_PLAIN, 0};
+static const ly_file_spec_t bundle_spec = {"the CA bundle", LY_FILE_CERTS, 0};
+static const ly_file_spec_t svid_dir_spec = {"svid.dir", LY_FILE_DIR, 0};
+
 enum { CA_TOKEN, CA_K8S_TOKEN };
 static const ly_field_t ca_fields[] = {
-    [CA_TOKEN] = LY_KEY("token_file", ly_f_path, 0, AG(ca.token_file)),
-    [CA_K8S_TOKEN] =
-        LY_KEY("k8s_token_file", ly_f_path, 0, AG(ca.k8s_token_file)),
+    [CA_TOKEN] =
+        LY_ARG("token_file", ly_f_path, 0, AG(ca.token_file), &token_spec),
+    [CA_K8S_TOKEN] = LY_ARG("k8s_token_file", ly_f_path, 0,
+                            AG(ca.k8s_token_file), &k8s_token_spec),
     LY_KEY("address", ly_f_address, 1, AG(ca.address)),
-    LY_KEY("bundle", ly_f_path, 1, AG(ca.bundle)),
+    LY_ARG("bundle", ly_f_path, 1, AG(ca.bundle), &bundle_spec),
     LY_END,
 };
 
 static const ly_field_t svid_fields[] = {
     LY_ARG("ttl", ly_f_duration, 0, AG(svid.ttl_ms), &min_ttl_ms),
     LY_KEY("renew_fraction", f_fraction, 0, AG(svid.renew_fraction)),
-    LY_KEY("dir", ly_f_path, 0, AG(svid.dir)),
+    LY_ARG("dir", ly_f_path, 0, AG(svid.dir), &svid_dir_spec),
+    LY_END,
+};
+
+/* limits: ranges wide enough for any sane deployment, narrow enough that
+ * a unit slip (5ms for 5s, 1d for 1s) is caught. */
+static const uint64_t connect_range[2] = {100, 5 * 60000};
+static const uint64_t handshake_range[2] = {100, 5 * 60000};
+static const uint64_t idle_range[2] = {1000, 7 * 86400000ull};
+static const uint64_t drain_range[2] = {100, 3600000};
+static const uint64_t sniff_range[2] = {10, 60000};
+static const long max_conn_range[2] = {1, 1048576};
+static const long buffer_range[2] = {16384, 64L << 20};
+enum { LIM_HANDSHAKE, LIM_SNIFF };
+static const ly_field_t limits_fields[] = {
+    [LIM_HANDSHAKE] = LY_ARG("handshake_timeout", ly_f_duration_range, 0,
+                             AG(limits.handshake_timeout_ms), handshake_range),
+    [LIM_SNIFF] = LY_ARG("sniff_timeout", ly_f_duration_range, 0,
+                         AG(limits.sniff_timeout_ms), sniff_range),
+    LY_ARG("connect_timeout", ly_f_duration_range, 0,
+           AG(limits.connect_timeout_ms), connect_range),
+    LY_ARG("idle_timeout", ly_f_duration_range, 0, AG(limits.idle_timeout_ms),
+           idle_range),
+    LY_ARG("drain_timeout", ly_f_duration_range, 0, AG(limits.drain_timeout_ms),
+           drain_range),
+    LY_ARG("max_connections", f_count, 0, AG(limits.max_connections),
+           max_conn_range),
+    LY_ARG("buffer_limit", f_count, 0, AG(limits.buffer_limit), buffer_range),
     LY_END,
 };
 
@@ -120,9 +162,12 @@ static const ly_field_t agent_fields[] = {
     LY_KEY("trust_domain", ly_f_trust_domain, 1, AG(trust_domain)),
     LY_KEY("ca", f_ca, 1, 0),
     LY_ARG("svid", ly_f_map, 0, 0, svid_fields),
-    LY_KEY("admin", ly_f_listen, 0, AG(admin)),
+    /* Port 0: several agents on one host each get a free port (the agent
+     * says which in $LANYARD_RUN_DIR/agent-PID.json). */
+    LY_ARG("admin", ly_f_listen, 0, AG(admin), "port 0 ok"),
     LY_ARG("report", ly_f_map, 0, 0, report_fields),
     LY_KEY("workers", f_workers, 0, AG(workers)),
+    LY_KEY("limits", f_limits, 0, 0),
     LY_ARG("mode", ly_f_enum, 0, AG(mode), mode_names),
     LY_KEY("listeners", f_listeners, 0, 0),
     LY_END,
@@ -174,6 +219,39 @@ static int f_fraction(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   }
   *(double *)((char *)obj + f->off) = d;
   return 0;
+}
+
+/* A whole number in f->arg's range {min, max}, stored as uint64_t. */
+static int f_count(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                   const ly_field_t *f) {
+  const long *range = f->arg;
+  long n;
+  LY_GUARD(ly_schema_int(s, v, range[0], range[1], f->key, &n));
+  *(uint64_t *)((char *)obj + f->off) = (uint64_t)n;
+  return 0;
+}
+
+/* The sniff must end before the handshake deadline it runs under. */
+static int f_limits(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                    const ly_field_t *f) {
+  const ly_agent_config_t *c = obj;
+  uint32_t ok;
+  char a[32], b[32];
+  LY_GUARD(ly_schema_kind(s, v, LY_YNODE_MAP));
+  ly_schema_map(s, v, "limits", limits_fields, obj, &ok);
+  if (!(ok & 1u << LIM_SNIFF) && !(ok & 1u << LIM_HANDSHAKE))
+    return 0;
+  if (c->limits.sniff_timeout_ms < c->limits.handshake_timeout_ms)
+    return 0;
+  const ly_ypair_t *at = ly_ynode_find(v, "sniff_timeout");
+  if (!at || !(ok & 1u << LIM_SNIFF))
+    at = ly_ynode_find(v, "handshake_timeout");
+  LY_SCHEMA_ERR(
+      s, at->value,
+      "sniff_timeout (%s) must be less than handshake_timeout (%s)",
+      ly_duration_format(c->limits.sniff_timeout_ms, a, sizeof(a)),
+      ly_duration_format(c->limits.handshake_timeout_ms, b, sizeof(b)));
+  return -1;
 }
 
 static int f_workers(ly_schema_t *s, const ly_ynode_t *v, void *obj,
@@ -366,7 +444,14 @@ static void identity_rules(ly_schema_t *s, const ly_ynode_t *root,
 
 int ly_agent_config_load(const char *path, ly_agent_config_t **out,
                          ly_diag_t *diag) {
-  ly_schema_t s = {.file = path, .diag = diag};
+  return ly_agent_config_load_ex(path, 0, out, diag);
+}
+
+int ly_agent_config_load_ex(const char *path, unsigned flags,
+                            ly_agent_config_t **out, ly_diag_t *diag) {
+  ly_schema_t s = {.file = path,
+                   .diag = diag,
+                   .check_files = (flags & LY_CONFIG_CHECK_FILES) != 0};
   ly_ynode_t *tree = NULL;
   ly_agent_config_t *c = calloc(1, sizeof(*c));
   if (!c)
@@ -378,6 +463,15 @@ int ly_agent_config_load(const char *path, ly_agent_config_t **out,
   c->mode = LY_MODE_STRICT;
   c->inbound.port = 15006;
   c->outbound.port = 15001;
+  ly_dataplane_limits_t dl;
+  ly_dataplane_defaults(&dl);
+  c->limits.connect_timeout_ms = dl.connect_timeout_ms;
+  c->limits.handshake_timeout_ms = dl.handshake_timeout_ms;
+  c->limits.idle_timeout_ms = dl.idle_timeout_ms;
+  c->limits.drain_timeout_ms = dl.drain_timeout_ms;
+  c->limits.sniff_timeout_ms = dl.sniff_timeout_ms;
+  c->limits.max_connections = dl.max_connections;
+  c->limits.buffer_limit = dl.buffer_limit;
   const ly_ynode_t *root = ly_schema_load(&s, path, &tree);
   if (root) {
     uint32_t seen = ly_schema_map(&s, root, "", agent_fields, c, NULL);

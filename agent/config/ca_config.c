@@ -3,6 +3,7 @@
 #include "config/schema.h"
 #include "lanyard/duration.h"
 #include "lanyard/err.h"
+#include "lanyard/fsutil.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,22 @@ static int f_kubernetes(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                         const ly_field_t *f);
 static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                  const ly_field_t *f);
+static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                         const ly_field_t *f);
+
+/* What --check expects of each file. */
+static const ly_file_spec_t cert_spec = {"the signing certificate",
+                                         LY_FILE_CERTS, 0};
+static const ly_file_spec_t key_spec = {"the signing key", LY_FILE_KEY, 1};
+static const ly_file_spec_t bundle_spec = {"the trust bundle", LY_FILE_CERTS,
+                                           0};
+static const ly_file_spec_t secret_spec = {"the token secret", LY_FILE_PLAIN,
+                                           1};
+static const ly_file_spec_t jwks_spec = {"the JWKS file", LY_FILE_PLAIN, 0};
 
 static const ly_field_t signing_fields[] = {
-    LY_KEY("cert", ly_f_path, 1, CA(signing_cert)),
-    LY_KEY("key", ly_f_path, 1, CA(signing_key)),
+    LY_ARG("cert", ly_f_path, 1, CA(signing_cert), &cert_spec),
+    LY_ARG("key", ly_f_path, 1, CA(signing_key), &key_spec),
     LY_END,
 };
 
@@ -35,10 +48,16 @@ static const ly_field_t svid_fields[] = {
 
 enum { K8S_JWKS, K8S_JWKS_URL };
 static const ly_field_t k8s_fields[] = {
-    [K8S_JWKS] = LY_KEY("jwks", ly_f_path, 0, CA(kubernetes.jwks)),
+    [K8S_JWKS] = LY_ARG("jwks", ly_f_path, 0, CA(kubernetes.jwks), &jwks_spec),
     [K8S_JWKS_URL] = LY_KEY("jwks_url", f_url, 0, CA(kubernetes.jwks_url)),
     LY_KEY("issuer", ly_f_string, 1, CA(kubernetes.issuer)),
     LY_KEY("audience", ly_f_string, 0, CA(kubernetes.audience)),
+    LY_END,
+};
+
+static const ly_field_t inventory_fields[] = {
+    LY_KEY("file", ly_f_path, 0, CA(inventory.file)),
+    LY_KEY("max_entries", f_max_entries, 0, CA(inventory.max_entries)),
     LY_END,
 };
 
@@ -47,10 +66,11 @@ static const ly_field_t ca_fields[] = {
     LY_KEY("listen", ly_f_listen, 0, CA(listen)),
     LY_KEY("admin", ly_f_listen, 0, CA(admin)),
     LY_ARG("signing", ly_f_map, 1, 0, signing_fields),
-    LY_KEY("bundle", ly_f_path, 1, CA(bundle)),
-    LY_KEY("token_secret", ly_f_path, 1, CA(token_secret)),
+    LY_ARG("bundle", ly_f_path, 1, CA(bundle), &bundle_spec),
+    LY_ARG("token_secret", ly_f_path, 1, CA(token_secret), &secret_spec),
     LY_KEY("svid", f_svid, 0, 0),
     LY_KEY("kubernetes", f_kubernetes, 0, 0),
+    LY_ARG("inventory", ly_f_map, 0, 0, inventory_fields),
     LY_END,
 };
 
@@ -98,8 +118,23 @@ static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   return ly_f_string(s, v, obj, f);
 }
 
+static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                         const ly_field_t *f) {
+  long n;
+  LY_GUARD(ly_schema_int(s, v, 100, 10000000, f->key, &n));
+  ((ly_ca_config_t *)obj)->inventory.max_entries = (size_t)n;
+  return 0;
+}
+
 int ly_ca_config_load(const char *path, ly_ca_config_t **out, ly_diag_t *diag) {
-  ly_schema_t s = {.file = path, .diag = diag};
+  return ly_ca_config_load_ex(path, 0, out, diag);
+}
+
+int ly_ca_config_load_ex(const char *path, unsigned flags, ly_ca_config_t **out,
+                         ly_diag_t *diag) {
+  ly_schema_t s = {.file = path,
+                   .diag = diag,
+                   .check_files = (flags & LY_CONFIG_CHECK_FILES) != 0};
   ly_ynode_t *tree = NULL;
   ly_ca_config_t *c = calloc(1, sizeof(*c));
   if (!c)
@@ -111,6 +146,9 @@ int ly_ca_config_load(const char *path, ly_ca_config_t **out, ly_diag_t *diag) {
   const ly_ynode_t *root = ly_schema_load(&s, path, &tree);
   if (root)
     ly_schema_map(&s, root, "", ca_fields, c, NULL);
+  if (root && !c->inventory.file &&
+      !(c->inventory.file = ly_path_resolve(path, "certs.jsonl")))
+    ly_schema_error(&s, 0, 0, "out of memory");
   if ((c->kubernetes.enabled && !c->kubernetes.audience &&
        !(c->kubernetes.audience = strdup("lanyard-ca"))) ||
       !(c->file = strdup(path)))
@@ -137,5 +175,6 @@ void ly_ca_config_free(ly_ca_config_t *c) {
   free(c->kubernetes.jwks_url);
   free(c->kubernetes.issuer);
   free(c->kubernetes.audience);
+  free(c->inventory.file);
   free(c);
 }

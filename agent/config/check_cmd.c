@@ -11,11 +11,11 @@ int ly_config_check_print(const char *kind, const char *path) {
   ly_diag_init(&d);
   if (strcmp(kind, "ca") == 0) {
     ly_ca_config_t *c = NULL;
-    rc = ly_ca_config_load(path, &c, &d);
+    rc = ly_ca_config_load_ex(path, LY_CONFIG_CHECK_FILES, &c, &d);
     ly_ca_config_free(c);
   } else if (strcmp(kind, "agent") == 0) {
     ly_agent_config_t *c = NULL;
-    rc = ly_agent_config_load(path, &c, &d);
+    rc = ly_agent_config_load_ex(path, LY_CONFIG_CHECK_FILES, &c, &d);
     ly_agent_config_free(c);
   } else {
     ly_diag_add(&d, path, 0, 0, "unknown kind of config '%s'", kind);

@@ -7,7 +7,7 @@
 
 void ly_diag_init(ly_diag_t *d) {
   d->lines = NULL;
-  d->n = d->cap = 0;
+  d->n = d->cap = d->nwarn = 0;
 }
 
 void ly_diag_free(ly_diag_t *d) {
@@ -21,20 +21,17 @@ void ly_diag_free(ly_diag_t *d) {
 
 /* Loaders count their own errors, so a diagnostic lost to a failed
  * allocation never makes a bad file look valid. */
-void ly_diag_add(ly_diag_t *d, const char *file, int line, int col,
-                 const char *fmt, ...) {
+static int add(ly_diag_t *d, const char *file, int line, int col,
+               const char *kind, const char *fmt, va_list ap) {
   char *msg = NULL, *out = NULL;
-  va_list ap;
-  va_start(ap, fmt);
   int rc = vasprintf(&msg, fmt, ap);
-  va_end(ap);
   if (rc < 0)
-    return;
-  rc = line > 0 ? asprintf(&out, "%s:%d:%d: %s", file, line, col, msg)
-                : asprintf(&out, "%s: %s", file, msg);
+    return -1;
+  rc = line > 0 ? asprintf(&out, "%s:%d:%d: %s%s", file, line, col, kind, msg)
+                : asprintf(&out, "%s: %s%s", file, kind, msg);
   free(msg);
   if (rc < 0)
-    return;
+    return -1;
   /* Messages quote values from the file; keep each one a single line. */
   for (char *c = out; *c; c++)
     if ((unsigned char)*c < 0x20 || *c == 0x7f)
@@ -44,12 +41,34 @@ void ly_diag_add(ly_diag_t *d, const char *file, int line, int col,
     char **lines = realloc(d->lines, cap * sizeof(*lines));
     if (!lines) {
       free(out);
-      return;
+      return -1;
     }
     d->lines = lines;
     d->cap = cap;
   }
   d->lines[d->n++] = out;
+  return 0;
+}
+
+void ly_diag_add(ly_diag_t *d, const char *file, int line, int col,
+                 const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  add(d, file, line, col, "", fmt, ap);
+  va_end(ap);
+}
+
+void ly_diag_warn(ly_diag_t *d, const char *file, int line, int col,
+                  const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (add(d, file, line, col, "warning: ", fmt, ap) == 0)
+    d->nwarn++;
+  va_end(ap);
+}
+
+size_t ly_diag_errors(const ly_diag_t *d) {
+  return d->n - d->nwarn;
 }
 
 void ly_diag_print(const ly_diag_t *d, FILE *out) {

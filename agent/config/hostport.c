@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* Digits only, 1..65535. */
-static int port_parse(const char *s, uint16_t *out) {
+/* Digits only, 1..65535 (0..65535 with zero_ok). */
+static int port_parse(const char *s, int zero_ok, uint16_t *out) {
   unsigned long v = 0;
   if (!*s)
     return -1;
@@ -17,7 +17,7 @@ static int port_parse(const char *s, uint16_t *out) {
         (v = v * 10 + (unsigned long)(*s - '0')) > 65535)
       return -1;
   }
-  if (v == 0)
+  if (v == 0 && !zero_ok)
     return -1;
   *out = (uint16_t)v;
   return 0;
@@ -56,8 +56,9 @@ static int dns_name_check(const char *h, size_t len, const char **why) {
   return 0;
 }
 
-int ly_hostport_parse(const char *s, int allow_names, ly_hostport_t *out,
+int ly_hostport_parse(const char *s, int flags, ly_hostport_t *out,
                       const char **why) {
+  int allow_names = flags & 1;
   char host[256];
   const char *port;
   unsigned char bin[16];
@@ -92,8 +93,11 @@ int ly_hostport_parse(const char *s, int allow_names, ly_hostport_t *out,
     }
     port = colon + 1;
   }
-  LY_ENSURE_WHY(port_parse(port, &out->port) == 0, LY_EPARSE, why,
-                "port must be a number in 1..65535");
+  LY_ENSURE_WHY(port_parse(port, flags & LY_HOSTPORT_PORT0, &out->port) == 0,
+                LY_EPARSE, why,
+                flags & LY_HOSTPORT_PORT0
+                    ? "port must be a number in 0..65535 (0: any free port)"
+                    : "port must be a number in 1..65535");
   memcpy(out->host, host, hlen + 1);
   return 0;
 }

@@ -26,6 +26,45 @@ static void oom(ly_schema_t *s, const ly_ynode_t *at) {
   LY_SCHEMA_ERR(s, at, "out of memory");
 }
 
+/* Levenshtein distance, capped: anything above 3 is "far". */
+static size_t edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > 3)
+    return 99;
+  size_t row[65];
+  for (size_t j = 0; j <= lb; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best)
+        best = up + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+/* The one known key within two edits of a typo, or NULL (none, or more
+ * than one: a guess between two would mislead). */
+static const char *suggest(const ly_field_t *fields, const char *key) {
+  const char *hit = NULL;
+  for (size_t k = 0; fields[k].key; k++) {
+    if (edit_distance(key, fields[k].key) <= 2) {
+      if (hit)
+        return NULL;
+      hit = fields[k].key;
+    }
+  }
+  return hit;
+}
+
 uint32_t ly_schema_map(ly_schema_t *s, const ly_ynode_t *map, const char *where,
                        const ly_field_t *fields, void *obj, uint32_t *ok) {
   uint32_t seen = 0, valid = 0;
@@ -35,12 +74,17 @@ uint32_t ly_schema_map(ly_schema_t *s, const ly_ynode_t *map, const char *where,
     while (fields[k].key && strcmp(fields[k].key, p->key) != 0)
       k++;
     if (!fields[k].key) {
+      const char *near = suggest(fields, p->key);
+      char hint[96] = "";
+      if (near)
+        snprintf(hint, sizeof(hint), "; did you mean '%s'?", near);
       if (*where)
-        ly_schema_error(s, p->line, p->col, "unknown key '%.100s' in %s",
-                        p->key, where);
+        ly_schema_error(s, p->line, p->col, "unknown key '%.100s' in %s%s",
+                        p->key, where, hint);
       else
         ly_schema_error(s, p->line, p->col,
-                        "unknown key '%.100s' at the top level", p->key);
+                        "unknown key '%.100s' at the top level%s", p->key,
+                        hint);
       continue;
     }
     seen |= 1u << k;
@@ -131,11 +175,17 @@ int ly_f_path(ly_schema_t *s, const ly_ynode_t *v, void *obj,
               const ly_field_t *f) {
   const char *str;
   LY_GUARD(ly_schema_str(s, v, &str));
-  if ((*AT(obj, f->off, char *) = ly_path_resolve(s->file, str)) == NULL) {
+  char *path = ly_path_resolve(s->file, str);
+  if (!path) {
     oom(s, v);
     return -1;
   }
-  return 0;
+  *AT(obj, f->off, char *) = path;
+  if (!s->check_files || !f->arg)
+    return 0;
+  int before = s->nerr;
+  ly_schema_check_file(s, v, path, f->arg);
+  return s->nerr == before ? 0 : -1;
 }
 
 int ly_f_duration(ly_schema_t *s, const ly_ynode_t *v, void *obj,
@@ -158,6 +208,27 @@ int ly_f_duration(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   return 0;
 }
 
+int ly_f_duration_range(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                        const ly_field_t *f) {
+  const uint64_t *range = f->arg;
+  const char *str, *why = NULL;
+  uint64_t ms;
+  char lo[32], hi[32];
+  LY_GUARD(ly_schema_str(s, v, &str));
+  if (ly_duration_parse(str, &ms, &why) != 0) {
+    LY_SCHEMA_ERR(s, v, "invalid duration: %s", why);
+    return -1;
+  }
+  if (ms < range[0] || ms > range[1]) {
+    LY_SCHEMA_ERR(s, v, "%s must be %s..%s", f->key,
+                  ly_duration_format(range[0], lo, sizeof(lo)),
+                  ly_duration_format(range[1], hi, sizeof(hi)));
+    return -1;
+  }
+  *AT(obj, f->off, uint64_t) = ms;
+  return 0;
+}
+
 static int hostport(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                     const ly_field_t *f, int allow_names) {
   const char *str, *why = NULL;
@@ -172,7 +243,7 @@ static int hostport(ly_schema_t *s, const ly_ynode_t *v, void *obj,
 
 int ly_f_listen(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                 const ly_field_t *f) {
-  return hostport(s, v, obj, f, 0);
+  return hostport(s, v, obj, f, f->arg ? LY_HOSTPORT_PORT0 : 0);
 }
 
 int ly_f_address(ly_schema_t *s, const ly_ynode_t *v, void *obj,

@@ -17,9 +17,28 @@
 typedef struct {
   const char *file;
   ly_diag_t *diag;
-  int nerr;       /* errors so far, whether or not their text was stored */
-  const char *td; /* the file's valid trust domain, or NULL */
+  int nerr;        /* errors so far, whether or not their text was stored */
+  const char *td;  /* the file's valid trust domain, or NULL */
+  int check_files; /* --check: look at the files paths name */
 } ly_schema_t;
+
+/* What a path names, for --check (ly_f_path's arg; NULL: not checked). */
+typedef enum {
+  LY_FILE_PLAIN, /* a non-empty regular file */
+  LY_FILE_CERTS, /* PEM certificates */
+  LY_FILE_KEY,   /* a PEM private key */
+  LY_FILE_DIR,   /* a directory to write to (or to create) */
+} ly_file_kind_t;
+
+typedef struct {
+  const char *what; /* for messages: "the token file" */
+  ly_file_kind_t kind;
+  int secret; /* warn when group or others may read it */
+} ly_file_spec_t;
+
+/* Reports at v what is wrong with the file at path (v's text as given). */
+void ly_schema_check_file(ly_schema_t *s, const ly_ynode_t *v, const char *path,
+                          const ly_file_spec_t *spec);
 
 typedef struct ly_field ly_field_t;
 
@@ -70,12 +89,17 @@ int ly_schema_int(ly_schema_t *s, const ly_ynode_t *v, long min, long max,
 int ly_f_string(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                 const ly_field_t *f); /* char *; f->off SIZE_MAX: check only */
 int ly_f_path(ly_schema_t *s, const ly_ynode_t *v, void *obj,
-              const ly_field_t *f); /* char *, resolved against the file */
+              const ly_field_t *f); /* char *, resolved against the file;
+                                       f->arg: ly_file_spec_t, or NULL */
 int ly_f_duration(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                   const ly_field_t *f); /* uint64_t ms; f->arg: const
                                            uint64_t *minimum, or NULL */
+int ly_f_duration_range(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                        const ly_field_t *f); /* uint64_t ms; f->arg: const
+                                                 uint64_t[2] {min, max} */
 int ly_f_listen(ly_schema_t *s, const ly_ynode_t *v, void *obj,
-                const ly_field_t *f); /* ly_hostport_t, IP literal */
+                const ly_field_t *f); /* ly_hostport_t, IP literal; f->arg
+                                         non-NULL: port 0 allowed */
 int ly_f_address(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                  const ly_field_t *f); /* ly_hostport_t, names allowed */
 int ly_f_port(ly_schema_t *s, const ly_ynode_t *v, void *obj,

@@ -2,7 +2,23 @@
 #include "lanyard/log.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+
+void ly_cli_error(const char *command, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "lanyard %s: ", command);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+void ly_cli_name(char **argv, const char *command) {
+  static char name[64]; /* argv keeps pointing at it: one command a run */
+  snprintf(name, sizeof(name), "lanyard %s", command);
+  argv[0] = name;
+}
 
 int ly_daemon_args(int argc, char **argv, const char *name,
                    const char *config_name, ly_daemon_args_t *out) {
@@ -19,6 +35,7 @@ int ly_daemon_args(int argc, char **argv, const char *name,
   out->check = 0;
   out->iptables = 0;
   optind = 1;
+  ly_cli_name(argv, name);
   while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
     switch (c) {
     case 'c':
@@ -32,19 +49,20 @@ int ly_daemon_args(int argc, char **argv, const char *name,
       break;
     case 'l':
       if (ly_log_parse_level(optarg) != 0) {
-        fprintf(stderr, "%s: --log-level: debug, info, warn or error\n", name);
+        ly_cli_error(name, "--log-level: debug, info, warn or error");
         return LY_EXIT_USAGE;
       }
       break;
     case 'I':
       if (!out->agent_flags) {
-        fprintf(stderr, "%s: --iptables is an agent option\n", name);
+        ly_cli_error(name, "--iptables is an agent option");
         return LY_EXIT_USAGE;
       }
       out->iptables = 1;
       break;
     case 'h':
-      printf("usage: %s -c %s [--check] [--log-json] [--log-level info]%s\n",
+      printf("usage: lanyard %s -c %s [--check] [--log-json] [--log-level "
+             "info]%s\n",
              name, config_name, out->agent_flags ? " [--iptables]" : "");
       if (out->agent_flags)
         printf("  --iptables  install the interception rules first (as root "
@@ -56,7 +74,7 @@ int ly_daemon_args(int argc, char **argv, const char *name,
     }
   }
   if (!out->config) {
-    fprintf(stderr, "%s: -c %s is required\n", name, config_name);
+    ly_cli_error(name, "-c %s is required", config_name);
     return LY_EXIT_USAGE;
   }
   return -1;

@@ -50,6 +50,8 @@ struct ly_identity_s {
   unsigned attempt; /* consecutive failures */
   char last_error[512];
   uint64_t rotations[2]; /* renewals installed [0], failed [1] */
+  int64_t lost_at;       /* the SVID that expired: its not_after; 0 */
+  ly_upstream_t bundle_refresh;
   int stopping;
   int handles_open;
 };
@@ -117,6 +119,7 @@ static void on_expiry(uv_timer_t *t) {
          "no renewal before not_after; refusing mTLS until a new SVID "
          "arrives",
          "last_error", id->last_error, NULL);
+  id->lost_at = id->info.not_after;
   ly_chain_free(&id->chain);
   ly_key_free(id->key);
   id->key = NULL;
@@ -171,6 +174,7 @@ static void install(ly_identity_t *id, ly_key_t *key, ly_chain_t *chain,
   id->info = *info;
   id->attempt = 0;
   id->last_error[0] = '\0';
+  id->lost_at = 0;
 
   int64_t now = now_s();
   int64_t life = info->not_after - now;
@@ -290,6 +294,8 @@ static void on_signed(int code, const char *message,
   if (rc == 0 && adopt_bundle(id, resp->bundle, resp->n_bundle) > 0 &&
       have_identity(id))
     update_rpc_ctx(id);
+  if (rc == 0 && resp->n_bundle > 0) /* the CA's bundle came with it */
+    ly_upstream_ok(&id->bundle_refresh, "bundle_refresh");
   if (rc == 0)
     rc = ly_svid_verify(&chain, &id->bundle, now_s(), id->cfg->trust_domain,
                         &info, &why);
@@ -397,11 +403,12 @@ static void on_bundle(int code, const char *message,
                       const ProtobufCMessage *msg, void *data) {
   ly_identity_t *id = data;
   if (code != LY_RPC_OK) {
-    if (code != LY_RPC_CANCELLED)
-      ly_log(LY_WARN, "bundle_refresh_failed", "code", ly_rpc_code_name(code),
-             "reason", message, NULL);
+    if (code != LY_RPC_CANCELLED && !id->stopping)
+      ly_upstream_failed(&id->bundle_refresh, "bundle_refresh",
+                         uv_now(id->loop), ly_rpc_code_name(code), message);
     return;
   }
+  ly_upstream_ok(&id->bundle_refresh, "bundle_refresh");
   const Lanyard__Ca__V1__TrustBundleResponse *r =
       (const Lanyard__Ca__V1__TrustBundleResponse *)msg;
   if (adopt_bundle(id, r->roots, r->n_roots) > 0)
@@ -575,6 +582,10 @@ void ly_identity_view(const ly_identity_t *id, ly_identity_view_t *v) {
   v->rotations_ok = id->rotations[0];
   v->rotations_failed = id->rotations[1];
   v->rpc = id->rpc;
+  /* Expired: the timer dropped it, or it ran out a moment ago. */
+  v->expired = !v->have && (id->lost_at != 0 || id->chain.n > 0);
+  v->expired_at = id->lost_at ? id->lost_at : id->info.not_after;
+  v->bundle_refresh = &id->bundle_refresh;
 }
 
 static void handle_closed(uv_handle_t *h) {

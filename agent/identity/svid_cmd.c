@@ -28,7 +28,7 @@
 #define PEM_MAX (16u << 20) /* bundles with hundreds of roots still fit */
 #define UNTRUSTED_MAX 8
 
-static const char prog[] = "lanyard svid verify";
+static const char prog[] = "svid verify";
 
 static void verify_usage(FILE *out) {
   fprintf(
@@ -155,7 +155,7 @@ static load_t load_certs(const char *what, const char *path, ly_chain_t *out) {
   const char *why = NULL;
   int rc = ly_file_read(path, PEM_MAX, &pem, &len);
   if (rc != 0) {
-    fprintf(stderr, "%s: %s %s: %s\n", prog, what, path, ly_strerror(rc));
+    ly_cli_error(prog, "%s %s: %s", what, path, ly_strerror(rc));
     return LOAD_UNREADABLE;
   }
   rc = ly_chain_from_pem(pem, len, out, &why);
@@ -164,8 +164,7 @@ static load_t load_certs(const char *what, const char *path, ly_chain_t *out) {
     return LOAD_OK;
   if (rc == LY_ECERT)
     return LOAD_MALFORMED;
-  fprintf(stderr, "%s: %s %s: %s\n", prog, what, path,
-          why ? why : ly_strerror(rc));
+  ly_cli_error(prog, "%s %s: %s", what, path, why ? why : ly_strerror(rc));
   return LOAD_UNREADABLE;
 }
 
@@ -177,8 +176,7 @@ static int load_key(const char *path, ly_key_t **key) {
   if (rc == 0)
     rc = ly_key_from_pem(pem, len, key, &why);
   if (rc != 0)
-    fprintf(stderr, "%s: key %s: %s\n", prog, path,
-            why ? why : ly_strerror(rc));
+    ly_cli_error(prog, "key %s: %s", path, why ? why : ly_strerror(rc));
   if (pem)
     ly_wipe(pem, len);
   free(pem);
@@ -231,6 +229,7 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
   const char *why = NULL;
   int c;
   optind = 1;
+  ly_cli_name(argv, prog);
   *status = LY_EXIT_USAGE;
   while ((c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
     switch (c) {
@@ -239,10 +238,10 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
       break;
     case 'a':
       if (parse_time(optarg, &o->at) != 0) {
-        fprintf(stderr,
-                "%s: --at '%s': not unix seconds or an RFC 3339 time "
-                "(2026-01-02T03:04:05Z)\n",
-                prog, optarg);
+        ly_cli_error(prog,
+                     "--at '%s': not unix seconds or an RFC 3339 time "
+                     "(2026-01-02T03:04:05Z)",
+                     optarg);
         return -1;
       }
       o->has_at = 1;
@@ -261,16 +260,14 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
       break;
     case 'u':
       if (o->n_untrusted == UNTRUSTED_MAX) {
-        fprintf(stderr, "%s: at most %d --untrusted files\n", prog,
-                UNTRUSTED_MAX);
+        ly_cli_error(prog, "at most %d --untrusted files", UNTRUSTED_MAX);
         return -1;
       }
       o->untrusted[o->n_untrusted++] = optarg;
       break;
     case 'e':
       if (parse_eku(optarg, &o->eku) != 0) {
-        fprintf(stderr, "%s: --eku '%s': serverAuth or clientAuth\n", prog,
-                optarg);
+        ly_cli_error(prog, "--eku '%s': serverAuth or clientAuth", optarg);
         return -1;
       }
       break;
@@ -290,43 +287,39 @@ static int verify_parse(int argc, char **argv, verify_opts_t *o, int *status) {
     }
   }
   if (!o->bundle || optind != argc - 1) {
-    fprintf(stderr,
-            "%s: --bundle and exactly one certificate file are "
-            "required\n",
-            prog);
+    ly_cli_error(prog, "--bundle and exactly one certificate file are "
+                       "required");
     verify_usage(stderr);
     return -1;
   }
   o->cert = argv[optind];
   if (o->chain_only && (o->id || o->td || o->any_td)) {
-    fprintf(stderr,
-            "%s: --chain-only skips the SPIFFE checks; it does not go with "
-            "--id, --trust-domain or --any-trust-domain\n",
-            prog);
+    ly_cli_error(prog,
+                 "--chain-only skips the SPIFFE checks; it does not go with "
+                 "--id, --trust-domain or --any-trust-domain");
     return -1;
   }
   if (o->td && o->any_td) {
-    fprintf(stderr, "%s: --trust-domain and --any-trust-domain disagree\n",
-            prog);
+    ly_cli_error(prog, "--trust-domain and --any-trust-domain disagree");
     return -1;
   }
   if (o->eku && o->ignore_eku) {
-    fprintf(stderr, "%s: --eku and --ignore-eku disagree\n", prog);
+    ly_cli_error(prog, "--eku and --ignore-eku disagree");
     return -1;
   }
   if (o->td && ly_trust_domain_check(o->td, strlen(o->td), &why) != 0) {
-    fprintf(stderr, "%s: --trust-domain '%s': %s\n", prog, o->td, why);
+    ly_cli_error(prog, "--trust-domain '%s': %s", o->td, why);
     return -1;
   }
   if (o->id) {
     ly_spiffe_id_t id;
     if (ly_spiffe_id_parse(o->id, strlen(o->id), &id, &why) != 0) {
-      fprintf(stderr, "%s: --id '%s': %s\n", prog, o->id, why);
+      ly_cli_error(prog, "--id '%s': %s", o->id, why);
       return -1;
     }
     if (o->td && !ly_spiffe_id_in_domain(&id, o->td)) {
-      fprintf(stderr, "%s: --id '%s' is not in --trust-domain '%s'\n", prog,
-              o->id, o->td);
+      ly_cli_error(prog, "--id '%s' is not in --trust-domain '%s'", o->id,
+                   o->td);
       return -1;
     }
   }
@@ -354,18 +347,18 @@ static int bundle_trust_domain(const char *path, const ly_chain_t *roots,
       memcpy(td, name, id.td_len);
       td[id.td_len] = '\0';
     } else if (strlen(td) != id.td_len || memcmp(td, name, id.td_len) != 0) {
-      fprintf(stderr,
-              "%s: bundle %s: its roots name more than one trust domain "
-              "(%s, %.*s): give --trust-domain TD or --any-trust-domain\n",
-              prog, path, td, (int)id.td_len, name);
+      ly_cli_error(prog,
+                   "bundle %s: its roots name more than one trust domain "
+                   "(%s, %.*s): give --trust-domain TD or --any-trust-domain",
+                   path, td, (int)id.td_len, name);
       return -1;
     }
   }
   if (!td[0]) {
-    fprintf(stderr,
-            "%s: bundle %s: no root names a trust domain (a spiffe:// URI "
-            "SAN): give --trust-domain TD or --any-trust-domain\n",
-            prog, path);
+    ly_cli_error(prog,
+                 "bundle %s: no root names a trust domain (a spiffe:// URI "
+                 "SAN): give --trust-domain TD or --any-trust-domain",
+                 path);
     return -1;
   }
   return 0;
@@ -388,7 +381,7 @@ static int verify(int argc, char **argv) {
   /* a root that does not parse fails every verification against the
    * bundle, as ly_chain_verify says: a verdict, not a usage problem */
   if ((l = load_certs("bundle", o.bundle, &roots)) == LOAD_MALFORMED) {
-    fprintf(stderr, "%s: bundle %s: malformed certificate\n", prog, o.bundle);
+    ly_cli_error(prog, "bundle %s: malformed certificate", o.bundle);
     printf("REJECTED unknown_ca: malformed trusted root\n");
     status = LY_EXIT_FAIL;
     goto out;
@@ -410,7 +403,7 @@ static int verify(int argc, char **argv) {
   for (int i = 0; l == LOAD_OK && i < o.n_untrusted; i++) {
     l = load_certs("untrusted file", o.untrusted[i], &extra);
     if (l == LOAD_OK && append_chain(&chain, &extra) != 0) {
-      fprintf(stderr, "%s: out of memory\n", prog);
+      ly_cli_error(prog, "out of memory");
       goto out;
     }
     ly_chain_free(&extra);

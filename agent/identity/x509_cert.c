@@ -4,9 +4,12 @@
 
 #include "lanyard/err.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 /* The extensions ly_exts_t tracks, in LY_EXT_* order, and for those that
  * must not be critical, the reason when one is. Critical are allowed: the
@@ -449,5 +452,16 @@ int ly_cert_info(const void *der, size_t len, ly_cert_info_t *out) {
   LY_GUARD(ly_x509_cert_parse(der, len, &c));
   *out = c.info;
   ly_x509_cert_free(&c);
+  return 0;
+}
+
+int ly_der_sha256_hex(const void *der, size_t len,
+                      char out[LY_SHA256_HEX_LEN]) {
+  unsigned char h[WC_SHA256_DIGEST_SIZE];
+  out[0] = '\0';
+  if (wc_Sha256Hash(der, (word32)len, h) != 0)
+    return LY_ECRYPTO;
+  for (size_t i = 0; i < sizeof(h); i++)
+    snprintf(out + 2 * i, 3, "%02x", h[i]);
   return 0;
 }

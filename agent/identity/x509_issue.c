@@ -166,10 +166,14 @@ typedef struct {
 static int build_cert(const cert_params_t *p, WC_RNG *rng, ly_der_t *out) {
   LY_ENSURE(p->not_after > p->not_before, UV_EINVAL);
   unsigned char serial[16], skid[WC_SHA_DIGEST_SIZE];
-  LY_ENSURE(wc_RNG_GenerateBlock(rng, serial, sizeof(serial)) == 0, LY_ECRYPTO);
-  /* positive, and sixteen octets long in DER (no sign octet, no leading
-   * zero to strip) */
-  serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x40);
+  /* 128 random bits, all of them used: ly_dw_uint writes the positive
+   * INTEGER (a zero octet first when the top bit is set, so up to 17
+   * octets; RFC 5280 allows 20). Zero is not a valid serial: draw again. */
+  static const unsigned char zero[sizeof(serial)];
+  do
+    LY_ENSURE(wc_RNG_GenerateBlock(rng, serial, sizeof(serial)) == 0,
+              LY_ECRYPTO);
+  while (memcmp(serial, zero, sizeof(serial)) == 0);
   LY_GUARD(key_id(p->spki, p->spki_len, skid));
 
   ly_dw_t w = {0};
@@ -177,7 +181,7 @@ static int build_cert(const cert_params_t *p, WC_RNG *rng, ly_der_t *out) {
   size_t ver = ly_dw_open(&w, LY_DER_CTX_CONS(0));
   ly_dw_tlv(&w, LY_DER_INTEGER, "\x02", 1); /* v3 */
   ly_dw_close(&w, ver);
-  ly_dw_tlv(&w, LY_DER_INTEGER, serial, sizeof(serial));
+  ly_dw_uint(&w, serial, sizeof(serial));
   ly_key_sigalg(p->signer, &w);
   ly_dw_bytes(&w, p->issuer, p->issuer_len);
   size_t validity = ly_dw_open(&w, LY_DER_SEQ);

@@ -86,7 +86,7 @@ static int dry_run_remove(int family) {
                                       : "iptables-restore --noflush");
   rc = ly_iptables_remove_preview(family, &text, &why);
   if (rc != 0) {
-    fprintf(stderr, "lanyard iptables: %s: %s\n", why, ly_strerror(rc));
+    ly_cli_error("iptables", "%s: %s", why, ly_strerror(rc));
     return rc;
   }
   fputs(text ? text : "# nothing to remove\n", stdout);
@@ -116,6 +116,7 @@ int ly_cmd_iptables(int argc, char **argv) {
 
   ly_iptables_opts_init(&o);
   optind = 1;
+  ly_cli_name(argv, "iptables");
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case OPT_PROXY_UID:
@@ -173,19 +174,17 @@ int ly_cmd_iptables(int argc, char **argv) {
       return LY_EXIT_USAGE;
     }
     if (bad) {
-      fprintf(stderr, "lanyard iptables: %s%s%s\n", bad, why ? ": " : "",
-              why ? why : "");
+      ly_cli_error("iptables", "%s%s%s", bad, why ? ": " : "", why ? why : "");
       return LY_EXIT_USAGE;
     }
   }
   if (optind < argc) {
-    fprintf(stderr, "lanyard iptables: unexpected argument '%s'\n",
-            argv[optind]);
+    ly_cli_error("iptables", "unexpected argument '%s'", argv[optind]);
     return LY_EXIT_USAGE;
   }
   if (o.inbound_port == o.outbound_port) {
-    fprintf(stderr, "lanyard iptables: the inbound and outbound ports must "
-                    "differ\n");
+    ly_cli_error("iptables", "the inbound and outbound ports must "
+                             "differ");
     return LY_EXIT_USAGE;
   }
 

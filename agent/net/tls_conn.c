@@ -428,6 +428,20 @@ int ly_tls_conn_start(ly_tls_conn_t *c) {
   return 0;
 }
 
+int ly_tls_conn_assume_plaintext(ly_tls_conn_t *c) {
+  LY_ENSURE(c->is_server && c->allow_plaintext && c->started &&
+                !c->saw_first_byte && !c->eof && !c->closing &&
+                c->handshake_done == 0,
+            UV_EINVAL);
+  /* whatever the client sends later is data, even a 0x16 */
+  c->saw_first_byte = 1;
+  c->not_tls = 1;
+  c->raw = 1;
+  c->handshake_done = 1;
+  c->cbs->on_handshake(c, 0);
+  return 0;
+}
+
 int ly_tls_conn_write(ly_tls_conn_t *c, const void *data, size_t len) {
   LY_ENSURE(c->handshake_done == 1 && !c->closing && !c->shut, UV_ENOTCONN);
   if (c->raw) {

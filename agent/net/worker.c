@@ -19,6 +19,7 @@ void ly_dataplane_defaults(ly_dataplane_limits_t *l) {
   l->handshake_timeout_ms = 10000;
   l->idle_timeout_ms = 3600 * 1000; /* long-lived streams are normal */
   l->drain_timeout_ms = 15000;
+  l->sniff_timeout_ms = 1000;
   l->max_connections = 16384;
   l->buffer_limit = 256 * 1024;
 }

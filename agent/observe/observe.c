@@ -57,9 +57,12 @@ void ly_observer_init(ly_observer_t *o, uv_loop_t *loop,
   o->dp = dp;
   o->started_ms = uv_now(loop);
   ly_windows_init(&o->windows, o->started_ms);
-  char host[64] = "agent";
-  gethostname(host, sizeof(host) - 1);
-  snprintf(o->instance, sizeof(o->instance), "%s/%ld", host, (long)getpid());
+  snprintf(o->hostname, sizeof(o->hostname), "agent");
+  gethostname(o->hostname, sizeof(o->hostname) - 1);
+  /* The instance name goes into the CA's table as printable ASCII of at
+   * most 64 bytes: a long host name is cut. */
+  snprintf(o->instance, sizeof(o->instance), "%.50s/%ld", o->hostname,
+           (long)getpid());
   uv_timer_init(loop, &o->tick);
   o->tick.data = o;
   uv_timer_start(&o->tick, on_tick, TICK_MS, TICK_MS);
@@ -252,17 +255,23 @@ static json_t *identity_json(const ly_obs_snapshot_t *s) {
   json_t *roots = json_array();
   for (size_t i = 0; i < v->bundle->n; i++) {
     ly_cert_info_t ri;
-    if (ly_cert_info(v->bundle->certs[i].der, v->bundle->certs[i].len, &ri) ==
-        0)
+    char fp[65];
+    const ly_der_t *c = &v->bundle->certs[i];
+    if (ly_cert_info(c->der, c->len, &ri) == 0 &&
+        ly_der_sha256_hex(c->der, c->len, fp) == 0)
       json_array_append_new(roots,
-                            json_pack("{s:s,s:I}", "serial", ri.serial_hex,
-                                      "not_after", (json_int_t)ri.not_after));
+                            json_pack("{s:s,s:s,s:I}", "sha256", fp, "serial",
+                                      ri.serial_hex, "not_after",
+                                      (json_int_t)ri.not_after));
   }
   json_t *id = json_pack(
       "{s:b,s:o,s:{s:I,s:I},s:s,s:o}", "valid", v->have, "bundle_roots", roots,
       "rotations", "success", (json_int_t)v->rotations_ok, "failure",
       (json_int_t)v->rotations_failed, "last_error", v->last_error, "serial",
       v->chain->n ? json_string(v->info->serial_hex) : json_null());
+  json_object_set_new(id, "expired", json_boolean(v->expired));
+  if (v->expired)
+    json_object_set_new(id, "expired_at", json_integer(v->expired_at));
   if (v->chain->n) {
     json_object_set_new(id, "not_before", json_integer(v->info->not_before));
     json_object_set_new(id, "not_after", json_integer(v->info->not_after));
@@ -271,6 +280,19 @@ static json_t *identity_json(const ly_obs_snapshot_t *s) {
                         json_integer(v->info->not_after - s->now_s));
   }
   return id;
+}
+
+static json_t *time_or_null(int64_t t) {
+  return t ? json_integer(t) : json_null();
+}
+
+/* {"last_success", "last_error", "last_error_at", "consecutive_failures"} */
+static json_t *upstream_json(const ly_upstream_t *u) {
+  return json_pack("{s:o,s:o,s:o,s:I}", "last_success",
+                   time_or_null(u->last_ok), "last_error",
+                   u->last_error_at ? json_string(u->last_error) : json_null(),
+                   "last_error_at", time_or_null(u->last_error_at),
+                   "consecutive_failures", (json_int_t)u->failing);
 }
 
 char *ly_observer_status_json(ly_observer_t *o, size_t *len) {
@@ -293,6 +315,14 @@ char *ly_observer_status_json(ly_observer_t *o, size_t *len) {
       (json_int_t)((uv_now(o->loop) - o->started_ms) / 1000), "identity",
       identity_json(&s), "mtls", "inbound", direction_json(&s, LY_DIR_INBOUND),
       "outbound", direction_json(&s, LY_DIR_OUTBOUND), "top_peers", peers);
+  if (doc) {
+    json_object_set_new(doc, "report", upstream_json(&o->report));
+    json_object_set_new(doc, "bundle_refresh",
+                        upstream_json(s.id.bundle_refresh));
+    json_object_set_new(doc, "hostname", json_string(o->hostname));
+    json_object_set_new(doc, "instance", json_string(o->instance));
+    json_object_set_new(doc, "version", json_string(LANYARD_VERSION));
+  }
   char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
   json_decref(doc);
   *len = text ? strlen(text) : 0;

@@ -14,6 +14,7 @@
 /* Peer identities a snapshot keeps (reports send the top 10 of them). */
 #define LY_OBS_PEERS 64
 #define LY_REPORT_TOP_PEERS 10
+#define LY_REPORT_ROOTS 16 /* bundle fingerprints a report carries */
 
 typedef struct {
   uv_loop_t *loop;
@@ -24,7 +25,9 @@ typedef struct {
   uv_timer_t tick; /* samples the windows, sends reports */
   uint64_t started_ms, last_report_ms;
   int report_in_flight;
-  char instance[128]; /* host name and pid: tells replicas apart */
+  char hostname[256];
+  char instance[320];   /* host name and pid: tells replicas apart */
+  ly_upstream_t report; /* how reports to the CA fare */
 } ly_observer_t;
 
 /* Everything the views show, read at one moment. */

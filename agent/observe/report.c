@@ -2,7 +2,8 @@
  * busiest peers and its certificate, over the same mTLS connection as its
  * renewals. The CA files the report under the identity of the client
  * certificate, so an agent can only ever report for itself. A report that
- * fails is not retried: the next one carries the newer totals anyway. */
+ * fails is not retried: the next one carries the newer totals anyway; the
+ * failure is logged (rate-limited) and shown in /status. */
 #include "observe/observe.h"
 
 #include "lanyard/log.h"
@@ -18,9 +19,11 @@ static void on_reported(int code, const char *message,
                         const ProtobufCMessage *resp, void *data) {
   ly_observer_t *o = data;
   o->report_in_flight = 0;
-  if (code != LY_RPC_OK && code != LY_RPC_CANCELLED)
-    ly_log(LY_DEBUG, "report_failed", "code", ly_rpc_code_name(code), "reason",
-           message, NULL);
+  if (code == LY_RPC_OK)
+    ly_upstream_ok(&o->report, "report");
+  else if (code != LY_RPC_CANCELLED)
+    ly_upstream_failed(&o->report, "report", uv_now(o->loop),
+                       ly_rpc_code_name(code), message);
 }
 
 typedef struct {
@@ -32,6 +35,8 @@ typedef struct {
   Lanyard__Ca__V1__ReasonCount *reasonp[LY_REASON__COUNT];
   Lanyard__Ca__V1__PeerCount peer[LY_REPORT_TOP_PEERS * LY_DIR__COUNT];
   Lanyard__Ca__V1__PeerCount *peerp[LY_REPORT_TOP_PEERS * LY_DIR__COUNT];
+  char root[LY_REPORT_ROOTS][65];
+  char *rootp[LY_REPORT_ROOTS];
 } report_t;
 
 static void fill(report_t *r, ly_observer_t *o, const ly_obs_snapshot_t *s) {
@@ -91,6 +96,18 @@ static void fill(report_t *r, ly_observer_t *o, const ly_obs_snapshot_t *s) {
   r->req.serial = (char *)s->id.info->serial_hex;
   r->req.next_rotation = s->id.renew_at;
   r->req.rotations = s->id.rotations_ok;
+  r->req.hostname = o->hostname;
+  r->req.agent_version = LANYARD_VERSION;
+  /* What this agent trusts now, so a root rotation can be followed. */
+  n = 0;
+  for (size_t i = 0; i < s->id.bundle->n && n < LY_REPORT_ROOTS; i++)
+    if (ly_der_sha256_hex(s->id.bundle->certs[i].der,
+                          s->id.bundle->certs[i].len, r->root[n]) == 0) {
+      r->rootp[n] = r->root[n];
+      n++;
+    }
+  r->req.n_bundle_root_sha256 = n;
+  r->req.bundle_root_sha256 = r->rootp;
 }
 
 void ly_report_maybe_send(ly_observer_t *o) {

@@ -53,7 +53,8 @@ struct ly_proxy_s {
   unsigned inbound : 1, plain_open : 1, established : 1, closing : 1,
       tls_ended : 1, plain_ended : 1, plain_paused : 1, plain_fin_sent : 1,
       plain_fin_done : 1, resumed : 1, session_decided : 1, plaintext : 1,
-      agent_peer : 1, counted : 1, got_ticket : 1, awaiting_verdict : 1;
+      agent_peer : 1, counted : 1, got_ticket : 1, awaiting_verdict : 1,
+      sniffing : 1;
   char peer[64]; /* where the accepted connection came from */
 };
 
@@ -201,9 +202,23 @@ static void offer_session(ly_proxy_t *p) {
     p->offered_not_after = slot->peer_not_after;
 }
 
+static void arm(ly_proxy_t *p, uint64_t ms);
+
+/* Permissive mode: the sniff window is over. A client still silent is
+ * taken for plaintext (its server speaks first); one that started a TLS
+ * handshake gets the rest of the handshake timeout. */
+static void sniff_over(ly_proxy_t *p) {
+  const ly_dataplane_limits_t *lim = &p->w->dp->limits;
+  if (ly_tls_conn_assume_plaintext(p->tls) != 0)
+    arm(p, lim->handshake_timeout_ms - lim->sniff_timeout_ms);
+}
+
 static void on_timeout(uv_timer_t *t) {
   ly_proxy_t *p = t->data;
-  if (p->established) { /* idle */
+  if (p->sniffing) {
+    p->sniffing = 0;
+    sniff_over(p);
+  } else if (p->established) { /* idle */
     ly_log(LY_INFO, "connection_idle_timeout", "listener", p->l->name, "peer",
            p->peer, NULL);
     proxy_close(p, 1);
@@ -217,6 +232,7 @@ static void on_timeout(uv_timer_t *t) {
 }
 
 static void arm(ly_proxy_t *p, uint64_t ms) {
+  p->sniffing = 0;
   uv_timer_start(&p->timer, on_timeout, ms, 0);
 }
 
@@ -683,7 +699,14 @@ void ly_proxy_accept(ly_worker_listener_t *wl, int fd) {
     }
   }
   if (inbound) {
-    arm(p, w->dp->limits.handshake_timeout_ms);
+    /* Permissive: a client silent for sniff_timeout is plaintext. The
+     * sniff is shorter than the handshake timeout (config checks). */
+    int sniff =
+        p->tls->allow_plaintext &&
+        w->dp->limits.sniff_timeout_ms < w->dp->limits.handshake_timeout_ms;
+    arm(p, sniff ? w->dp->limits.sniff_timeout_ms
+                 : w->dp->limits.handshake_timeout_ms);
+    p->sniffing = sniff;
     p->started_ns = uv_hrtime();
     if (ly_tls_conn_start(p->tls) != 0)
       refuse(p, LY_REASON_PROTOCOL, "cannot start the handshake");

@@ -113,7 +113,7 @@ while [ "$duration" -eq 0 ] || [ $((SECONDS - start)) -lt "$duration" ]; do
   if [ "$SECONDS" -ge "$next_report" ]; then
     next_report=$((SECONDS + 5))
     # The CA's mesh-wide report: what the agents themselves counted.
-    rates=$("$mesh" exec ca "$lanyard" mesh --window 1m 2>/dev/null | awk '
+    rates=$("$mesh" exec ca "$lanyard" mesh --full-ids --window 1m 2>/dev/null | awk '
       $1 ~ /sa\/api$/ { api = "api inbound " $2 " " $3 }
       $1 ~ /sa\/web$/ { web = "web outbound " $4 " " $5 }
       END { if (api || web) print api ", " web; else print "no report yet" }')

@@ -18,10 +18,21 @@ int ly_cmd_status(int argc, char **argv);      /* the local agent, readable */
 int ly_cmd_mesh(int argc, char **argv);        /* the mesh-wide report */
 int ly_cmd_healthcheck(int argc, char **argv); /* exit 0 when /readyz is 200 */
 
+/* A command's error, the one style for all of them:
+ * "lanyard <command>: <message>\n" on stderr. `command` is the words
+ * after "lanyard" ("ca token", "svid verify"). */
+void ly_cli_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Names the command for getopt's own messages (an unknown option, a
+ * missing value), which start with argv[0]: it becomes "lanyard
+ * <command>", the prefix of ly_cli_error. Call before getopt_long. */
+void ly_cli_name(char **argv, const char *command);
+
 /* The options every long-running command takes: -c FILE (required),
  * --check, --log-json, --log-level LEVEL (applied to the logger here);
  * with agent_flags set before the call, also --iptables.
- * `name` is the command for messages ("lanyard agent"), `config_name`
+ * `name` is the command for messages ("agent", "ca serve"), `config_name`
  * the file it wants ("agent.yaml"). Returns -1 when the command should
  * proceed, else the exit code (0 after --help). */
 typedef struct {

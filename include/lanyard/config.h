@@ -17,10 +17,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Collected diagnostics, each one a full "file:line:col: message" line. */
+/* Collected diagnostics, each one a full "file:line:col: message" line.
+ * Warnings ("file:line:col: warning: message") are among the n lines and
+ * counted in nwarn too: they never make a config invalid. */
 typedef struct {
   char **lines;
   size_t n, cap;
+  size_t nwarn;
 } ly_diag_t;
 
 void ly_diag_init(ly_diag_t *d);
@@ -28,6 +31,11 @@ void ly_diag_free(ly_diag_t *d);
 /* Adds one; line/col 0 leaves them out ("file: message"). */
 void ly_diag_add(ly_diag_t *d, const char *file, int line, int col,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Adds a warning. */
+void ly_diag_warn(ly_diag_t *d, const char *file, int line, int col,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The lines that are errors, not warnings. */
+size_t ly_diag_errors(const ly_diag_t *d);
 void ly_diag_print(const ly_diag_t *d, FILE *out);
 
 /* host:port. host is an IP literal (IPv6 in brackets in the text, stored
@@ -39,7 +47,9 @@ typedef struct {
 
 /* Parses "host:port" / "[v6]:port". allow_names: accept DNS names (for
  * addresses we connect to); otherwise only IP literals (to listen on).
- * Port 1..65535. 0 or LY_EPARSE with *why. */
+ * Port 1..65535; with LY_HOSTPORT_PORT0 or'ed into allow_names, also 0
+ * (listen on a port the kernel picks). 0 or LY_EPARSE with *why. */
+#define LY_HOSTPORT_PORT0 2
 int ly_hostport_parse(const char *s, int allow_names, ly_hostport_t *out,
                       const char **why);
 
@@ -74,6 +84,10 @@ typedef struct {
     char *issuer;
     char *audience; /* default "lanyard-ca" */
   } kubernetes;
+  struct {
+    char *file;         /* resolved; default certs.jsonl beside the config */
+    size_t max_entries; /* 0: LY_INVENTORY_DEFAULT_MAX */
+  } inventory;
 } ly_ca_config_t;
 
 typedef enum { LY_MODE_STRICT = 0, LY_MODE_PERMISSIVE } ly_mode_t;
@@ -117,6 +131,17 @@ typedef struct {
   struct {
     uint64_t interval_ms; /* report.interval: default 5s, at least 1s */
   } report;
+  /* limits: the data path's timeouts and bounds. Defaults are
+   * ly_dataplane_defaults' (agent_config.c fills them in). */
+  struct {
+    uint64_t connect_timeout_ms;   /* 100ms..5m, default 5s */
+    uint64_t handshake_timeout_ms; /* 100ms..5m, default 10s */
+    uint64_t idle_timeout_ms;      /* 1s..7d, default 1h */
+    uint64_t drain_timeout_ms;     /* 100ms..1h, default 15s */
+    uint64_t sniff_timeout_ms;     /* 10ms..1m, < handshake, default 1s */
+    uint64_t max_connections;      /* 1..1048576, default 16384 */
+    uint64_t buffer_limit;         /* bytes, 16384..67108864, 262144 */
+  } limits;
   int workers;    /* 0 = auto (one per core), else 1..256 */
   ly_mode_t mode; /* default strict */
   ly_listener_config_t *listeners;
@@ -142,12 +167,23 @@ typedef struct {
 int ly_ca_config_load(const char *path, ly_ca_config_t **out, ly_diag_t *diag);
 int ly_agent_config_load(const char *path, ly_agent_config_t **out,
                          ly_diag_t *diag);
+
+/* The same, for --check: also examines every file the config names (at
+ * the key's line:column, even when other keys are wrong): missing,
+ * unreadable, a directory, empty, not PEM are errors; a key or token
+ * readable by group or others is a warning. */
+#define LY_CONFIG_CHECK_FILES 1u
+int ly_ca_config_load_ex(const char *path, unsigned flags, ly_ca_config_t **out,
+                         ly_diag_t *diag);
+int ly_agent_config_load_ex(const char *path, unsigned flags,
+                            ly_agent_config_t **out, ly_diag_t *diag);
 void ly_ca_config_free(ly_ca_config_t *c);
 void ly_agent_config_free(ly_agent_config_t *c);
 
-/* --check for the config part: loads a "ca" or "agent" config, prints
- * every diagnostic to stderr (one line each, nothing else) and returns
- * the exit code: 0 valid, 2 invalid. */
+/* --check for the config part: loads a "ca" or "agent" config with its
+ * files checked, prints every diagnostic to stderr (one line each,
+ * nothing else) and returns the exit code: 0 valid (warnings allowed),
+ * 2 invalid. */
 int ly_config_check_print(const char *kind, const char *path);
 
 #endif

@@ -23,6 +23,8 @@ typedef struct {
   uint64_t handshake_timeout_ms; /* TLS handshake */
   uint64_t idle_timeout_ms;      /* no bytes either way */
   uint64_t drain_timeout_ms;     /* SIGTERM: how long connections may finish */
+  uint64_t sniff_timeout_ms;     /* permissive: silence this long means a
+                                    plaintext client (server speaks first) */
   unsigned max_connections;      /* proxied connections, all workers */
   size_t buffer_limit;           /* bytes queued toward one side before
                                     reading from the other side pauses */

@@ -28,6 +28,24 @@
 
 typedef struct ly_identity_s ly_identity_t;
 
+/* How one periodic exchange with the CA fares (reports, bundle refresh),
+ * for /status and `lanyard status`: an agent that cannot reach the CA
+ * must be visible before its SVID runs out. */
+typedef struct {
+  int64_t last_ok;       /* unix seconds; 0: never */
+  int64_t last_error_at; /* 0: never */
+  char last_error[256];  /* "UNAVAILABLE: ..." */
+  uint64_t failing;      /* consecutive failures, 0 when the last worked */
+  uint64_t logged_ms, suppressed; /* log rate limit */
+} ly_upstream_t;
+
+/* Record a success (logs `<what>_recovered` after failures) or a failure
+ * (logs `<what>_failed` at warn: the first of a run, then at most once a
+ * minute, saying how many were left out). now_ms: a monotonic clock. */
+void ly_upstream_ok(ly_upstream_t *u, const char *what);
+void ly_upstream_failed(ly_upstream_t *u, const char *what, uint64_t now_ms,
+                        const char *code, const char *message);
+
 typedef struct {
   int have;                /* a valid SVID is held */
   const ly_chain_t *chain; /* SVID first, then intermediates */
@@ -39,6 +57,9 @@ typedef struct {
   uint64_t rotations_ok;       /* renewals installed (the first SVID is not) */
   uint64_t rotations_failed;   /* renewals that failed while holding an SVID */
   struct ly_rpc_client_s *rpc; /* the CA client: reports share it */
+  int expired;                 /* no SVID because the last one ran out */
+  int64_t expired_at;          /* its not_after, when expired */
+  const ly_upstream_t *bundle_refresh; /* the CA's bundle, last fetched */
 } ly_identity_view_t;
 
 typedef void (*ly_identity_change_cb)(ly_identity_t *id, void *data);

@@ -93,6 +93,13 @@ int ly_tls_conn_new(uv_loop_t *loop, WOLFSSL_CTX *ctx, int is_server,
  * TCP handle is connected or accepted. */
 int ly_tls_conn_start(ly_tls_conn_t *c);
 
+/* Permissive mode, a client that has sent nothing yet: take it for a
+ * plaintext one whose server speaks first (SMTP, MySQL). The connection
+ * turns raw and on_handshake reports success. 0, or UV_EINVAL when it is
+ * not a server connection with allow_plaintext still waiting for its
+ * first byte. */
+int ly_tls_conn_assume_plaintext(ly_tls_conn_t *c);
+
 /* Encrypts and queues data. 0 or a negative code (then close). */
 int ly_tls_conn_write(ly_tls_conn_t *c, const void *data, size_t len);
 

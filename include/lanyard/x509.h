@@ -89,6 +89,12 @@ typedef struct {
 
 int ly_cert_info(const void *der, size_t len, ly_cert_info_t *out);
 
+/* The lowercase hex SHA-256 of a DER certificate (what `openssl x509
+ * -outform DER | sha256sum` prints): how the views and the inventory name
+ * a certificate. */
+#define LY_SHA256_HEX_LEN 65
+int ly_der_sha256_hex(const void *der, size_t len, char out[LY_SHA256_HEX_LEN]);
+
 /* ---- CSRs ----------------------------------------------------------------*/
 
 /* A PKCS#10 request signed by `key` with one URI SAN, `spiffe_id`, and an
@@ -123,8 +129,8 @@ void ly_signer_free(ly_signer_t *s);
 /* The chain to hand out after each SVID: the signing certificate first. */
 const ly_chain_t *ly_signer_chain(const ly_signer_t *s);
 
-/* Issues an X.509-SVID: serial of 16 random bytes; subject O=lanyard;
- * URI SAN = id; basicConstraints cA=FALSE (critical); keyUsage
+/* Issues an X.509-SVID: serial of 128 random bits (a positive INTEGER); subject
+ * O=lanyard; URI SAN = id; basicConstraints cA=FALSE (critical); keyUsage
  * digitalSignature (critical); extKeyUsage serverAuth+clientAuth; subject
  * and authority key IDs; validity [not_before, not_after] (unix seconds,
  * the caller applies any backdating; UV_EINVAL unless not_before <

@@ -25,7 +25,13 @@ API=spiffe://$TD/ns/default/sa/api
 API_IP=10.77.0.21
 LEGACY_IP=10.77.0.40
 
-host_links() { { ip -o link show type veth; ip -o link show type bridge; } | awk -F': ' '{print $2}' | sort; }
+# The mesh's own link names (veth-<pod>, ly-br0, a pod's eth0): links that
+# other software on the host makes meanwhile (docker's vethXXXX, br-XXXX)
+# are none of the mesh's business.
+host_links() {
+  { ip -o link show type veth; ip -o link show type bridge; } |
+    awk -F': ' '{sub(/@.*/, "", $2); print $2}' | grep -E '^(veth-|ly-|eth0$)' | sort || true
+}
 links_before=$(host_links)
 
 in_pod() { mesh exec "$@"; }

@@ -45,7 +45,7 @@ check "web's app: $G requests to api, none failed" test "$failed" = 0
 sleep 2.5 # a report from each agent
 check "lanyard status (api): inbound 100.0% $G/$G" \
   bash -c "'$MESH' exec api '$LANYARD' status | grep -Eq '^inbound +100\.0% $G/$G '"
-mesh exec ca "$LANYARD" mesh >"$T/mesh1.txt"
+mesh exec ca "$LANYARD" mesh --full-ids >"$T/mesh1.txt"
 check "lanyard mesh: api inbound 100.0% $G/$G" grep -Eq "^$API +100\.0% $G/$G " "$T/mesh1.txt"
 check "lanyard mesh: web outbound 100.0% $G/$G" grep -Eq "^$WEB +- +0/0 +100\.0% $G/$G " "$T/mesh1.txt"
 
@@ -71,7 +71,7 @@ check "api /status: exactly $B1 not_authorized and $B2 plaintext_rejected" \
   test "$(json "sorted(d['mtls']['inbound']['failures'].items())" <"$T/status.json")" = "[('not_authorized', $B1), ('plaintext_rejected', $B2)]"
 check "lanyard status (api): inbound down to $RATE% $G/$N" \
   bash -c "'$MESH' exec api '$LANYARD' status | grep -Eq '^inbound +$RATE% $G/$N '"
-mesh exec ca "$LANYARD" mesh >"$T/mesh2.txt"
+mesh exec ca "$LANYARD" mesh --full-ids >"$T/mesh2.txt"
 cat "$T/mesh2.txt"
 check "lanyard mesh: api inbound down to $RATE% $G/$N" grep -Eq "^$API +$RATE% $G/$N " "$T/mesh2.txt"
 check "lanyard mesh: api's failures by reason" \

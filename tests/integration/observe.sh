@@ -114,7 +114,7 @@ check "the intruder is a top peer with $B1 failures" \
 
 # the mesh view, once both agents have reported
 sleep 2.5
-"$LANYARD" mesh --ca-admin "$CA_ADMIN" >"$T/mesh.txt"
+"$LANYARD" mesh --ca-admin "$CA_ADMIN" --full-ids >"$T/mesh.txt"
 check "lanyard mesh: api inbound $RATE% $G/$N" grep -Eq "^$API +$RATE% $G/$N " "$T/mesh.txt"
 check "lanyard mesh: web outbound 100.0% $G/$G" grep -Eq "^$WEB +- +0/0 +100\.0% $G/$G " "$T/mesh.txt"
 check "lanyard mesh: worst first (api above web)" \

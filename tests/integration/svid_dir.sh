@@ -40,7 +40,7 @@ SVID_TTL=6s agent_yaml "$T/b" "$ID" "$T/ca"
 sed -i "s|^  dir: svid$|  dir: $T/b/blocker/svid|" "$T/b/agent.yaml"
 check "--check refuses a svid.dir that cannot be created" \
   bash -c "! '$LANYARD' agent -c '$T/b/agent.yaml' --check 2>'$T/b/check.err'"
-check "  and says why" grep -q "svid.dir is not a writable directory" "$T/b/check.err"
+check "  and says why, at the key" grep -qE "agent.yaml:[0-9]+:[0-9]+: svid.dir .* cannot be created: a part of the path is not a directory" "$T/b/check.err"
 agent_start "$T/b"
 check "the agent logs why it cannot write the SVID" \
   wait_log "$T/b/agent.log" "event=svid_write_failed .*reason=" 15

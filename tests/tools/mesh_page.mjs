@@ -11,8 +11,11 @@
 // only has to have a row (a workload with no traffic). Then it saves a
 // full-page screenshot, checks that the page states the identity runway,
 // and prints one JSON line per ID, in the order given:
-//   {"spiffe_id":"spiffe://...","inbound":0.75,"outbound":null}
-// (rates as the page's data-rate attributes hold them; null: no traffic).
+//   {"spiffe_id":"spiffe://...","inbound":0.75,"outbound":null,
+//    "name":"default/api","state":"ok","roots":"ee88cec9f4ee",
+//    "cert_red":false,"last_report":"0s ago","instances":"2 (1 stale)"}
+// (rates as the page's data-rate attributes hold them; null: no traffic;
+// the rest as the row's cells show them).
 // Exit 0 on success; 1 on timeout (naming what is missing), a missing
 // runway or a script error in the page (the screenshot is saved anyway);
 // 2 on bad usage or when playwright-core cannot be loaded.
@@ -120,7 +123,11 @@ try {
       const v = tr.querySelector(`[data-direction="${dir}"]`)?.getAttribute('data-rate') ?? '';
       return v === '' ? null : Number(v);
     };
-    return { spiffe_id: id, inbound: rate('inbound'), outbound: rate('outbound') };
+    const text = (sel) => (tr.querySelector(sel)?.textContent ?? '').trim();
+    return { spiffe_id: id, inbound: rate('inbound'), outbound: rate('outbound'),
+             name: text('td.wl .id'), state: tr.getAttribute('data-state'), roots: text('td.fp'),
+             cert_red: !!tr.querySelector('td.cert')?.classList.contains('red'),
+             last_report: text('td.age'), instances: text('td.num') };
   }), wanted.map((w) => w.id));
   for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
 

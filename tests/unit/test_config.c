@@ -1,4 +1,5 @@
 #include "lanyard/config.h"
+#include "lanyard/dataplane.h"
 #include "lanyard/err.h"
 
 #include <arpa/inet.h>
@@ -145,7 +146,15 @@ static const char agent_yaml[] =
     "  meshed:\n"
     "    - 10.0.0.0/8\n"
     "    - {cidr: 'fd00::/8', ports: [443]}\n"
-    "  unmeshed: deny\n";
+    "  unmeshed: deny\n"
+    "limits:\n"
+    "  connect_timeout: 2s\n"
+    "  handshake_timeout: 3s\n"
+    "  idle_timeout: 10m\n"
+    "  drain_timeout: 500ms\n"
+    "  sniff_timeout: 250ms\n"
+    "  max_connections: 1000\n"
+    "  buffer_limit: 65536\n";
 
 static void test_agent_full(void **state) {
   const char *path = write_file("agent.yaml", agent_yaml);
@@ -203,6 +212,13 @@ static void test_agent_full(void **state) {
   assert_int_equal(c->outbound.meshed[1].nports, 1);
   assert_int_equal(c->outbound.meshed[1].ports[0], 443);
   assert_true(c->outbound.deny_unmeshed);
+  assert_int_equal(c->limits.connect_timeout_ms, 2000);
+  assert_int_equal(c->limits.handshake_timeout_ms, 3000);
+  assert_int_equal(c->limits.idle_timeout_ms, 600000);
+  assert_int_equal(c->limits.drain_timeout_ms, 500);
+  assert_int_equal(c->limits.sniff_timeout_ms, 250);
+  assert_int_equal(c->limits.max_connections, 1000);
+  assert_int_equal(c->limits.buffer_limit, 65536);
   ly_agent_config_free(c);
   ly_diag_free(&d);
 }
@@ -238,6 +254,16 @@ static void test_agent_defaults(void **state) {
   assert_int_equal(c->outbound.port, 15001);
   assert_int_equal(c->outbound.nmeshed, 0);
   assert_false(c->outbound.deny_unmeshed);
+  /* limits: the data plane's own defaults */
+  ly_dataplane_limits_t dl;
+  ly_dataplane_defaults(&dl);
+  assert_int_equal(c->limits.connect_timeout_ms, dl.connect_timeout_ms);
+  assert_int_equal(c->limits.handshake_timeout_ms, dl.handshake_timeout_ms);
+  assert_int_equal(c->limits.idle_timeout_ms, dl.idle_timeout_ms);
+  assert_int_equal(c->limits.drain_timeout_ms, dl.drain_timeout_ms);
+  assert_int_equal(c->limits.sniff_timeout_ms, 1000);
+  assert_int_equal(c->limits.max_connections, dl.max_connections);
+  assert_int_equal(c->limits.buffer_limit, dl.buffer_limit);
   ly_agent_config_free(c);
   ly_diag_free(&d);
 }
@@ -305,6 +331,11 @@ static void test_diag(void **state) {
   assert_string_equal(d.lines[19], "f.yaml:20:3: problem 19");
   assert_string_equal(d.lines[20], "f.yaml: no position");
   assert_string_equal(d.lines[21], "f.yaml:1:1: key 'a?b'");
+  assert_int_equal(ly_diag_errors(&d), 22);
+  ly_diag_warn(&d, "f.yaml", 4, 2, "mode %o", 0644);
+  assert_string_equal(d.lines[22], "f.yaml:4:2: warning: mode 644");
+  assert_int_equal(d.n, 23);
+  assert_int_equal(ly_diag_errors(&d), 22); /* a warning is no error */
   ly_diag_free(&d);
   ly_diag_free(&d); /* idempotent */
 }

@@ -92,8 +92,8 @@ static void test_http10(void **state) {
  * head split anywhere, fed again as it grows (the server's way). */
 static void test_every_prefix_incomplete(void **state) {
   const char *reqs[] = {
-      "GET /healthz?verbose=1 HTTP/1.1\r\nHost: 127.0.0.1:15020\r\n"
-      "Accept: */*\r\nX-Empty:\r\nX-Tab:\tv\t\r\n\r\n",
+      ("GET /healthz?verbose=1 HTTP/1.1\r\nHost: 127.0.0.1:15020\r\n"
+       "Accept: */*\r\nX-Empty:\r\nX-Tab:\tv\t\r\n\r\n"),
       "POST /a/b%20c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
       "HEAD / HTTP/1.0\r\n\r\n",
   };
@@ -121,8 +121,8 @@ static void test_malformed_400(void **state) {
       "GET / HTTP/1.1\r\nHost : x\r\n\r\n", /* space before colon */
       "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", /* obs-fold */
       "GET / HTTP/1.1\r\n\tHost: x\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
-      "Content-Length: 1\r\n\r\n",
+      ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "Content-Length: 1\r\n\r\n"), /* split on purpose */
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1,1\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",

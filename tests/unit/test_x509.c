@@ -161,6 +161,72 @@ static void issue(ca_t *ca, const char *id, int64_t nb, int64_t na,
   free_der(&csr);
 }
 
+/* The serial's INTEGER in a certificate's DER: its content octets. */
+static void serial_of(const ly_der_t *cert, const unsigned char **val,
+                      size_t *len) {
+  ly_dr_t r;
+  ly_tlv_t t;
+  ly_dr_init(&r, cert->der, cert->len);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_SEQ, &t), 0); /* Certificate */
+  ly_dr_enter(&r, &t);
+  assert_int_equal(ly_dr_expect(&r, LY_DER_SEQ, &t), 0); /* tbsCertificate */
+  ly_dr_enter(&r, &t);
+  assert_int_equal(ly_dr_get(&r, &t), 0); /* [0] version */
+  assert_int_equal(ly_dr_expect(&r, LY_DER_INTEGER, &t), 0);
+  *val = t.val;
+  *len = t.len;
+}
+
+/* 128 random bits per serial (the README's promise): over many SVIDs
+ * every one of the 128 bit positions is seen both set and clear, and
+ * each INTEGER is positive and minimal (a zero octet only before a set
+ * top bit, at most 17 octets). With 126 random bits, bits 127 and 126
+ * never changed. */
+static void test_serial_bits(void **state) {
+  enum { N = 2048 };
+  ca_t ca;
+  ca_make(&ca, TD);
+  ly_key_t *key = NULL;
+  ly_der_t csr = {0};
+  ly_csr_t req;
+  const char *why = NULL;
+  assert_int_equal(ly_key_generate(&key), 0);
+  assert_int_equal(ly_csr_create(key, ID, &csr), 0);
+  assert_int_equal(ly_csr_check(csr.der, csr.len, &req, &why), 0);
+  unsigned ones[128] = {0};
+  int with_zero_octet = 0;
+  for (int i = 0; i < N; i++) {
+    ly_der_t svid = {0};
+    const unsigned char *v;
+    size_t len;
+    assert_int_equal(ly_signer_issue(ca.signer, req.pubkey, req.pubkey_len,
+                                     req.id.id, T0, T0 + 3600, &svid),
+                     0);
+    serial_of(&svid, &v, &len);
+    assert_true(len >= 1 && len <= 17);
+    assert_true((v[0] & 0x80) == 0); /* positive */
+    if (len > 1 && v[0] == 0) {
+      assert_true(v[1] & 0x80); /* minimal: the zero octet is needed */
+      v++, len--;
+      with_zero_octet++;
+    }
+    assert_true(len <= 16);
+    unsigned char n[16] = {0}; /* the value, right-aligned */
+    memcpy(n + 16 - len, v, len);
+    for (int b = 0; b < 128; b++)
+      ones[b] += (n[15 - b / 8] >> (b % 8)) & 1;
+    free_der(&svid);
+  }
+  for (int b = 0; b < 128; b++) {
+    if (ones[b] == 0 || ones[b] == N)
+      fail_msg("serial bit %d is always %d", b, ones[b] ? 1 : 0);
+  }
+  assert_true(with_zero_octet > 0);
+  free_der(&csr);
+  ly_key_free(key);
+  ca_free(&ca);
+}
+
 /* ---- keys
  * ------------------------------------------------------------------*/
 
@@ -1468,6 +1534,7 @@ int main(void) {
       cmocka_unit_test(test_csr_from_wolfssl),
       cmocka_unit_test(test_ca_certs),
       cmocka_unit_test(test_issue_and_verify),
+      cmocka_unit_test(test_serial_bits),
       cmocka_unit_test(test_verify_unknown_roots),
       cmocka_unit_test(test_verify_bad_signature),
       cmocka_unit_test(test_verify_path_length),
