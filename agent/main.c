@@ -14,7 +14,8 @@ static const struct {
   const char *help;
 } commands[] = {
     {"agent", ly_cmd_agent, "run the per-pod agent (-c agent.yaml)"},
-    {"ca", ly_cmd_ca, "the certificate authority: init, token, serve"},
+    {"ca", ly_cmd_ca,
+     "the certificate authority: init, token, serve, certs, bootstrap"},
     {"iptables", ly_cmd_iptables,
      "install the interception rules (init container)"},
     {"healthcheck", ly_cmd_healthcheck,

@@ -34,3 +34,12 @@ fi
 [ "$("$DOCKER" image inspect -f '{{.Config.User}}' "$LY_IMAGE")" = 1337:1337 ] ||
   { echo "image: FAIL - the image does not run as 1337"; exit 1; }
 "$DOCKER" run --rm "$LY_IMAGE" version
+# The init step, as a Kubernetes init container runs it: root with
+# NET_ADMIN, in a fresh namespace, with the image's own iptables-restore.
+if ! out=$("$DOCKER" run --rm --user 0 --cap-add NET_ADMIN "$LY_IMAGE" iptables 2>&1) ||
+  ! grep -q "event=iptables_installed family=ipv4" <<<"$out"; then
+  echo "$out"
+  echo "image: FAIL - lanyard iptables does not work in the image"
+  exit 1
+fi
+echo "image: the init step (lanyard iptables) installs its rules"
