@@ -9,6 +9,11 @@
 #include <string.h>
 
 #define WATCH_MS 1000
+/* Docker restarts the agent at once, and refuses to start a container
+ * that joins the namespace of one not running yet; after one refused
+ * start its restart policy gives up. The new app container is usually up
+ * within half a second of the old one's exit: wait a little longer. */
+#define GRACE_MS 1000
 
 int ly_netns_links(void) {
   struct if_nameindex *list = if_nameindex();
@@ -22,6 +27,11 @@ int ly_netns_links(void) {
   return n;
 }
 
+static void on_grace(uv_timer_t *t) {
+  ly_netns_watch_t *w = t->data;
+  w->on_lost(w);
+}
+
 static void on_tick(uv_timer_t *t) {
   ly_netns_watch_t *w = t->data;
   int n = ly_netns_links();
@@ -30,10 +40,11 @@ static void on_tick(uv_timer_t *t) {
   } else if (n == 0 && w->armed) {
     ly_log(LY_ERROR, "netns_lost", "reason",
            "every network interface but lo is gone: the container whose "
-           "network namespace this agent shares has stopped or restarted",
+           "network namespace this agent shares has stopped or restarted; "
+           "exiting in 1s",
            NULL);
     uv_timer_stop(t);
-    w->on_lost(w);
+    uv_timer_start(t, on_grace, GRACE_MS, 0);
   }
 }
 

@@ -5,9 +5,10 @@
  * restarts: the app gets a new namespace, and the old one, kept alive by
  * the sidecar alone, loses every interface but lo (docker/compose#6626).
  * The watch checks the interface list once a second; when interfaces
- * other than lo existed and are all gone, it logs event=netns_lost and
- * calls back, so the agent can exit and its restart policy start it again
- * in the app's new namespace. A namespace that never had any interface
+ * other than lo existed and are all gone, it logs event=netns_lost and,
+ * a second later (the app's new container is starting), calls back, so
+ * the agent can exit and its restart policy start it again in the app's
+ * new namespace. A namespace that never had any interface
  * but lo is not watched (nothing can be lost there). */
 #ifndef LANYARD_NETNS_WATCH_H
 #define LANYARD_NETNS_WATCH_H
