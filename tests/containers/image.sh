@@ -15,12 +15,19 @@ cache=$2
 started=$(date +%s)
 bash "$here/base_image.sh" "$cache"
 echo "image: building $LY_IMAGE from deploy/docker/Dockerfile"
-if ! "$DOCKER" build -f "$LY_SOURCE_DIR/deploy/docker/Dockerfile" -t "$LY_IMAGE" \
-  "$LY_SOURCE_DIR" >"$LY_CSTATE/image-build.log" 2>&1; then
+# The build stage is tagged too (lanyard-build:test), so that the one
+# this build used is never dangling; those of earlier builds are, and go
+# (760 MB each, one per source change otherwise).
+build_tag="${LY_IMAGE%%:*}-build:${LY_IMAGE##*:}"
+if ! { "$DOCKER" build -f "$LY_SOURCE_DIR/deploy/docker/Dockerfile" --target build \
+  -t "$build_tag" "$LY_SOURCE_DIR" &&
+  "$DOCKER" build -f "$LY_SOURCE_DIR/deploy/docker/Dockerfile" -t "$LY_IMAGE" \
+    "$LY_SOURCE_DIR"; } >"$LY_CSTATE/image-build.log" 2>&1; then
   tail -40 "$LY_CSTATE/image-build.log"
   echo "image: docker build failed"
   exit 1
 fi
+"$DOCKER" image prune -f --filter label=org.lanyard.stage=build >/dev/null
 "$DOCKER" build -t "$LY_APP_IMAGE" "$LY_SOURCE_DIR/deploy/compose/app" \
   >"$LY_CSTATE/app-build.log" 2>&1 || { tail -20 "$LY_CSTATE/app-build.log"; exit 1; }
 size=$("$DOCKER" image inspect -f '{{.Size}}' "$LY_IMAGE")
