@@ -171,7 +171,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
 }
 
 int ly_cmd_agent(int argc, char **argv) {
-  ly_daemon_args_t args = {.agent_flags = 1};
+  ly_daemon_args_t args = {0};
   int rc = ly_daemon_args(argc, argv, "agent", "agent.yaml", &args);
   if (rc >= 0)
     return rc;
@@ -182,13 +182,15 @@ int ly_cmd_agent(int argc, char **argv) {
   ly_agent_config_t *cfg = NULL;
   rc = LY_EXIT_USAGE;
   /* --check looks at the files too, whatever else is wrong (filecheck.c) */
-  int bad = ly_agent_config_load_ex(cfg_path, check ? LY_CONFIG_CHECK_FILES : 0,
-                                    &cfg, &diag) != 0;
+  int bad = (args.from_env ? ly_agent_config_from_env(&cfg, &diag)
+                           : ly_agent_config_load_ex(
+                                 cfg_path, check ? LY_CONFIG_CHECK_FILES : 0,
+                                 &cfg, &diag)) != 0;
   ly_diag_print(&diag, stderr);
   if (bad)
     goto out;
   if (check) {
-    printf("%s: OK\n", cfg_path);
+    printf("%s: OK\n", args.from_env ? "the environment" : cfg_path);
     rc = LY_EXIT_OK;
     goto out;
   }

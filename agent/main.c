@@ -22,6 +22,8 @@ static const struct {
      "exit 0 when the agent or CA admin port says ready (probes)"},
     {"status", ly_cmd_status, "the local agent's identity and mTLS rates"},
     {"mesh", ly_cmd_mesh, "every workload's mTLS success rate (CA admin)"},
+    {"check", ly_cmd_check,
+     "check expiry and bundle agreement across the mesh (CA admin)"},
     {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
     {"version", ly_cmd_version, "print version and crypto build"},
 };

@@ -5,11 +5,16 @@
 #include "lanyard/http.h"
 #include "observe/observe.h"
 
+#include <jansson.h>
+
 #define LY_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 typedef struct {
   ly_observer_t obs;
   ly_http_server_t *http;
+  uv_loop_t *loop;
+  json_t *app_probes; /* LANYARD_APP_PROBES (Kubernetes), or NULL */
+  uv_timer_t quit;    /* POST /quitquitquit: SIGTERM once answered */
 } ly_agent_admin_t;
 
 /* Starts the observer and the admin server on cfg->admin. 0, or an error
@@ -32,11 +37,43 @@ void ly_admin_not_found(ly_http_response_t *res);
  * (HTTP/1.0), pass. */
 int ly_admin_host_ok(const ly_http_request_t *req, ly_http_response_t *res);
 
+/* app_health.c: the app's probes recorded by injection (see there). */
+json_t *ly_app_probes_from_env(void);
+void ly_app_health_handle(json_t *probes, uv_loop_t *loop,
+                          const ly_http_request_t *req,
+                          ly_http_response_t *res);
+
 /* http_client.c: GET http://host:port/path, blocking, for the terminal
  * commands. 0 with the status and the body (malloc'd, NUL-terminated), or
  * an error with *why. */
 int ly_http_get(const ly_hostport_t *hp, const char *path, int timeout_ms,
                 int *status, char **body, const char **why);
+
+/* An http:// or https:// URL split up (the port defaults by scheme). */
+typedef struct {
+  int tls;
+  ly_hostport_t hp;
+  char path[1024]; /* with the query; "/" if none */
+} ly_url_t;
+int ly_url_parse(const char *url, ly_url_t *out, const char **why);
+
+/* One request, blocking (timeouts on each read and write): for worker
+ * threads and terminal commands, never an event loop. https: the server
+ * is verified against ca_file and must be named url->hp.host. */
+typedef struct {
+  const char *method; /* default GET */
+  const ly_url_t *url;
+  const char *ca_file;
+  const char *bearer; /* Authorization: Bearer, or NULL */
+  const char *content_type;
+  const char *body;
+  size_t body_len;
+  int timeout_ms;
+} ly_http_req_t;
+/* 0 with the status and the body (malloc'd, NUL-terminated, length in
+ * *body_len when not NULL), or an error with *why. */
+int ly_http_fetch(const ly_http_req_t *req, int *status, char **body,
+                  size_t *body_len, const char **why);
 
 /* runfile.c: $LANYARD_RUN_DIR (default /run/lanyard)/agent-<pid>.json,
  * written by an agent whose admin port the kernel picked. */

@@ -14,11 +14,13 @@
 #include "lanyard/log.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static void text(ly_http_response_t *res, int status, const char *msg) {
   res->status = status;
@@ -74,6 +76,12 @@ int ly_admin_host_ok(const ly_http_request_t *req, ly_http_response_t *res) {
   return 0;
 }
 
+/* The same drain as SIGTERM, through the agent's own signal handler. */
+static void on_quit(uv_timer_t *t) {
+  (void)t;
+  kill(getpid(), SIGTERM);
+}
+
 static void handle(const ly_http_request_t *req, ly_http_response_t *res,
                    void *data) {
   ly_agent_admin_t *a = data;
@@ -127,6 +135,22 @@ static void handle(const ly_http_request_t *req, ly_http_response_t *res,
     ly_log(LY_INFO, "rotation_requested", "via", "admin", NULL);
     ly_identity_rotate_now(a->obs.identity);
     text(res, 202, "rotation started\n");
+  } else if (strncmp(req->path, "/app-health/", 12) == 0) {
+    if (ly_admin_method(req, res, "GET, HEAD"))
+      ly_app_health_handle(a->app_probes, a->loop, req, res);
+  } else if (strcmp(req->path, "/quitquitquit") == 0) {
+    if (!ly_admin_method(req, res, "POST"))
+      return;
+    /* Ends the agent (a Job's last step, with the sidecar not native):
+     * only from inside the pod, and never from a web page. */
+    if (!req->peer_loopback || req->from_browser) {
+      text(res, 403, "refused: only from loopback, and not from a web page\n");
+      return;
+    }
+    ly_log(LY_INFO, "quit_requested", "via", "admin", NULL);
+    if (!uv_is_active((uv_handle_t *)&a->quit))
+      uv_timer_start(&a->quit, on_quit, 100, 0); /* the answer goes first */
+    text(res, 200, "draining, then exiting\n");
   } else {
     ly_admin_not_found(res);
   }
@@ -136,10 +160,13 @@ int ly_agent_admin_start(ly_agent_admin_t *a, uv_loop_t *loop,
                          const ly_agent_config_t *cfg, ly_identity_t *identity,
                          ly_dataplane_t *dp, char *err, size_t errlen) {
   ly_observer_init(&a->obs, loop, cfg, identity, dp);
+  a->loop = loop;
+  a->app_probes = ly_app_probes_from_env();
+  uv_timer_init(loop, &a->quit);
   int rc = ly_http_server_start(loop, cfg->admin.host, cfg->admin.port, handle,
                                 a, &a->http, err, errlen);
   if (rc != 0)
-    ly_observer_stop(&a->obs);
+    ly_agent_admin_stop(a);
   return rc;
 }
 
@@ -147,4 +174,7 @@ void ly_agent_admin_stop(ly_agent_admin_t *a) {
   ly_http_server_stop(a->http);
   a->http = NULL;
   ly_observer_stop(&a->obs);
+  uv_close((uv_handle_t *)&a->quit, NULL);
+  json_decref(a->app_probes); /* probes in flight hold their own copies */
+  a->app_probes = NULL;
 }

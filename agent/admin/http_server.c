@@ -19,6 +19,7 @@
 #include "lanyard/log.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,8 @@ struct http_conn_s {
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
   conn_state_t state;
-  int closing, open_handles;
+  int closing, open_handles; /* a deferred answer counts as a handle */
+  int deferred;
   size_t len;       /* bytes in buf */
   size_t parsed_at; /* len when the head was last parsed; 0: never */
   size_t need;      /* CONN_READ_BODY: head plus body bytes */
@@ -121,8 +123,7 @@ static void server_maybe_free(ly_http_server_t *s) {
     free(s);
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-  http_conn_t *c = h->data;
+static void conn_release(http_conn_t *c) {
   if (--c->open_handles > 0)
     return;
   ly_http_server_t *s = c->server;
@@ -130,6 +131,10 @@ static void on_handle_closed(uv_handle_t *h) {
   free(c);
   s->nconns--;
   server_maybe_free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  conn_release(h->data);
 }
 
 /* Closes now; whatever is queued is dropped. Idempotent. */
@@ -240,11 +245,45 @@ static int field_value_ok(const char *v) {
   return n > 0;
 }
 
+static void respond(http_conn_t *c, const ly_http_response_t *res);
+
+static int is_loopback(const char *peer) {
+  return strncmp(peer, "127.", 4) == 0 || strncmp(peer, "[::1]:", 6) == 0 ||
+         strncmp(peer, "[::ffff:127.", 12) == 0;
+}
+
 static void dispatch(http_conn_t *c) {
   ly_http_server_t *s = c->server;
   ly_http_response_t res = {0};
   uv_read_stop((uv_stream_t *)&c->tcp); /* one request per connection */
+  c->req.peer_loopback = is_loopback(c->peer);
   s->handler(&c->req, &res, s->data);
+  if (c->deferred) { /* answered by ly_http_finish */
+    uv_timer_stop(&c->timer);
+    return;
+  }
+  respond(c, &res);
+}
+
+ly_http_pending_t *ly_http_defer(const ly_http_request_t *req) {
+  http_conn_t *c = (http_conn_t *)((char *)req - offsetof(http_conn_t, req));
+  c->deferred = 1;
+  c->open_handles++; /* kept until ly_http_finish */
+  return (ly_http_pending_t *)c;
+}
+
+void ly_http_finish(ly_http_pending_t *p, ly_http_response_t *res) {
+  http_conn_t *c = (http_conn_t *)p;
+  c->deferred = 0;
+  if (c->closing)
+    free(res->body);
+  else
+    respond(c, res);
+  conn_release(c);
+}
+
+static void respond(http_conn_t *c, const ly_http_response_t *r) {
+  ly_http_response_t res = *r;
   c->body = res.body;
   if (c->closing) /* the handler stopped the server */
     return;

@@ -55,6 +55,9 @@ void ly_verified_put(ly_verified_t *v, const ly_chain_t *chain,
                      const ly_chain_t *roots, const struct timespec *bundle,
                      const ly_cert_info_t *info);
 
+/* kube.c: the JWKS from the API server and the bundle ConfigMap. */
+typedef struct ly_kube_s ly_kube_t;
+
 typedef struct {
   Lanyard__Ca__V1__CA_Service service; /* protobuf-c: methods below */
   const ly_ca_config_t *cfg;
@@ -62,7 +65,8 @@ typedef struct {
   ly_chain_t roots;
   struct timespec bundle_mtime; /* reloaded when the file changes */
   unsigned char token_secret[LY_TOKEN_SECRET_LEN];
-  ly_jwks_t *jwks; /* NULL without a kubernetes: section */
+  ly_jwks_t *jwks; /* NULL without a kubernetes: section, or not fetched */
+  ly_kube_t *kube; /* NULL without jwks_url or bundle_configmap */
   ly_ca_stats_t stats;
   ly_mesh_t *mesh; /* agents' reports */
   ly_verified_t *verified;
@@ -101,6 +105,22 @@ int ly_ca_ready(const ly_ca_t *ca, const char **why);
 /* Re-reads the bundle when its file changed (root rotation without a
  * restart). Keeps the old bundle if the new one does not parse. */
 void ly_ca_reload_bundle(ly_ca_t *ca);
+
+/* Starts the API server work the config asks for (*out NULL if none):
+ * the first JWKS fetch and bundle publication begin at once. */
+int ly_kube_start(ly_ca_t *ca, uv_loop_t *loop, ly_kube_t **out);
+/* Periodic: JWKS refresh, and the ConfigMap when the bundle changed or the
+ * last publication failed. Call after ly_ca_reload_bundle. */
+void ly_kube_tick(ly_kube_t *k);
+/* A token named a key id the JWKS lacks: refetch, unless a token caused
+ * one in the last 10 s. 1 if a fetch is now running (worth a retry). */
+int ly_kube_unknown_kid(ly_kube_t *k);
+/* SIGHUP: fetch the JWKS now (unless a fetch is running), and look for
+ * new namespaces at the next tick. */
+void ly_kube_refresh(ly_kube_t *k);
+/* No new requests; those running finish on the loop. */
+void ly_kube_stop(ly_kube_t *k);
+void ly_kube_free(ly_kube_t *k);
 
 /* The CA's own SPIFFE ID, which agents expect the RPC server to present. */
 void ly_ca_server_id(const char *trust_domain, char *out, size_t len);

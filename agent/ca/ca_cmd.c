@@ -54,6 +54,84 @@ static int write_key(const char *dir, const char *name, const ly_key_t *k) {
   return rc;
 }
 
+/* PEM text as a YAML literal block, each line indented by `ind`. */
+static int append_block(char **out, size_t *len, size_t *cap, const char *pem,
+                        const char *ind) {
+  for (const char *p = pem; *p;) {
+    size_t line = strcspn(p, "\n");
+    size_t need = *len + strlen(ind) + line + 2;
+    if (need > *cap) {
+      char *grown = realloc(*out, need * 2);
+      if (!grown)
+        return LY_EUNAVAILABLE;
+      *out = grown;
+      *cap = need * 2;
+    }
+    *len += (size_t)sprintf(*out + *len, "%s%.*s\n", ind, (int)line, p);
+    p += line + (p[line] == '\n');
+  }
+  return 0;
+}
+
+/* --helm-values FILE: the trust root and the issuer for charts/lanyard, in
+ * the chart's value names (like Linkerd's identityTrustAnchorsPEM and
+ * issuer). The root key is not in it: the cluster never needs it. */
+static int write_helm_values(const char *path, const char *td,
+                             const ly_der_t *root, const ly_der_t *signing,
+                             const ly_key_t *signing_key,
+                             const char *secret_text) {
+  ly_chain_t r = {.certs = (ly_der_t *)root, .n = 1};
+  ly_chain_t s = {.certs = (ly_der_t *)signing, .n = 1};
+  char *root_pem = NULL, *signing_pem = NULL, *key_pem = NULL, *out = NULL;
+  size_t root_len = 0, signing_len = 0, key_len = 0, len = 0, cap = 0;
+  int rc;
+  if ((rc = ly_chain_to_pem(&r, &root_pem, &root_len)) != 0 ||
+      (rc = ly_chain_to_pem(&s, &signing_pem, &signing_len)) != 0 ||
+      (rc = ly_key_to_pem(signing_key, &key_pem, &key_len)) != 0)
+    goto out;
+  cap = 8192;
+  if (!(out = malloc(cap))) {
+    rc = LY_EUNAVAILABLE;
+    goto out;
+  }
+  len = (size_t)snprintf(
+      out, cap,
+      "# Written by `lanyard ca init --helm-values`: the trust root and the\n"
+      "# issuer for charts/lanyard (helm install -f THIS_FILE). Secret: the\n"
+      "# issuer key signs every workload certificate of %s.\n"
+      "trustDomain: %s\n"
+      "trustAnchorsPEM: |\n",
+      td, td);
+  if ((rc = append_block(&out, &len, &cap, root_pem, "  ")) != 0)
+    goto out;
+  len += (size_t)snprintf(out + len, cap - len, "issuer:\n  crtPEM: |\n");
+  if ((rc = append_block(&out, &len, &cap, signing_pem, "    ")) != 0)
+    goto out;
+  len += (size_t)snprintf(out + len, cap - len, "  keyPEM: |\n");
+  if ((rc = append_block(&out, &len, &cap, key_pem, "    ")) != 0)
+    goto out;
+  char line[128];
+  snprintf(line, sizeof(line), "  tokenSecret: \"%.*s\"\n",
+           (int)strcspn(secret_text, "\n"), secret_text);
+  if ((rc = append_block(&out, &len, &cap, line, "")) != 0)
+    goto out;
+  rc = ly_file_create(path, out, len, 0600);
+  if (rc != 0)
+    ly_cli_error("ca init", "%s: %s", path, ly_strerror(rc));
+out:
+  if (key_pem) {
+    ly_wipe(key_pem, key_len);
+    free(key_pem);
+  }
+  if (out) {
+    ly_wipe(out, len);
+    free(out);
+  }
+  free(root_pem);
+  free(signing_pem);
+  return rc;
+}
+
 static int ca_init(int argc, char **argv) {
   static const struct option opts[] = {
       {"trust-domain", required_argument, NULL, 't'},
@@ -62,9 +140,10 @@ static int ca_init(int argc, char **argv) {
       {"admin", required_argument, NULL, 'a'},
       {"root-ttl", required_argument, NULL, 'r'},
       {"signing-ttl", required_argument, NULL, 's'},
+      {"helm-values", required_argument, NULL, 'H'},
       {"help", no_argument, NULL, 'h'},
       {0}};
-  const char *td = NULL, *dir = NULL, *listen = "127.0.0.1:15012",
+  const char *td = NULL, *dir = NULL, *helm = NULL, *listen = "127.0.0.1:15012",
              *admin = "127.0.0.1:15014", *why = NULL;
   uint64_t root_ms = 3650ull * 86400000, signing_ms = 1825ull * 86400000;
   int c;
@@ -84,6 +163,9 @@ static int ca_init(int argc, char **argv) {
     case 'a':
       admin = optarg;
       break;
+    case 'H':
+      helm = optarg;
+      break;
     case 'r':
     case 's':
       if (ly_duration_parse(optarg, c == 'r' ? &root_ms : &signing_ms, &why) !=
@@ -97,14 +179,20 @@ static int ca_init(int argc, char **argv) {
       printf("usage: lanyard ca init --trust-domain TD --dir DIR "
              "[--listen ADDR] [--admin ADDR]\n"
              "                        [--root-ttl 3650d] "
-             "[--signing-ttl 1825d]\n");
+             "[--signing-ttl 1825d] [--helm-values FILE]\n"
+             "  --helm-values FILE  also write the root and the issuer as "
+             "values for\n"
+             "                      charts/lanyard (mode 0600); --dir may "
+             "then be left out\n"
+             "                      (the root key is then not kept)\n");
       return LY_EXIT_OK;
     default:
       return LY_EXIT_USAGE;
     }
   }
-  if (!td || !dir) {
-    ly_cli_error("ca init", "--trust-domain and --dir are required");
+  if (!td || (!dir && !helm)) {
+    ly_cli_error("ca init",
+                 "--trust-domain and --dir (or --helm-values) are required");
     return LY_EXIT_USAGE;
   }
   if (ly_trust_domain_check(td, strlen(td), &why) != 0) {
@@ -121,13 +209,20 @@ static int ca_init(int argc, char **argv) {
     ly_cli_error("ca init", "--signing-ttl must not exceed --root-ttl");
     return LY_EXIT_USAGE;
   }
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+  struct stat hst;
+  if (helm && stat(helm, &hst) == 0) {
+    ly_cli_error("ca init", "%s already exists; refusing to overwrite it",
+                 helm);
+    return LY_EXIT_FAIL;
+  }
+  if (dir && mkdir(dir, 0700) != 0 && errno != EEXIST) {
     ly_cli_error("ca init", "%s: %s", dir, strerror(errno));
     return LY_EXIT_FAIL;
   }
   /* Refuse before writing anything: a half-overwritten CA is worse than
    * none. */
-  for (size_t i = 0; i < sizeof(init_files) / sizeof(init_files[0]); i++) {
+  for (size_t i = 0; dir && i < sizeof(init_files) / sizeof(init_files[0]);
+       i++) {
     char path[4096];
     struct stat st;
     snprintf(path, sizeof(path), "%s/%s", dir, init_files[i]);
@@ -173,6 +268,18 @@ static int ca_init(int argc, char **argv) {
                    "  default_ttl: 1h\n"
                    "  max_ttl: 24h\n",
                    td, listen, admin);
+  if (helm && (rc = write_helm_values(helm, td, &root, &signing, signing_key,
+                                      secret_text)) != 0)
+    goto out;
+  if (!dir) {
+    printf("Helm values for trust domain %s written to %s (mode 0600)\n"
+           "  helm install lanyard charts/lanyard -n lanyard "
+           "--create-namespace -f %s\n"
+           "  The root key was not kept (give --dir to keep it for signing "
+           "the next\n  intermediate).\n",
+           td, helm, helm);
+    goto out;
+  }
   if ((rc = write_cert(dir, "root.pem", &root)) != 0 ||
       (rc = write_key(dir, "root.key", root_key)) != 0 ||
       (rc = write_cert(dir, "signing.pem", &signing)) != 0 ||
@@ -190,6 +297,8 @@ static int ca_init(int argc, char **argv) {
          "  token.secret          signs join tokens\n"
          "  ca.yaml               run: lanyard ca serve -c %s/ca.yaml\n",
          td, dir, dir);
+  if (helm)
+    printf("  %s  values for charts/lanyard (mode 0600)\n", helm);
 out:
   ly_key_free(root_key);
   ly_key_free(signing_key);

@@ -65,10 +65,6 @@ int ly_ca_load(ly_ca_t *ca, const ly_ca_config_t *cfg, int deep,
           0 &&
       ly_jwks_parse(jwks, jwks_len, &ca->jwks, &why) != 0)
     ly_diag_add(diag, cfg->kubernetes.jwks, 0, 0, "bad JWKS: %s", why);
-  if (cfg->kubernetes.enabled && !cfg->kubernetes.jwks)
-    ly_diag_add(diag, cfg->file, 0, 0,
-                "kubernetes.jwks_url is not supported by this build yet; "
-                "give kubernetes.jwks (a file)");
 
   if (deep && ca->signer && ca->roots.n > 0) {
     const ly_chain_t *chain = ly_signer_chain(ca->signer);
@@ -145,6 +141,8 @@ void ly_ca_free(ly_ca_t *ca) {
   ly_signer_free(ca->signer);
   ca->signer = NULL;
   ly_chain_free(&ca->roots);
+  ly_kube_free(ca->kube);
+  ca->kube = NULL;
   ly_jwks_free(ca->jwks);
   ca->jwks = NULL;
   ly_mesh_free(ca->mesh);

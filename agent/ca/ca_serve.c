@@ -93,6 +93,7 @@ out:
 static void on_timer(uv_timer_t *t) {
   serve_t *sv = t->data;
   ly_ca_reload_bundle(&sv->ca);
+  ly_kube_tick(sv->ca.kube);
   /* Compared with what the context was built on, not with the last
    * reload: RPCs reload the bundle too. */
   int bundle_changed = sv->ctx_bundle.tv_sec != sv->ca.bundle_mtime.tv_sec ||
@@ -117,6 +118,7 @@ static void on_signal(uv_signal_t *s, int signum) {
          signum == SIGINT ? "SIGINT" : "SIGTERM", NULL);
   ly_rpc_server_stop(sv->server);
   ly_http_server_stop(sv->admin);
+  ly_kube_stop(sv->ca.kube);
   uv_close((uv_handle_t *)&sv->timer, NULL);
   uv_close((uv_handle_t *)&sv->sigint, NULL);
   uv_close((uv_handle_t *)&sv->sigterm, NULL);
@@ -127,12 +129,14 @@ static void on_signal(uv_signal_t *s, int signum) {
   signal(SIGHUP, SIG_IGN);
 }
 
-/* SIGHUP: the bundle file now, rather than at the next poll. The rest of
- * the config (addresses, signing key) takes a restart. */
+/* SIGHUP: the bundle file and the cluster's JWKS now, rather than at the
+ * next poll. The rest of the config (addresses, signing key) takes a
+ * restart. */
 static void on_sighup(uv_signal_t *s, int signum) {
   serve_t *sv = s->data;
   (void)signum;
   ly_log(LY_INFO, "ca_reloading", "signal", "SIGHUP", NULL);
+  ly_kube_refresh(sv->ca.kube);
   on_timer(&sv->timer);
 }
 
@@ -177,7 +181,8 @@ int ly_cmd_ca_serve(int argc, char **argv) {
   struct sockaddr_storage addr;
   WOLFSSL_CTX *ctx = NULL;
   int err;
-  if (ly_ca_service_init(&sv.ca, loop) != 0)
+  if (ly_ca_service_init(&sv.ca, loop) != 0 ||
+      ly_kube_start(&sv.ca, loop, &sv.ca.kube) != 0)
     goto free_ca;
   sv.ctx_bundle = sv.ca.bundle_mtime;
   if (listen_addr(&cfg->listen, &addr) != 0 ||

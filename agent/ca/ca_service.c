@@ -80,6 +80,12 @@ static int check_join_token(ly_ca_t *ca, sign_ctx_t *s, const char *token) {
 
 static int check_k8s_token(ly_ca_t *ca, sign_ctx_t *s, const char *jwt) {
   const ly_ca_config_t *cfg = ca->cfg;
+  if (!ca->jwks && cfg->kubernetes.jwks_url) {
+    ly_kube_unknown_kid(ca->kube); /* no keys yet: try now (rate-limited) */
+    refuse(s, LY_RPC_UNAVAILABLE,
+           "the cluster's JWKS has not been fetched yet; retry");
+    return LY_RPC_UNAVAILABLE;
+  }
   if (!ca->jwks) {
     refuse(s, LY_RPC_UNAUTHENTICATED,
            "this CA does not accept Kubernetes tokens (no kubernetes: "
@@ -92,6 +98,14 @@ static int check_k8s_token(ly_ca_t *ca, sign_ctx_t *s, const char *jwt) {
                         cfg->kubernetes.audience, (int64_t)time(NULL), &who,
                         &why) != 0) {
     char msg[128];
+    /* The cluster may have rotated its signing key: fetch the set again
+     * and let the agent retry, rather than refuse it for good. */
+    if (!strcmp(why, "unknown key id") && ly_kube_unknown_kid(ca->kube)) {
+      refuse(s, LY_RPC_UNAVAILABLE,
+             "Kubernetes token names an unknown key id; refetching the "
+             "cluster's JWKS, retry");
+      return LY_RPC_UNAVAILABLE;
+    }
     snprintf(msg, sizeof(msg), "Kubernetes token rejected: %s", why);
     refuse(s, LY_RPC_UNAUTHENTICATED, msg);
     return LY_RPC_UNAUTHENTICATED;

@@ -449,9 +449,17 @@ int ly_agent_config_load(const char *path, ly_agent_config_t **out,
 
 int ly_agent_config_load_ex(const char *path, unsigned flags,
                             ly_agent_config_t **out, ly_diag_t *diag) {
+  return ly_agent_config_parse(path, NULL, 0, flags, out, diag);
+}
+
+int ly_agent_config_parse(const char *path, const char *yaml, size_t len,
+                          unsigned flags, ly_agent_config_t **out,
+                          ly_diag_t *diag) {
   ly_schema_t s = {.file = path,
                    .diag = diag,
-                   .check_files = (flags & LY_CONFIG_CHECK_FILES) != 0};
+                   .check_files = (flags & LY_CONFIG_CHECK_FILES) != 0,
+                   .data = yaml,
+                   .len = len};
   ly_ynode_t *tree = NULL;
   ly_agent_config_t *c = calloc(1, sizeof(*c));
   if (!c)

@@ -20,6 +20,8 @@ static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                  const ly_field_t *f);
 static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                          const ly_field_t *f);
+static int f_configmap(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                       const ly_field_t *f);
 
 /* What --check expects of each file. */
 static const ly_file_spec_t cert_spec = {"the signing certificate",
@@ -30,6 +32,8 @@ static const ly_file_spec_t bundle_spec = {"the trust bundle", LY_FILE_CERTS,
 static const ly_file_spec_t secret_spec = {"the token secret", LY_FILE_PLAIN,
                                            1};
 static const ly_file_spec_t jwks_spec = {"the JWKS file", LY_FILE_PLAIN, 0};
+static const ly_file_spec_t k8s_ca_spec = {"the API server's CA file",
+                                           LY_FILE_CERTS, 0};
 
 static const ly_field_t signing_fields[] = {
     LY_ARG("cert", ly_f_path, 1, CA(signing_cert), &cert_spec),
@@ -52,6 +56,13 @@ static const ly_field_t k8s_fields[] = {
     [K8S_JWKS_URL] = LY_KEY("jwks_url", f_url, 0, CA(kubernetes.jwks_url)),
     LY_KEY("issuer", ly_f_string, 1, CA(kubernetes.issuer)),
     LY_KEY("audience", ly_f_string, 0, CA(kubernetes.audience)),
+    LY_ARG("ca_file", ly_f_path, 0, CA(kubernetes.ca_file), &k8s_ca_spec),
+    /* not checked as a file: the kubelet may not have projected it yet */
+    LY_KEY("token_file", ly_f_path, 0, CA(kubernetes.token_file)),
+    LY_KEY("api_server", f_url, 0, CA(kubernetes.api_server)),
+    LY_KEY("bundle_configmap", f_configmap, 0, CA(kubernetes.bundle_configmap)),
+    LY_KEY("bundle_namespace_selector", ly_f_string, 0,
+           CA(kubernetes.bundle_namespace_selector)),
     LY_END,
 };
 
@@ -101,6 +112,11 @@ static int f_kubernetes(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   if (!(seen & (1u << K8S_JWKS | 1u << K8S_JWKS_URL)))
     LY_SCHEMA_ERR(s, v, "missing required key 'jwks' (or 'jwks_url')");
   ly_schema_exclusive(s, v, "jwks", "jwks_url");
+  const char *cm = c->kubernetes.bundle_configmap;
+  if (cm && !strchr(cm, '/') && !c->kubernetes.bundle_namespace_selector)
+    LY_SCHEMA_ERR(s, ly_ynode_find(v, "bundle_configmap")->value,
+                  "a bundle_configmap without a namespace needs "
+                  "bundle_namespace_selector (which namespaces get it)");
   return 0;
 }
 
@@ -113,6 +129,26 @@ static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                                               : 0;
   if (!skip || !str[skip]) {
     LY_SCHEMA_ERR(s, v, "expected an http:// or https:// URL");
+    return -1;
+  }
+  return ly_f_string(s, v, obj, f);
+}
+
+/* namespace/name or name, DNS names (what the API server accepts). */
+static int f_configmap(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                       const ly_field_t *f) {
+  const char *str;
+  LY_GUARD(ly_schema_str(s, v, &str));
+  const char *slash = strchr(str, '/');
+  const char *name = slash ? slash + 1 : str;
+  int ok = (!slash || (slash > str && slash - str <= 63)) && name[0] &&
+           !strchr(name, '/') && strlen(name) <= 253;
+  for (const char *p = str; ok && *p; p++)
+    ok = p == slash || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+         *p == '-' || (*p == '.' && p >= name);
+  if (!ok) {
+    LY_SCHEMA_ERR(s, v,
+                  "expected namespace/name or name (lower-case DNS names)");
     return -1;
   }
   return ly_f_string(s, v, obj, f);
@@ -149,6 +185,13 @@ int ly_ca_config_load_ex(const char *path, unsigned flags, ly_ca_config_t **out,
   if (root && !c->inventory.file &&
       !(c->inventory.file = ly_path_resolve(path, "certs.jsonl")))
     ly_schema_error(&s, 0, 0, "out of memory");
+  /* In a pod, the service account's own CA and token are the defaults. */
+  if (c->kubernetes.enabled &&
+      ((!c->kubernetes.ca_file &&
+        !(c->kubernetes.ca_file = strdup(LY_K8S_SA_DIR "/ca.crt"))) ||
+       (!c->kubernetes.token_file &&
+        !(c->kubernetes.token_file = strdup(LY_K8S_SA_DIR "/token")))))
+    ly_schema_error(&s, 0, 0, "out of memory");
   if ((c->kubernetes.enabled && !c->kubernetes.audience &&
        !(c->kubernetes.audience = strdup("lanyard-ca"))) ||
       !(c->file = strdup(path)))
@@ -175,6 +218,11 @@ void ly_ca_config_free(ly_ca_config_t *c) {
   free(c->kubernetes.jwks_url);
   free(c->kubernetes.issuer);
   free(c->kubernetes.audience);
+  free(c->kubernetes.ca_file);
+  free(c->kubernetes.token_file);
+  free(c->kubernetes.api_server);
+  free(c->kubernetes.bundle_configmap);
+  free(c->kubernetes.bundle_namespace_selector);
   free(c->inventory.file);
   free(c);
 }

@@ -22,6 +22,9 @@ void ly_diag_free(ly_diag_t *d) {
 /* Loaders count their own errors, so a diagnostic lost to a failed
  * allocation never makes a bad file look valid. */
 static int add(ly_diag_t *d, const char *file, int line, int col,
+               const char *kind, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+static int add(ly_diag_t *d, const char *file, int line, int col,
                const char *kind, const char *fmt, va_list ap) {
   char *msg = NULL, *out = NULL;
   int rc = vasprintf(&msg, fmt, ap);

@@ -395,7 +395,8 @@ int ly_f_map(ly_schema_t *s, const ly_ynode_t *v, void *obj,
 
 const ly_ynode_t *ly_schema_load(ly_schema_t *s, const char *path,
                                  ly_ynode_t **tree) {
-  if (ly_yaml_load(path, tree, s->diag) != 0)
+  if ((s->data ? ly_yaml_parse(path, s->data, s->len, tree, s->diag)
+               : ly_yaml_load(path, tree, s->diag)) != 0)
     s->nerr++;
   const ly_ynode_t *root = *tree;
   if (!root) {

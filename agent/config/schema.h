@@ -17,9 +17,11 @@
 typedef struct {
   const char *file;
   ly_diag_t *diag;
-  int nerr;        /* errors so far, whether or not their text was stored */
-  const char *td;  /* the file's valid trust domain, or NULL */
-  int check_files; /* --check: look at the files paths name */
+  int nerr;         /* errors so far, whether or not their text was stored */
+  const char *td;   /* the file's valid trust domain, or NULL */
+  int check_files;  /* --check: look at the files paths name */
+  const char *data; /* non-NULL: parse this text instead of reading file */
+  size_t len;
 } ly_schema_t;
 
 /* What a path names, for --check (ly_f_path's arg; NULL: not checked). */

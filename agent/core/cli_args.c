@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 void ly_cli_error(const char *command, const char *fmt, ...) {
   va_list ap;
@@ -28,12 +29,14 @@ int ly_daemon_args(int argc, char **argv, const char *name,
       {"log-json", no_argument, NULL, 'j'},
       {"log-level", required_argument, NULL, 'l'},
       {"iptables", no_argument, NULL, 'I'},
+      {"from-env", no_argument, NULL, 'e'},
       {"help", no_argument, NULL, 'h'},
       {0}};
   int c;
   out->config = NULL;
   out->check = 0;
   out->iptables = 0;
+  out->from_env = 0;
   optind = 1;
   ly_cli_name(argv, name);
   while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -43,6 +46,9 @@ int ly_daemon_args(int argc, char **argv, const char *name,
       break;
     case 'k':
       out->check = 1;
+      break;
+    case 'e':
+      out->from_env = 1;
       break;
     case 'j':
       ly_log_set_json(1);
@@ -54,27 +60,38 @@ int ly_daemon_args(int argc, char **argv, const char *name,
       }
       break;
     case 'I':
-      if (!out->agent_flags) {
-        ly_cli_error(name, "--iptables is an agent option");
-        return LY_EXIT_USAGE;
-      }
       out->iptables = 1;
       break;
     case 'h':
-      printf("usage: lanyard %s -c %s [--check] [--log-json] [--log-level "
-             "info]%s\n",
-             name, config_name, out->agent_flags ? " [--iptables]" : "");
-      if (out->agent_flags)
-        printf("  --iptables  install the interception rules first (as root "
-               "with\n              CAP_NET_ADMIN), then run as UID 1337 "
-               "with no capabilities\n");
+      printf(
+          "usage: lanyard %s -c %s [--check] [--log-json] [--log-level "
+          "info]%s\n"
+          "%s",
+          name, config_name, strcmp(name, "agent") == 0 ? " [--iptables]" : "",
+          strcmp(name, "agent") == 0
+              ? "       lanyard agent --from-env [--check] ...  (in a "
+                "Kubernetes pod: the config comes from LANYARD_* variables)\n"
+                "  --iptables  install the interception rules first (as root "
+                "with\n              CAP_NET_ADMIN), then run as UID 1337 with "
+                "no capabilities\n"
+              : "");
       return LY_EXIT_OK;
     default:
       return LY_EXIT_USAGE;
     }
   }
-  if (!out->config) {
-    ly_cli_error(name, "-c %s is required", config_name);
+  if (out->from_env && strcmp(name, "agent") != 0) {
+    ly_cli_error(name, "--from-env is for the agent in a Kubernetes pod");
+    return LY_EXIT_USAGE;
+  }
+  if (out->iptables && strcmp(name, "agent") != 0) {
+    ly_cli_error(name, "--iptables is an agent option");
+    return LY_EXIT_USAGE;
+  }
+  if (!out->config == !out->from_env) {
+    ly_cli_error(name, "-c %s is required%s", config_name,
+                 strcmp(name, "agent") == 0 ? " (or --from-env, not both)"
+                                            : "");
     return LY_EXIT_USAGE;
   }
   return -1;

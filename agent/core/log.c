@@ -87,6 +87,14 @@ int ly_log_limit(ly_log_limiter_t *l, uint64_t now_ms, uint64_t *suppressed) {
   return write;
 }
 
+uint64_t ly_log_limiter_take(ly_log_limiter_t *l) {
+  pthread_mutex_lock(&l->lock);
+  uint64_t n = l->suppressed;
+  l->suppressed = 0;
+  pthread_mutex_unlock(&l->lock);
+  return n;
+}
+
 typedef struct {
   char buf[LINE_MAX_LEN];
   size_t len;

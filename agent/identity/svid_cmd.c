@@ -12,6 +12,7 @@
  * serverAuth and clientAuth (an agent's server side requires clientAuth
  * of its clients, its client side serverAuth of its servers). Anything
  * looser is asked for by name. */
+#include "lanyard/cause.h"
 #include "lanyard/cli.h"
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
@@ -440,7 +441,11 @@ static int verify(int argc, char **argv) {
     why = "bad_identity: key does not match the leaf";
   }
   if (rc != 0) {
-    printf("REJECTED %s\n", detail[0] ? detail : why ? why : ly_strerror(rc));
+    /* the reason and words every log line uses for this verdict */
+    ly_cause_t c = ly_cause_of_verdict(detail[0] ? detail
+                                       : why     ? why
+                                                 : ly_strerror(rc));
+    printf("REJECTED %s: %s\n", ly_reason_name(c.reason), c.cause);
     goto out;
   }
   char not_after[32];

@@ -339,10 +339,19 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0 && nread != UV_EOF) {
     snprintf(c->error_text, sizeof(c->error_text), "%s",
              uv_strerror((int)nread));
-    if (c->handshake_done == 0)
-      handshake_failed(c, (int)nread);
-    else
+    if (c->handshake_done != 0) {
       end(c, (int)nread);
+      return;
+    }
+    /* A reset during the handshake is the peer going away, as a FIN
+     * is (a peer that closes with our data unread resets): wolfSSL
+     * judges both alike, so the cause and code do not depend on which
+     * came. */
+    c->eof = 1;
+    uv_read_stop(s);
+    pump(c);
+    if (!c->closing && c->handshake_done == 0)
+      handshake_failed(c, (int)nread);
     return;
   }
   if (nread == UV_EOF) {

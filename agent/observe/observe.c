@@ -44,6 +44,8 @@ static void on_tick(uv_timer_t *t) {
   read_counters(o, dir, peers, &npeers);
   totals(dir, now);
   ly_windows_sample(&o->windows, uv_now(o->loop), now);
+  if (o->dp)
+    ly_dataplane_log_summary(o->dp);
   ly_report_maybe_send(o);
 }
 

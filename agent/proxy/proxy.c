@@ -14,6 +14,7 @@
  * Lifetime: a proxy owns three handles (the TLS connection, the plaintext
  * TCP handle, one timer); it is freed when the last of them has closed.
  */
+#include "lanyard/cause.h"
 #include "lanyard/err.h"
 #include "lanyard/intercept.h"
 #include "lanyard/log.h"
@@ -123,23 +124,42 @@ static void handle_closed(uv_handle_t *h) {
   release(h->data);
 }
 
+/* Where the connection goes: the destination outbound, the local app
+ * inbound; NULL while unknown (a capture without its original
+ * destination). */
+static const char *target_name(const ly_proxy_t *p, char *buf, size_t len) {
+  if (p->target.ss_family == AF_UNSPEC)
+    return NULL;
+  return ly_addr_format((const struct sockaddr *)&p->target, buf, len);
+}
+
 /* Every refusal is counted; its log line is rate-limited (all workers
- * share one budget), and
- * the next line that gets through says how many were left out. */
-static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *detail) {
+ * share one budget), and the next line that gets through says how many
+ * were left out. The line names the remote party (peer=: the client
+ * inbound, the server outbound), where the connection was going (dest=
+ * outbound, app= inbound: the local port it was for), the reason, its
+ * cause in words, and wolfSSL's code when TLS failed. */
+static void refuse(ly_proxy_t *p, ly_reason_t reason, const char *cause) {
   count_attempt(p, reason);
   uint64_t suppressed = 0;
-  if (ly_log_limit(&p->w->dp->refusal_log, uv_now(&p->w->loop), &suppressed)) {
-    char n[24];
-    ly_log(LY_WARN, "mtls_refused", "listener", p->l->name, "direction",
-           ly_dir_name(dir_of(p)), "peer", p->peer, "peer_id",
-           p->pc.peer_id[0] ? p->pc.peer_id : NULL, "reason",
-           ly_reason_name(reason), "detail", detail, "suppressed",
-           suppressed
-               ? ly_fmt(n, sizeof(n), "%llu", (unsigned long long)suppressed)
-               : NULL,
-           NULL);
+  if (!ly_log_limit(&p->w->dp->refusal_log, uv_now(&p->w->loop), &suppressed)) {
+    proxy_close(p, 1);
+    return;
   }
+  char n[24], code[16], target[80];
+  const ly_tls_conn_t *t = p->tls;
+  int tls_error = t && t->ssl_error ? t->ssl_error : p->pc.tls_error;
+  const char *where = target_name(p, target, sizeof(target));
+  ly_log(
+      LY_WARN, "mtls_refused", "listener", p->l->name, "direction",
+      ly_dir_name(dir_of(p)), "peer", p->inbound ? p->peer : where, "peer_id",
+      p->pc.peer_id[0] ? p->pc.peer_id : NULL, p->inbound ? "app" : "dest",
+      where, "reason", ly_reason_name(reason), "cause", cause, "tls_error",
+      tls_error ? ly_fmt(code, sizeof(code), "%d", tls_error) : NULL,
+      "suppressed",
+      suppressed ? ly_fmt(n, sizeof(n), "%llu", (unsigned long long)suppressed)
+                 : NULL,
+      NULL);
   proxy_close(p, 1);
 }
 
@@ -219,15 +239,22 @@ static void on_timeout(uv_timer_t *t) {
     p->sniffing = 0;
     sniff_over(p);
   } else if (p->established) { /* idle */
+    char target[80];
+    const char *where = target_name(p, target, sizeof(target));
     ly_log(LY_INFO, "connection_idle_timeout", "listener", p->l->name, "peer",
-           p->peer, NULL);
+           p->inbound ? p->peer : where, p->inbound ? "app" : "dest", where,
+           NULL);
     proxy_close(p, 1);
   } else if (p->tls && p->tls->handshake_done == 1) { /* inbound, local */
-    refuse(p, LY_REASON_CONNECT_FAILED, "the local connect timed out");
+    refuse(p, LY_REASON_CONNECT_FAILED,
+           "the local app did not accept the connection in time");
   } else if (p->tls && p->tls->started) {
-    refuse(p, LY_REASON_HANDSHAKE_TIMEOUT, "the TLS handshake did not finish");
+    refuse(p, LY_REASON_HANDSHAKE_TIMEOUT,
+           "the TLS handshake did not finish in time (a stuck peer, or a "
+           "plaintext client waiting for the server to speak)");
   } else {
-    refuse(p, LY_REASON_CONNECT_FAILED, "connect timed out");
+    refuse(p, LY_REASON_CONNECT_FAILED,
+           "the destination did not accept the connection in time");
   }
 }
 
@@ -347,12 +374,9 @@ static void tls_data(ly_tls_conn_t *c, char *buf, size_t len) {
 static void tls_end(ly_tls_conn_t *c, int status) {
   ly_proxy_t *p = c->data;
   if (p->awaiting_verdict && c->peer_alert) {
-    const char *alert;
-    char detail[80];
-    ly_reason_t r = ly_peer_reason_of_alert(c->peer_alert, &alert);
+    ly_cause_t why = ly_cause_of_alert(c->peer_alert, NULL);
     p->awaiting_verdict = 0;
-    refuse(p, r,
-           ly_fmt(detail, sizeof(detail), "the server refused us: %s", alert));
+    refuse(p, why.reason, why.cause);
     return;
   }
   if (status != 0 && status != UV_EOF) {
@@ -384,10 +408,14 @@ static void established(ly_proxy_t *p) {
   ly_stat_add(p->plaintext ? &ds->conns_plain : &ds->conns_tls, 1);
   arm(p, p->w->dp->limits.idle_timeout_ms);
   uv_timer_set_repeat(&p->timer, p->w->dp->limits.idle_timeout_ms);
+  char target[80];
+  const char *where = target_name(p, target, sizeof(target));
   ly_log(LY_DEBUG, p->plaintext ? "plaintext_established" : "mtls_established",
          "listener", p->l->name, "direction",
-         p->inbound ? "inbound" : "outbound", "peer", p->peer, "peer_id",
-         p->pc.peer_id, "resumed", p->resumed ? "true" : "false", "agent",
+         p->inbound ? "inbound" : "outbound", "peer",
+         p->inbound ? p->peer : where, "peer_id", p->pc.peer_id,
+         p->inbound ? "app" : "dest", where, "resumed",
+         p->resumed ? "true" : "false", "agent",
          p->agent_peer ? "true" : "false", NULL);
   plain_start(p);
   ly_tls_conn_resume(p->tls);
@@ -400,7 +428,11 @@ static ly_proxy_t *connected(uv_connect_t *req, int status) {
   if (p->closing)
     return NULL;
   if (status != 0) {
-    refuse(p, LY_REASON_CONNECT_FAILED, uv_strerror(status));
+    char cause[120];
+    refuse(p, LY_REASON_CONNECT_FAILED,
+           ly_fmt(cause, sizeof(cause), "%s did not accept the connection: %s",
+                  p->inbound ? "the local app" : "the destination",
+                  uv_strerror(status)));
     return NULL;
   }
   return p;
@@ -415,8 +447,17 @@ static void plain_connected(uv_connect_t *req, int status) {
 static void tls_handshake(ly_tls_conn_t *c, int status) {
   ly_proxy_t *p = c->data;
   if (status != 0) {
-    ly_reason_t r = ly_peer_reason(&p->pc, c->ssl_error, c->not_tls);
-    refuse(p, r, p->pc.detail[0] ? p->pc.detail : ly_tls_conn_error(c));
+    if (p->inbound && !c->saw_first_byte && c->eof) {
+      /* Closed (or reset) before a byte: a TCP probe (a readiness check,
+       * a port scan), no mTLS attempt and no refusal worth a warning. */
+      p->counted = 1;
+      ly_log(LY_DEBUG, "tcp_probe", "listener", p->l->name, "peer", p->peer,
+             NULL);
+      proxy_close(p, 1);
+      return;
+    }
+    ly_cause_t why = ly_tls_conn_cause(c);
+    refuse(p, why.reason, why.cause);
     return;
   }
   p->plaintext = c->raw;
@@ -639,7 +680,9 @@ void ly_proxy_accept(ly_worker_listener_t *wl, int fd) {
     if (!ctx || ly_tls_conn_new(&w->loop, ctx, 1, &tls_cbs, p, &p->tls)) {
       if (adopt(&p->plain, fd) == 0)
         ly_tcp_peer_name(&p->plain, p->peer, sizeof(p->peer));
-      refuse(p, LY_REASON_NO_IDENTITY, "the agent holds no valid SVID");
+      refuse(p, LY_REASON_NO_IDENTITY,
+             "this agent holds no valid SVID yet (see svid_request_failed "
+             "in its log)");
       return;
     }
     p->handles++;
@@ -678,7 +721,9 @@ void ly_proxy_accept(ly_worker_listener_t *wl, int fd) {
       }
     }
     if (!passthrough && !ctx) {
-      refuse(p, LY_REASON_NO_IDENTITY, "the agent holds no valid SVID");
+      refuse(p, LY_REASON_NO_IDENTITY,
+             "this agent holds no valid SVID yet (see svid_request_failed "
+             "in its log)");
       return;
     }
     if (ly_tls_conn_new(&w->loop, passthrough ? NULL : ctx, 0, &tls_cbs, p,

@@ -6,6 +6,7 @@
  * fails every queued call with UNAVAILABLE and the reason, and the next
  * call starts over. One 250 ms timer enforces per-call deadlines.
  */
+#include "lanyard/cause.h"
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
 #include "lanyard/log.h"
@@ -133,6 +134,23 @@ static void send_pending(ly_rpc_client_t *c) {
   }
 }
 
+/* The CA (or what answers at its address) refused or broke the
+ * handshake: a line that names it and says why in words (cause.h), and
+ * the same words for the calls that fail. */
+static void handshake_failed(ly_rpc_client_t *c, ly_tls_conn_t *tls,
+                             char *reason, size_t len) {
+  char dest[300], code[16];
+  ly_cause_t why = ly_tls_conn_cause(tls);
+  snprintf(dest, sizeof(dest), "%s:%s", c->host, c->port);
+  ly_log(LY_WARN, "ca_handshake_failed", "dest", dest, "reason",
+         ly_reason_name(why.reason), "cause", why.cause, "tls_error",
+         tls->ssl_error ? ly_fmt(code, sizeof(code), "%d", tls->ssl_error)
+                        : NULL,
+         NULL);
+  snprintf(reason, len, "TLS handshake with the CA at %s failed: %s", dest,
+           why.cause);
+}
+
 static void on_handshake(ly_tls_conn_t *tls, int status) {
   conn_t *conn = tls->data;
   ly_rpc_client_t *c = conn->client;
@@ -140,8 +158,7 @@ static void on_handshake(ly_tls_conn_t *tls, int status) {
   if (!c)
     return;
   if (status != 0) {
-    snprintf(reason, sizeof(reason), "TLS handshake with the CA failed: %s",
-             ly_tls_conn_error(tls));
+    handshake_failed(c, tls, reason, sizeof(reason));
     conn_failed(c, reason);
     return;
   }
@@ -232,8 +249,17 @@ static void on_data(ly_tls_conn_t *tls, char *buf, size_t len) {
 
 static void on_end(ly_tls_conn_t *tls, int status) {
   conn_t *conn = tls->data;
-  if (conn->client)
-    conn_failed(conn->client, "the CA closed the connection");
+  if (!conn->client)
+    return;
+  /* TLS 1.3: the CA judges our certificate after our handshake is done,
+   * and says no with an alert. */
+  if (tls->peer_alert) {
+    char reason[600];
+    handshake_failed(conn->client, tls, reason, sizeof(reason));
+    conn_failed(conn->client, reason);
+    return;
+  }
+  conn_failed(conn->client, "the CA closed the connection");
 }
 
 static const ly_tls_conn_cbs_t conn_cbs = {

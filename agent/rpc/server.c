@@ -7,6 +7,7 @@
  * runs on one event loop and no handler blocks.
  */
 #include "lanyard/acceptor.h"
+#include "lanyard/cause.h"
 #include "lanyard/err.h"
 #include "lanyard/log.h"
 #include "lanyard/rpc.h"
@@ -31,6 +32,9 @@
  * answering) its requests until it reads: pipelining cannot make the CA
  * hold more. */
 #define WRITE_LIMIT (256 * 1024)
+/* A summary of the lines the limiter left out, this long after the first
+ * of them. */
+#define SUMMARY_MS 1000
 /* Calls that end in a protocol error (unknown method, bad body) before a
  * connection is dropped: nobody well-behaved makes more than a few. */
 #define MAX_BAD_CALLS 16
@@ -43,7 +47,12 @@ struct ly_rpc_server_s {
   ProtobufCService *service;
   server_conn_t *conns; /* doubly linked, until each socket is gone */
   size_t nconns;
-  int stopping, listener_gone; /* freed when stopped and all are gone */
+  /* Lines about single connections (failed handshakes, timeouts, bad
+   * frames): a flood of bad connections must not flood the log. */
+  ly_log_limiter_t log_limit;
+  uv_timer_t summary; /* says how many lines were left out */
+  int stopping, listener_gone, summary_gone; /* freed when stopped and all
+                                                are gone */
 };
 
 struct server_conn_s {
@@ -93,6 +102,37 @@ static void timer_closed(uv_handle_t *h) {
   free(sc);
 }
 
+static void log_summary(ly_rpc_server_t *s) {
+  uint64_t n = ly_log_limiter_take(&s->log_limit);
+  char count[24];
+  if (n > 0)
+    ly_log(LY_WARN, "rpc_log_suppressed", "suppressed",
+           ly_fmt(count, sizeof(count), "%llu", (unsigned long long)n), "what",
+           "lines about failed or refused connections", NULL);
+}
+
+static void on_summary(uv_timer_t *t) {
+  log_summary(t->data);
+}
+
+/* May a line about one connection be written? The agent's refusal-log
+ * limiter (20 at once, then 10 a second); the line carries in
+ * *suppressed how many were left out before it, and a summary line
+ * SUMMARY_MS after a line is left out counts those nobody else reported. */
+static int may_log(ly_rpc_server_t *s, char *buf, size_t len,
+                   const char **suppressed) {
+  uint64_t n = 0;
+  *suppressed = NULL;
+  if (!ly_log_limit(&s->log_limit, uv_now(s->listener.poll.loop), &n)) {
+    if (!s->stopping && !uv_is_active((uv_handle_t *)&s->summary))
+      uv_timer_start(&s->summary, on_summary, SUMMARY_MS, 0);
+    return 0;
+  }
+  if (n > 0)
+    *suppressed = ly_fmt(buf, len, "%llu", (unsigned long long)n);
+  return 1;
+}
+
 static void on_linger(uv_timer_t *t) {
   server_conn_t *sc = t->data;
   ly_tls_conn_abort(sc->tls);
@@ -109,8 +149,12 @@ static void conn_close(server_conn_t *sc) {
 
 static void on_timeout(uv_timer_t *t) {
   server_conn_t *sc = t->data;
-  ly_log(LY_INFO, "rpc_conn_timeout", "peer", sc->peer, "phase",
-         sc->tls->handshake_done == 1 ? "idle" : "handshake", NULL);
+  char n[24];
+  const char *suppressed;
+  if (may_log(sc->server, n, sizeof(n), &suppressed))
+    ly_log(LY_INFO, "rpc_conn_timeout", "peer", sc->peer, "phase",
+           sc->tls->handshake_done == 1 ? "idle" : "handshake", "suppressed",
+           suppressed, NULL);
   conn_close(sc);
 }
 
@@ -178,11 +222,30 @@ static void dispatch(server_conn_t *sc, const Lanyard__Ca__V1__Frame *f) {
   protobuf_c_message_free_unpacked(req, NULL);
 }
 
+/* A connection that closed (or was reset) before it sent a byte is a
+ * TCP probe (a readiness check, a port scan, a load balancer's health
+ * check), not a failed handshake: a debug line only. */
+static void handshake_failed(server_conn_t *sc, int status) {
+  ly_tls_conn_t *c = sc->tls;
+  if (!c->saw_first_byte && (c->eof || status != LY_ETLS)) {
+    ly_log(LY_DEBUG, "tcp_probe", "peer", sc->peer, NULL);
+    return;
+  }
+  char n[24], code[16];
+  const char *suppressed;
+  if (!may_log(sc->server, n, sizeof(n), &suppressed))
+    return;
+  ly_cause_t why = ly_tls_conn_cause(c);
+  ly_log(LY_WARN, "rpc_handshake_failed", "peer", sc->peer, "reason",
+         ly_reason_name(why.reason), "cause", why.cause, "tls_error",
+         c->ssl_error ? ly_fmt(code, sizeof(code), "%d", c->ssl_error) : NULL,
+         "suppressed", suppressed, NULL);
+}
+
 static void on_handshake(ly_tls_conn_t *c, int status) {
   server_conn_t *sc = c->data;
   if (status != 0) {
-    ly_log(LY_INFO, "rpc_handshake_failed", "peer", sc->peer, "reason",
-           ly_tls_conn_error(c), NULL);
+    handshake_failed(sc, status);
     conn_close(sc);
     return;
   }
@@ -213,7 +276,11 @@ static void process(server_conn_t *sc) {
   if (err != 0) {
     const char *why =
         err == LY_ETOO_BIG ? "frame too large" : "malformed frame";
-    ly_log(LY_WARN, "rpc_bad_frame", "peer", sc->peer, "reason", why, NULL);
+    char n[24];
+    const char *suppressed;
+    if (may_log(sc->server, n, sizeof(n), &suppressed))
+      ly_log(LY_WARN, "rpc_bad_frame", "peer", sc->peer, "reason", why,
+             "suppressed", suppressed, NULL);
     send_frame(sc, 0, "",
                err == LY_ETOO_BIG ? LY_RPC_RESOURCE_EXHAUSTED
                                   : LY_RPC_INVALID_ARGUMENT,
@@ -228,8 +295,11 @@ static void on_data(ly_tls_conn_t *c, char *buf, size_t len) {
   int err = ly_rpc_reader_feed(&sc->reader, buf, len);
   free(buf);
   if (err != 0) {
-    ly_log(LY_WARN, "rpc_bad_frame", "peer", sc->peer, "reason",
-           "too much unanswered input", NULL);
+    char n[24];
+    const char *suppressed;
+    if (may_log(sc->server, n, sizeof(n), &suppressed))
+      ly_log(LY_WARN, "rpc_bad_frame", "peer", sc->peer, "reason",
+             "too much unanswered input", "suppressed", suppressed, NULL);
     conn_close(sc);
     return;
   }
@@ -245,8 +315,15 @@ static void on_end(ly_tls_conn_t *c, int status) {
 }
 
 static void server_free(ly_rpc_server_t *s) {
+  ly_log_limiter_destroy(&s->log_limit);
   wolfSSL_CTX_free(s->ctx);
   free(s);
+}
+
+/* Freed once stopped and every handle is gone. */
+static void maybe_free(ly_rpc_server_t *s) {
+  if (s->listener_gone && s->summary_gone && !s->conns)
+    server_free(s);
 }
 
 /* The socket is gone: the connection leaves the server, which may go too
@@ -262,8 +339,7 @@ static void on_close(ly_tls_conn_t *c) {
     sc->next->prev = sc->prev;
   s->nconns--;
   uv_close((uv_handle_t *)&sc->timer, timer_closed);
-  if (s->listener_gone && !s->conns)
-    server_free(s);
+  maybe_free(s);
 }
 
 static const ly_tls_conn_cbs_t conn_cbs = {
@@ -306,8 +382,11 @@ static void on_connection(ly_acceptor_t *a, int fd) {
   }
   ly_tcp_peer_name(&sc->tls->tcp, sc->peer, sizeof(sc->peer));
   if (s->nconns > MAX_CONNECTIONS) {
-    ly_log(LY_WARN, "rpc_conn_refused", "peer", sc->peer, "reason",
-           "connection limit", NULL);
+    char n[24];
+    const char *suppressed;
+    if (may_log(s, n, sizeof(n), &suppressed))
+      ly_log(LY_WARN, "rpc_conn_refused", "peer", sc->peer, "reason",
+             "connection limit", "suppressed", suppressed, NULL);
     conn_close(sc);
     return;
   }
@@ -334,6 +413,9 @@ int ly_rpc_server_start(uv_loop_t *loop, const struct sockaddr *addr,
   }
   s->listener.data = s;
   s->service = service;
+  ly_log_limiter_init(&s->log_limit);
+  uv_timer_init(loop, &s->summary);
+  s->summary.data = s;
   wolfSSL_CTX_up_ref(ctx);
   s->ctx = ctx;
   *out = s;
@@ -349,8 +431,13 @@ void ly_rpc_server_set_ctx(ly_rpc_server_t *s, WOLFSSL_CTX *ctx) {
 static void listener_closed(ly_acceptor_t *a) {
   ly_rpc_server_t *s = a->data;
   s->listener_gone = 1;
-  if (!s->conns)
-    server_free(s);
+  maybe_free(s);
+}
+
+static void summary_closed(uv_handle_t *h) {
+  ly_rpc_server_t *s = h->data;
+  s->summary_gone = 1;
+  maybe_free(s);
 }
 
 void ly_rpc_server_stop(ly_rpc_server_t *s) {
@@ -361,5 +448,7 @@ void ly_rpc_server_stop(ly_rpc_server_t *s) {
     conn_close(sc);
     ly_tls_conn_abort(sc->tls); /* no lingering on the way out */
   }
+  log_summary(s); /* what the limiter left out, before the timer goes */
+  uv_close((uv_handle_t *)&s->summary, summary_closed);
   ly_acceptor_close(&s->listener, listener_closed);
 }

@@ -213,7 +213,9 @@ ca_up() {
   "$L" ca init --trust-domain "$TD" --dir "$dir" --listen "$CA_ADDR" \
     --admin 127.0.0.1:15014 >/dev/null
   spawn ca ca 0 "$L" ca serve -c "$dir/ca.yaml"
-  wait_tcp ca "${CA_ADDR%:*}" "${CA_ADDR#*:}" 30 || { explain ca; die "the CA did not start listening on $CA_ADDR"; }
+  # asked of the kernel: a connection that sends nothing would show up
+  # in the CA's log as a failed handshake
+  wait_listen ca "${CA_ADDR##*:}" 30 || { explain ca; die "the CA did not start listening on $CA_ADDR"; }
 }
 
 # The app: nginx on :8080 (all addresses, like a pod's container), with

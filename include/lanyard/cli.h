@@ -16,6 +16,7 @@ int ly_cmd_svid(int argc, char **argv);  /* svid verify ... CERT.pem */
 int ly_cmd_iptables(int argc, char **argv);    /* iptables [--remove] ... */
 int ly_cmd_status(int argc, char **argv);      /* the local agent, readable */
 int ly_cmd_mesh(int argc, char **argv);        /* the mesh-wide report */
+int ly_cmd_check(int argc, char **argv);       /* the mesh's health, checked */
 int ly_cmd_healthcheck(int argc, char **argv); /* exit 0 when /readyz is 200 */
 
 /* A command's error, the one style for all of them:
@@ -31,15 +32,15 @@ void ly_cli_name(char **argv, const char *command);
 
 /* The options every long-running command takes: -c FILE (required),
  * --check, --log-json, --log-level LEVEL (applied to the logger here);
- * with agent_flags set before the call, also --iptables.
+ * the agent also --from-env and --iptables.
  * `name` is the command for messages ("agent", "ca serve"), `config_name`
  * the file it wants ("agent.yaml"). Returns -1 when the command should
  * proceed, else the exit code (0 after --help). */
 typedef struct {
   const char *config;
   int check;
-  int agent_flags; /* set by the caller: accept the agent's own flags */
-  int iptables;    /* agent --iptables: install the rules, then drop to 1337 */
+  int from_env; /* agent only: --from-env instead of -c */
+  int iptables; /* agent --iptables: install the rules, then drop to 1337 */
 } ly_daemon_args_t;
 
 int ly_daemon_args(int argc, char **argv, const char *name,

@@ -83,12 +83,22 @@ typedef struct {
     char *jwks_url;
     char *issuer;
     char *audience; /* default "lanyard-ca" */
+    /* For jwks_url and the bundle ConfigMap: the API server's CA and the
+     * bearer token (re-read at each request: projected tokens rotate).
+     * Defaults: the pod's service account, LY_K8S_SA_DIR. */
+    char *ca_file;
+    char *token_file;
+    char *api_server;       /* default: jwks_url's origin */
+    char *bundle_configmap; /* "namespace/name" or "name", NULL: none */
+    char *bundle_namespace_selector; /* label selector: also into these */
   } kubernetes;
   struct {
     char *file;         /* resolved; default certs.jsonl beside the config */
     size_t max_entries; /* 0: LY_INVENTORY_DEFAULT_MAX */
   } inventory;
 } ly_ca_config_t;
+
+#define LY_K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
 typedef enum { LY_MODE_STRICT = 0, LY_MODE_PERMISSIVE } ly_mode_t;
 typedef enum { LY_LISTENER_SERVER = 0, LY_LISTENER_CLIENT } ly_listener_mode_t;
@@ -177,6 +187,14 @@ int ly_ca_config_load_ex(const char *path, unsigned flags, ly_ca_config_t **out,
                          ly_diag_t *diag);
 int ly_agent_config_load_ex(const char *path, unsigned flags,
                             ly_agent_config_t **out, ly_diag_t *diag);
+/* The same from YAML text (yaml, len) instead of the file's contents;
+ * path still names it in messages and anchors relative paths. */
+int ly_agent_config_parse(const char *path, const char *yaml, size_t len,
+                          unsigned flags, ly_agent_config_t **out,
+                          ly_diag_t *diag);
+/* The agent's config from the environment a Kubernetes injection sets
+ * (agent_env.c lists the variables); errors name the variable. */
+int ly_agent_config_from_env(ly_agent_config_t **out, ly_diag_t *diag);
 void ly_ca_config_free(ly_ca_config_t *c);
 void ly_agent_config_free(ly_agent_config_t *c);
 

@@ -58,4 +58,10 @@ void ly_dataplane_stats(const ly_dataplane_t *dp,
                         ly_dir_stats_t acc[LY_DIR__COUNT],
                         ly_peer_total_t *peers, size_t *npeers, size_t cap);
 
+/* A summary line (mtls_refusals_suppressed) with how many refusal lines
+ * the log limiter left out since a line last said so: a flood that stops
+ * leaves no later refusal line to carry the count. Control thread, once
+ * a second. */
+void ly_dataplane_log_summary(ly_dataplane_t *dp);
+
 #endif

@@ -58,6 +58,8 @@ typedef struct {
   char host[256];        /* the Host field's value, or "" (HTTP/1.0) */
   int from_browser;      /* an Origin or Sec-Fetch-* field: a web page sent
                             it (refuse state changes: CSRF) */
+  int peer_loopback;     /* set by the server: the client is 127.0.0.0/8 or
+                            ::1 (so in this host or pod) */
 } ly_http_request_t;
 
 /* Parses one request head from buf[0..len); buf need not be
@@ -120,6 +122,15 @@ typedef void (*ly_http_handler_cb)(const ly_http_request_t *req,
                                    ly_http_response_t *res, void *data);
 
 typedef struct ly_http_server_s ly_http_server_t;
+
+/* Answering later, for a handler whose answer needs work off the loop (a
+ * probe of the app): ly_http_defer, called inside the handler, keeps the
+ * connection open after the handler returns with res untouched, and
+ * ly_http_finish (on the loop's thread, exactly once) sends the answer,
+ * taking res->body. If the server stopped meanwhile, finish only frees. */
+typedef struct ly_http_pending_s ly_http_pending_t;
+ly_http_pending_t *ly_http_defer(const ly_http_request_t *req);
+void ly_http_finish(ly_http_pending_t *p, ly_http_response_t *res);
 
 /* Listens on host (an IPv4 or IPv6 literal, without brackets) and port (0
  * picks one: see ly_http_server_port), and calls handler(req, res, data)

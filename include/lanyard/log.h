@@ -44,7 +44,14 @@ typedef struct {
 void ly_log_limiter_init(ly_log_limiter_t *l);
 void ly_log_limiter_destroy(ly_log_limiter_t *l);
 
+/* 1: write the line (with *suppressed: how many were left out since the
+ * last one, to say so on it); 0: leave it out (it is counted). */
 int ly_log_limit(ly_log_limiter_t *l, uint64_t now_ms, uint64_t *suppressed);
+
+/* The count of lines left out since the last one written, which it
+ * resets: for a summary line once a flood is over (no later line may
+ * come to carry the count). */
+uint64_t ly_log_limiter_take(ly_log_limiter_t *l);
 
 /* printf into a caller's buffer and return it, for numeric values. */
 const char *ly_fmt(char *buf, size_t len, const char *fmt, ...)

@@ -60,7 +60,8 @@ typedef struct {
   const char *expect; /* an exact ID the peer must have, or NULL */
   /* results */
   ly_reason_t reason;
-  char detail[128];
+  char cause[256]; /* words (cause.h) */
+  int tls_error;   /* wolfSSL's certificate error, if it found one */
   char peer_id[LY_SPIFFE_ID_MAX + 1];
   int64_t peer_not_after;
 } ly_peer_check_t;
@@ -80,20 +81,5 @@ int ly_tickets_enable(WOLFSSL_CTX *ctx);
 
 /* The verify callback that ly_tls_ctx_new installs with spiffe_peer. */
 int ly_peer_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store);
-
-/* After a failed handshake: the reason, from what the callback found or
- * from wolfSSL's error. */
-ly_reason_t ly_peer_reason(const ly_peer_check_t *pc, int ssl_error,
-                           int not_tls);
-
-/* A client's handshake ends before the server has judged the client's
- * certificate (TLS 1.3); a server that refuses it says so with a fatal
- * alert afterwards. The reason that alert stands for, and its name (for
- * logs): certificate_expired -> expired, unknown_ca -> unknown_ca,
- * certificate_required -> no_peer_cert, bad_certificate and
- * access_denied -> not_authorized, certificate_unknown,
- * unsupported_certificate and certificate_revoked -> bad_identity, any
- * other -> protocol. */
-ly_reason_t ly_peer_reason_of_alert(int alert, const char **name);
 
 #endif

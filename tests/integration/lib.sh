@@ -67,6 +67,18 @@ wait_port() { # host port [seconds]
   return 1
 }
 
+# wait_listen PORT [seconds]: something listens on PORT, asked of the
+# kernel (ss) without connecting: a readiness probe that connects shows
+# up in the server's log as a connection that went nowhere.
+wait_listen() {
+  local _
+  for _ in $(seq 1 $((${2:-10} * 10))); do
+    [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 wait_file() { # path [seconds]
   local _
   for _ in $(seq 1 $((${2:-10} * 10))); do
@@ -97,7 +109,7 @@ ca_start() {
   "$LANYARD" ca serve -c "$1/ca.yaml" >>"$1/ca.log" 2>&1 &
   CA_PID=$!
   PIDS+=("$CA_PID")
-  wait_port 127.0.0.1 "$CA_PORT" 10
+  wait_listen "$CA_PORT" 10
 }
 
 ca_stop() {

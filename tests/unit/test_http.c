@@ -1,5 +1,6 @@
 /* The admin HTTP parser: what it accepts, what it refuses with which
  * status, and that a valid request cut short anywhere is incomplete. */
+#include "admin/admin.h"
 #include "lanyard/http.h"
 
 #include <setjmp.h>
@@ -339,6 +340,33 @@ static void test_head_method_known_on_error(void **state) {
   assert_string_equal(req.method, "HEAD");
 }
 
+/* The CA's API server URLs: scheme, default port, path kept. */
+static void test_url_parse(void **state) {
+  (void)state;
+  ly_url_t u;
+  const char *why = NULL;
+  assert_int_equal(
+      ly_url_parse("https://kubernetes.default.svc/openid/v1/jwks", &u, &why),
+      0);
+  assert_int_equal(u.tls, 1);
+  assert_string_equal(u.hp.host, "kubernetes.default.svc");
+  assert_int_equal(u.hp.port, 443);
+  assert_string_equal(u.path, "/openid/v1/jwks");
+  assert_int_equal(ly_url_parse("http://10.96.0.1:6443", &u, &why), 0);
+  assert_int_equal(u.tls, 0);
+  assert_int_equal(u.hp.port, 6443);
+  assert_string_equal(u.path, "/");
+  assert_int_equal(ly_url_parse("https://[fd00::1]/x?y=1", &u, &why), 0);
+  assert_string_equal(u.hp.host, "fd00::1");
+  assert_int_equal(u.hp.port, 443);
+  assert_string_equal(u.path, "/x?y=1");
+  assert_int_equal(ly_url_parse("https://[fd00::1]:8443/", &u, &why), 0);
+  assert_int_equal(u.hp.port, 8443);
+  assert_true(ly_url_parse("ftp://example.org/", &u, &why) < 0);
+  assert_true(ly_url_parse("https:///path", &u, &why) < 0);
+  assert_true(ly_url_parse("https://host:99999/", &u, &why) < 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_get),
@@ -357,6 +385,7 @@ int main(void) {
       cmocka_unit_test(test_head_size_431),
       cmocka_unit_test(test_target_414),
       cmocka_unit_test(test_head_method_known_on_error),
+      cmocka_unit_test(test_url_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
