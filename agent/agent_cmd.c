@@ -1,4 +1,5 @@
 /* `lanyard agent -c agent.yaml [--check]` */
+#define _GNU_SOURCE /* setresuid, setresgid */
 #include "admin/admin.h"
 #include "lanyard/cli.h"
 #include "lanyard/config.h"
@@ -10,9 +11,14 @@
 #include "lanyard/memtrim.h"
 #include "lanyard/acceptor.h"
 #include "lanyard/tls.h"
+#include "lanyard/intercept.h"
+#include "lanyard/netns_watch.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <malloc.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +32,7 @@ typedef struct {
   ly_agent_admin_t admin;
   uv_signal_t sigint, sigterm, sighup;
   ly_memtrim_t trim;
+  ly_netns_watch_t netns;
 } agent_t;
 
 /* A new identity or bundle: build the data path's contexts here, on the
@@ -70,6 +77,67 @@ static void on_identity(ly_identity_t *id, void *data) {
     wolfSSL_CTX_free(client);
 }
 
+/* --iptables: a container's agent installs its own rules (the ports come
+ * from its config), then gives up root for good. Doing it here rather
+ * than in a one-shot init container means that an agent restarted into
+ * a new namespace (see netns_watch.h) brings the rules with it. */
+static int install_rules_and_drop(const ly_agent_config_t *cfg) {
+  if (!cfg->inbound.enabled && !cfg->outbound.enabled) {
+    ly_log(LY_ERROR, "agent_start_failed", "reason",
+           "--iptables needs transparent mode (an inbound: or outbound: "
+           "section in the config)",
+           NULL);
+    return -1;
+  }
+  ly_iptables_opts_t o;
+  ly_iptables_opts_init(&o);
+  o.inbound_port = cfg->inbound.port ? cfg->inbound.port : o.inbound_port;
+  o.outbound_port = cfg->outbound.port ? cfg->outbound.port : o.outbound_port;
+  o.admin_port = cfg->admin.port ? cfg->admin.port : o.admin_port;
+  int families[2] = {AF_INET, AF_INET6};
+  int nfam = ly_iptables_want_ipv6(&o) ? 2 : 1;
+  for (int i = 0; i < nfam; i++) {
+    const char *why = NULL;
+    int rc = ly_iptables_apply(&o, families[i], &why);
+    if (rc != 0) {
+      ly_log(LY_ERROR, "iptables_install_failed", "family",
+             families[i] == AF_INET6 ? "ipv6" : "ipv4", "reason",
+             why ? why : "-", "error", ly_strerror(rc), NULL);
+      return -1;
+    }
+    ly_log(LY_INFO, "iptables_installed", "family",
+           families[i] == AF_INET6 ? "ipv6" : "ipv4", NULL);
+  }
+  /* Root (and every capability with it) goes: the rules exempt the
+   * proxy UID's own traffic, so the agent must run as exactly that UID. */
+  if (getuid() == 0 || geteuid() == 0) {
+    gid_t gid = (gid_t)o.proxy_uid;
+    if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(o.proxy_uid, o.proxy_uid, o.proxy_uid) != 0 ||
+        setuid(0) == 0) {
+      ly_log(LY_ERROR, "privilege_drop_failed", "reason", strerror(errno),
+             NULL);
+      return -1;
+    }
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  } else if (getuid() != o.proxy_uid) {
+    ly_log(LY_ERROR, "agent_start_failed", "reason",
+           "with --iptables the agent must start as root or as UID 1337", NULL);
+    return -1;
+  }
+  return 0;
+}
+
+/* The namespace is dead: no peer can reach this agent any more. Exit at
+ * once (draining is pointless) and non-zero, so the container's restart
+ * policy starts it again in the app's new namespace. */
+static void on_netns_lost(ly_netns_watch_t *w) {
+  (void)w;
+  fflush(stdout);
+  fflush(stderr);
+  _exit(LY_EXIT_FAIL);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   agent_t *a = s->data;
   ly_log(LY_INFO, "agent_stopping", "signal",
@@ -77,6 +145,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   ly_memtrim_stop(&a->trim);
+  ly_netns_watch_stop(&a->netns);
   uv_close((uv_handle_t *)&a->sighup, NULL);
   /* Closing the handle restored the default action, which is to exit
    * at once: a SIGHUP while draining must not cut the drain short. */
@@ -102,7 +171,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
 }
 
 int ly_cmd_agent(int argc, char **argv) {
-  ly_daemon_args_t args;
+  ly_daemon_args_t args = {0};
   int rc = ly_daemon_args(argc, argv, "agent", "agent.yaml", &args);
   if (rc >= 0)
     return rc;
@@ -130,6 +199,10 @@ int ly_cmd_agent(int argc, char **argv) {
    * top pages back to the kernel and faults them in again (a tenth of a
    * bulk transfer's time in perf). Keep up to 4 MiB per arena instead. */
   mallopt(M_TRIM_THRESHOLD, 4 << 20);
+  if (args.iptables && install_rules_and_drop(cfg) != 0) {
+    rc = LY_EXIT_FAIL;
+    goto out;
+  }
   ly_fd_limit_raise(); /* the data plane sizes its connection cap from it */
   uv_loop_t *loop = uv_default_loop();
   agent_t a = {.cfg = cfg};
@@ -190,6 +263,7 @@ int ly_cmd_agent(int argc, char **argv) {
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   ly_memtrim_start(&a.trim, loop);
   uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+  ly_netns_watch_start(&a.netns, loop, on_netns_lost);
   ly_log(LY_INFO, "agent_started", "spiffe_id", cfg->spiffe_id, "ca",
          cfg->ca.address.host, NULL);
   uv_run(loop, UV_RUN_DEFAULT);

@@ -14,11 +14,12 @@ static const struct {
   const char *help;
 } commands[] = {
     {"agent", ly_cmd_agent, "run the per-pod agent (-c agent.yaml)"},
-    {"ca", ly_cmd_ca, "the certificate authority: init, token, serve"},
+    {"ca", ly_cmd_ca,
+     "the certificate authority: init, token, serve, certs, bootstrap"},
     {"iptables", ly_cmd_iptables,
      "install the interception rules (init container)"},
     {"healthcheck", ly_cmd_healthcheck,
-     "wait until the local agent is ready (exit 0)"},
+     "exit 0 when the agent or CA admin port says ready (probes)"},
     {"status", ly_cmd_status, "the local agent's identity and mTLS rates"},
     {"mesh", ly_cmd_mesh, "every workload's mTLS success rate (CA admin)"},
     {"check", ly_cmd_check,

@@ -7,7 +7,9 @@
 #   demo   build, plus what the local mesh runs (iproute2, iptables,
 #          nginx-light, curl)
 #   test   demo, plus the test suites' peers and tools (stunnel, tcpdump,
-#          clang for the fuzzers, promtool from prometheus, ...)
+#          clang for the fuzzers, promtool from prometheus, Docker's engine
+#          and docker-compose with debootstrap for the container suites,
+#          ...)
 #   --print  prints the profile's packages, one per line, and exits
 #
 # Quick when everything is there (one dpkg-query per package, no network).
@@ -27,8 +29,9 @@ build=(build-essential cmake pkg-config libuv1-dev libyaml-dev
 demo=(iproute2 iptables nginx-light curl)
 # python3-yaml and python3-jsonpatch: inject.sh reads manifests and applies
 # the webhook's patches with implementations that share no code with ours.
+# docker.io, docker-compose, debootstrap: the container suites.
 test=(libcmocka-dev python3 bc stunnel4 tcpdump clang-14 libclang-rt-14-dev
-  python3-yaml python3-jsonpatch)
+  python3-yaml python3-jsonpatch docker.io docker-compose debootstrap)
 case "$profile" in
 build) packages=("${build[@]}") ;;
 demo) packages=("${build[@]}" "${demo[@]}") ;;

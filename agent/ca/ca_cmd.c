@@ -16,6 +16,7 @@
 #include <time.h>
 
 int ly_cmd_ca_serve(int argc, char **argv);
+int ly_cmd_ca_bootstrap(int argc, char **argv);
 int ly_cmd_ca_certs(int argc, char **argv);
 
 static const char *const init_files[] = {
@@ -428,15 +429,20 @@ int ly_cmd_ca(int argc, char **argv) {
     return ly_cmd_ca_serve(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "certs"))
     return ly_cmd_ca_certs(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "bootstrap"))
+    return ly_cmd_ca_bootstrap(argc - 1, argv + 1);
   FILE *out =
       argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
           ? stdout
           : stderr;
-  fprintf(out, "usage: lanyard ca <init|token|serve|certs> [options]\n"
-               "  init   create a root, a signing intermediate, a bundle, a "
-               "token secret and ca.yaml\n"
-               "  token  mint a join token for a SPIFFE ID (or ID/*)\n"
-               "  serve  run the CA's RPC server (-c ca.yaml [--check])\n"
-               "  certs  list the certificates this CA issued (-c ca.yaml)\n");
+  fprintf(out,
+          "usage: lanyard ca <init|token|serve|certs|bootstrap> [options]\n"
+          "  init   create a root, a signing intermediate, a bundle, a "
+          "token secret and ca.yaml\n"
+          "  token  mint a join token for a SPIFFE ID (or ID/*)\n"
+          "  serve  run the CA's RPC server (-c ca.yaml [--check])\n"
+          "  certs  list the certificates this CA issued (-c ca.yaml)\n"
+          "  bootstrap  init unless done, mint join tokens into a "
+          "directory, serve\n             (containers)\n");
   return out == stdout ? LY_EXIT_OK : LY_EXIT_USAGE;
 }

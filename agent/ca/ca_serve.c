@@ -147,7 +147,7 @@ static int listen_addr(const ly_hostport_t *hp, struct sockaddr_storage *ss) {
 }
 
 int ly_cmd_ca_serve(int argc, char **argv) {
-  ly_daemon_args_t args;
+  ly_daemon_args_t args = {0};
   int rc = ly_daemon_args(argc, argv, "ca serve", "ca.yaml", &args);
   if (rc >= 0)
     return rc;

@@ -28,12 +28,14 @@ int ly_daemon_args(int argc, char **argv, const char *name,
       {"check", no_argument, NULL, 'k'},
       {"log-json", no_argument, NULL, 'j'},
       {"log-level", required_argument, NULL, 'l'},
+      {"iptables", no_argument, NULL, 'I'},
       {"from-env", no_argument, NULL, 'e'},
       {"help", no_argument, NULL, 'h'},
       {0}};
   int c;
   out->config = NULL;
   out->check = 0;
+  out->iptables = 0;
   out->from_env = 0;
   optind = 1;
   ly_cli_name(argv, name);
@@ -57,14 +59,21 @@ int ly_daemon_args(int argc, char **argv, const char *name,
         return LY_EXIT_USAGE;
       }
       break;
+    case 'I':
+      out->iptables = 1;
+      break;
     case 'h':
       printf(
-          "usage: lanyard %s -c %s [--check] [--log-json] [--log-level info]\n"
+          "usage: lanyard %s -c %s [--check] [--log-json] [--log-level "
+          "info]%s\n"
           "%s",
-          name, config_name,
+          name, config_name, strcmp(name, "agent") == 0 ? " [--iptables]" : "",
           strcmp(name, "agent") == 0
               ? "       lanyard agent --from-env [--check] ...  (in a "
                 "Kubernetes pod: the config comes from LANYARD_* variables)\n"
+                "  --iptables  install the interception rules first (as root "
+                "with\n              CAP_NET_ADMIN), then run as UID 1337 with "
+                "no capabilities\n"
               : "");
       return LY_EXIT_OK;
     default:
@@ -73,6 +82,10 @@ int ly_daemon_args(int argc, char **argv, const char *name,
   }
   if (out->from_env && strcmp(name, "agent") != 0) {
     ly_cli_error(name, "--from-env is for the agent in a Kubernetes pod");
+    return LY_EXIT_USAGE;
+  }
+  if (out->iptables && strcmp(name, "agent") != 0) {
+    ly_cli_error(name, "--iptables is an agent option");
     return LY_EXIT_USAGE;
   }
   if (!out->config == !out->from_env) {

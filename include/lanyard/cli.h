@@ -19,7 +19,7 @@ int ly_cmd_mesh(int argc, char **argv);        /* the mesh-wide report */
 int ly_cmd_check(int argc, char **argv);       /* the mesh's health, checked */
 int ly_cmd_inject(int argc, char **argv);      /* inject -f FILE: k8s sidecar */
 int ly_cmd_injector(int argc, char **argv);    /* the admission webhook */
-int ly_cmd_healthcheck(int argc, char **argv); /* until /readyz is 200 */
+int ly_cmd_healthcheck(int argc, char **argv); /* exit 0 when /readyz is 200 */
 
 /* A command's error, the one style for all of them:
  * "lanyard <command>: <message>\n" on stderr. `command` is the words
@@ -33,7 +33,8 @@ void ly_cli_error(const char *command, const char *fmt, ...)
 void ly_cli_name(char **argv, const char *command);
 
 /* The options every long-running command takes: -c FILE (required),
- * --check, --log-json, --log-level LEVEL (applied to the logger here).
+ * --check, --log-json, --log-level LEVEL (applied to the logger here);
+ * the agent also --from-env and --iptables.
  * `name` is the command for messages ("agent", "ca serve"), `config_name`
  * the file it wants ("agent.yaml"). Returns -1 when the command should
  * proceed, else the exit code (0 after --help). */
@@ -41,6 +42,7 @@ typedef struct {
   const char *config;
   int check;
   int from_env; /* agent only: --from-env instead of -c */
+  int iptables; /* agent --iptables: install the rules, then drop to 1337 */
 } ly_daemon_args_t;
 
 int ly_daemon_args(int argc, char **argv, const char *name,
