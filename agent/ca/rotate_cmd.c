@@ -33,12 +33,15 @@
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -501,8 +504,56 @@ static void say_followed(const rot_t *r, const json_t *in) {
 
 /* ---- the commands ----------------------------------------------------- */
 
+/* Is the root with this fingerprint in bundle.pem now. */
+static int in_bundle(const rot_t *r, const char *fp) {
+  ly_chain_t bundle = {0};
+  int found = 0;
+  if (read_chain(r->cfg->bundle, &bundle) == 0)
+    for (size_t i = 0; i < bundle.n && !found; i++) {
+      char b[LY_SHA256_HEX_LEN];
+      fp_of(&bundle.certs[i], b);
+      found = !strcmp(b, fp);
+    }
+  ly_chain_free(&bundle);
+  return found;
+}
+
+/* Appends a root (its entry's cert file) to bundle.pem, atomically, unless
+ * it is there. The number of roots in the bundle, or a negative error. */
+static int add_to_bundle(rot_t *r, const json_t *root) {
+  char path[4200];
+  ly_chain_t cert = {0}, bundle = {0};
+  path_in(r, sget(root, "cert"), path, sizeof(path));
+  int rc = read_chain(path, &cert);
+  if (rc == 0 && cert.n != 1)
+    rc = LY_ECERT;
+  if (rc == 0)
+    rc = read_chain(r->cfg->bundle, &bundle);
+  if (rc == 0 && !in_bundle(r, sget(root, "sha256")) &&
+      (rc = ly_chain_push(&bundle, cert.certs[0].der, cert.certs[0].len)) == 0)
+    rc = write_chain(r->cfg->bundle, &bundle, 0);
+  if (rc != 0)
+    ly_cli_error(r->cmd, "adding %s to %s: %s", path, r->cfg->bundle,
+                 ly_strerror(rc));
+  int n = rc == 0 ? (int)bundle.n : rc;
+  ly_chain_free(&cert);
+  ly_chain_free(&bundle);
+  return n;
+}
+
+/* Files first, then rotation.json, then the bundle: a prepare cut short
+ * leaves a pending root that is not in the bundle yet, which a second
+ * prepare adds (and activate refuses, even with --force). */
 static int root_prepare(rot_t *r) {
   json_t *busy = find(r, "roots", "pending");
+  if (busy && !in_bundle(r, sget(busy, "sha256"))) {
+    int n = add_to_bundle(r, busy);
+    if (n < 0)
+      return LY_EXIT_FAIL;
+    printf("finished preparing %s: %s now holds %d roots\n", sget(busy, "name"),
+           r->cfg->bundle, n);
+    return LY_EXIT_OK;
+  }
   if (!busy)
     busy = find(r, "roots", "previous");
   if (busy) {
@@ -519,8 +570,8 @@ static int root_prepare(rot_t *r) {
   int64_t now = (int64_t)time(NULL);
   ly_key_t *key = NULL;
   ly_der_t der = {0};
-  ly_chain_t bundle = {0};
   json_t *root = NULL, *in = NULL;
+  int n = 0;
   int rc = ly_ca_create_root(r->cfg->trust_domain, now - 60,
                              now + (int64_t)(r->root_ms / 1000), &key, &der);
   ly_chain_t one = {.certs = &der, .n = 1};
@@ -534,29 +585,25 @@ static int root_prepare(rot_t *r) {
     goto out;
   root = entry(name, cert_file, key_file, &der, "pending");
   json_array_append(list(r, "roots"), root);
-  if ((rc = make_intermediate(r, root, "pending", &in)) != 0)
+  if ((rc = make_intermediate(r, root, "pending", &in)) != 0 ||
+      (rc = save_state(r)) != 0)
     goto out;
   /* The new root joins the bundle agents fetch; signing stays as it is. */
-  if ((rc = read_chain(r->cfg->bundle, &bundle)) != 0 ||
-      (rc = ly_chain_push(&bundle, der.der, der.len)) != 0 ||
-      (rc = write_chain(r->cfg->bundle, &bundle, 0)) != 0) {
-    ly_cli_error(r->cmd, "%s: %s", r->cfg->bundle, ly_strerror(rc));
+  if ((n = add_to_bundle(r, root)) < 0) {
+    rc = n;
     goto out;
   }
-  if ((rc = save_state(r)) != 0)
-    goto out;
   printf("prepared %s (sha256 %.*s) and its intermediate %s\n"
-         "  %s now holds %zu roots; the CA and the agents pick it up "
+         "  %s now holds %d roots; the CA and the agents pick it up "
          "without a restart\n"
          "  next: `lanyard ca root activate -c %s` once every agent holds "
          "%s (`lanyard ca root status`)\n",
          name, FP_SHORT, sget(root, "sha256"), sget(in, "name"), r->cfg->bundle,
-         bundle.n, r->cfg->file, name);
+         n, r->cfg->file, name);
 out:
   json_decref(root);
   ly_key_free(key);
   free(der.der);
-  ly_chain_free(&bundle);
   return rc == 0 ? LY_EXIT_OK : LY_EXIT_FAIL;
 }
 
@@ -576,6 +623,13 @@ static int root_activate(rot_t *r) {
   if (!in) {
     ly_cli_error(r->cmd, "no pending intermediate under %s in %s",
                  sget(root, "name"), r->state_path);
+    return LY_EXIT_FAIL;
+  }
+  if (!in_bundle(r, sget(root, "sha256"))) { /* not even --force */
+    ly_cli_error(r->cmd,
+                 "%s is not in %s: an interrupted prepare; run `lanyard ca "
+                 "root prepare` again to finish it",
+                 sget(root, "name"), r->cfg->bundle);
     return LY_EXIT_FAIL;
   }
   char why[512];
@@ -729,8 +783,6 @@ static const char *when(int64_t t, char *buf, size_t len) {
 }
 
 static int root_status(rot_t *r) {
-  ly_chain_t bundle = {0};
-  int brc = read_chain(r->cfg->bundle, &bundle);
   char why[512], t[32];
   json_t *mesh = fetch_mesh(r, why, sizeof(why));
   const char *signing =
@@ -742,17 +794,11 @@ static int root_status(rot_t *r) {
   printf("%-12s %-9s %-12s %-20s %s\n", "ROOT", "STATE", "SHA256", "NOT AFTER",
          "IN BUNDLE");
   json_array_foreach(list(r, "roots"), i, e) {
-    int in_bundle = 0;
-    for (size_t k = 0; brc == 0 && k < bundle.n && !in_bundle; k++) {
-      char fp[LY_SHA256_HEX_LEN];
-      fp_of(&bundle.certs[k], fp);
-      in_bundle = !strcmp(fp, sget(e, "sha256"));
-    }
     printf(
         "%-12s %-9s %-12.12s %-20s %s\n", sget(e, "name"), sget(e, "state"),
         sget(e, "sha256"),
         when(json_integer_value(json_object_get(e, "not_after")), t, sizeof(t)),
-        in_bundle ? "yes" : "no");
+        in_bundle(r, sget(e, "sha256")) ? "yes" : "no");
   }
   printf("\n%-12s %-9s %-12s %-20s %s\n", "INTERMEDIATE", "STATE", "SHA256",
          "NOT AFTER", "ROOT");
@@ -796,7 +842,6 @@ static int root_status(rot_t *r) {
            "root rotation)\n");
   }
   json_decref(mesh);
-  ly_chain_free(&bundle);
   return LY_EXIT_OK;
 }
 
@@ -894,7 +939,23 @@ static int run(const char *cmd, const char *verb, int argc, char **argv) {
   snprintf(copy, sizeof(copy), "%s", config);
   snprintf(r.dir, sizeof(r.dir), "%s", dirname(copy));
   snprintf(r.state_path, sizeof(r.state_path), "%s/rotation.json", r.dir);
-  int rc = LY_EXIT_FAIL;
+  /* One rotation command at a time: two prepares would both append. The
+   * lock goes with the process. */
+  int rc = LY_EXIT_FAIL, lock = -1;
+  if (strcmp(verb, "status") != 0) {
+    char lock_path[4200];
+    snprintf(lock_path, sizeof(lock_path), "%s/rotation.lock", r.dir);
+    lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+      ly_cli_error(cmd, "%s: %s", lock_path,
+                   errno == EWOULDBLOCK ? "another rotation command is running"
+                                        : strerror(errno));
+      if (lock >= 0)
+        close(lock);
+      ly_ca_config_free(r.cfg);
+      return LY_EXIT_FAIL;
+    }
+  }
   if (load_state(&r) == 0) {
     if (!strcmp(verb, "prepare"))
       rc = root_prepare(&r);
@@ -909,6 +970,8 @@ static int run(const char *cmd, const char *verb, int argc, char **argv) {
   }
   json_decref(r.state);
   ly_ca_config_free(r.cfg);
+  if (lock >= 0)
+    close(lock);
   return rc;
 }
 

@@ -75,7 +75,7 @@ doc = json.load(sys.stdin)
 agents = [a for w in doc["workloads"] if w["name"] == name for a in w["agents"]]
 sys.exit(0 if agents and all(fp in a["bundle_root_sha256"] for a in agents) else 1)' "$1" "$2"
 }
-export -f certs fp second_cert signed_by curl_as reports_root
+export -f certs fp second_cert signed_by curl_as reports_root serial_of
 export T S_HTTP ADMIN
 
 # An SVID of the old root that no agent holds, made before the rotation.
@@ -199,6 +199,20 @@ status=$(rot root status)
 check "status: signing-2 retired, signing-3 signing under root-2" \
   bash -c 'grep -qE "^signing-2 +retired " <<<"$1" &&
     grep -qE "^signing-3 +active .* root-2  \(the CA signs with it\)$" <<<"$1"' _ "$status"
+check "activate and retire with nothing in progress are refused" \
+  bash -c '! "$0" ca root activate -c "$1" 2>/dev/null && ! "$0" ca root retire -c "$1" 2>/dev/null' \
+  "$LANYARD" "$CFG"
+
+# -- a broken signing certificate: the CA keeps signing with what it has
+echo "not a certificate" >"$T/ca/signing.pem.new"
+mv "$T/ca/signing.pem.new" "$T/ca/signing.pem"
+check "a broken signing.pem is reported by the CA" \
+  wait_log "$T/ca/ca.log" "event=signer_reload_failed" 10
+serial=$(serial_of "$T/api/svid/svid.pem")
+check "  and api still renews, under signing-3" \
+  wait_true 20 bash -c '[ "$(serial_of "$T/api/svid/svid.pem")" != "$0" ] && signed_by "$T/api" "$T/ca/signing-3.pem"' "$serial"
+cp "$T/ca/signing-3.pem" "$T/ca/signing.pem"
+
 check "rotation.json is valid JSON" bash -c 'python3 -m json.tool "$T/ca/rotation.json" >/dev/null'
 
 touch "$T/stop"

@@ -113,7 +113,7 @@ static void test_stale_then_dropped(void **state) {
   const char *why = NULL;
   report_init(&r, "web-7d9f/10", 5, 1, ROOT_A, NULL);
   assert_int_equal(
-      ly_mesh_record(m, &c, NULL, "10.1.2.3:40001", &r.req, T0, &why), 0);
+      ly_mesh_record(m, &c, ROOT_A, "10.1.2.3:40001", &r.req, T0, &why), 0);
 
   json_t *doc = doc_at(m, T0 + 3000); /* 3 intervals: not yet stale */
   json_t *w = web(doc);
@@ -127,6 +127,8 @@ static void test_stale_then_dropped(void **state) {
   assert_string_equal(json_string_value(json_array_get(
                           json_object_get(a, "bundle_root_sha256"), 0)),
                       ROOT_A);
+  /* what its SVID chains to, as the CA found: what root retire checks */
+  assert_string_equal(str(a, "svid_root_sha256"), ROOT_A);
   json_decref(doc);
 
   doc = doc_at(m, T0 + 3001); /* silent past three intervals: stale */
