@@ -62,6 +62,7 @@ typedef struct {
   json_t *state; /* rotation.json */
   ly_hostport_t admin;
   int force;
+  int json; /* status --json */
   uint64_t root_ms, signing_ms;
 } rot_t;
 
@@ -782,7 +783,66 @@ static const char *when(int64_t t, char *buf, size_t len) {
   return buf;
 }
 
+static json_t *names_json(const names_t *l) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < l->n_shown; i++)
+    json_array_append_new(a, json_string(l->shown[i]));
+  return json_pack("{s:I,s:o}", "count", (json_int_t)l->n, "first", a);
+}
+
+/* status --json: rotation.json's lists with in_bundle / signing added, and
+ * the next step with what blocks it (the first few names and a count). */
+static int status_json(rot_t *r) {
+  char why[512];
+  json_t *mesh = fetch_mesh(r, why, sizeof(why));
+  const char *signing =
+      mesh ? sget(json_object_get(json_object_get(mesh, "ca"), "signing"),
+                  "sha256")
+           : "";
+  json_t *doc = json_deep_copy(r->state), *e;
+  size_t i;
+  json_array_foreach(json_object_get(doc, "roots"), i, e) json_object_set_new(
+      e, "in_bundle", json_boolean(in_bundle(r, sget(e, "sha256"))));
+  json_array_foreach(json_object_get(doc, "intermediates"), i, e)
+      json_object_set_new(e, "signing",
+                          json_boolean(!strcmp(signing, sget(e, "sha256"))));
+  json_object_set_new(doc, "ca",
+                      json_pack("{s:b,s:s}", "reachable", mesh != NULL, "error",
+                                mesh ? "" : why));
+  json_t *pending = find(r, "roots", "pending"),
+         *previous = find(r, "roots", "previous"),
+         *active = find(r, "roots", "active"), *next;
+  if (pending) {
+    names_t lack = {0};
+    if (mesh)
+      activate_blockers(mesh, sget(pending, "sha256"), &lack);
+    next = json_pack("{s:s,s:s,s:b,s:o}", "step", "activate", "root",
+                     sget(pending, "name"), "ready", mesh && lack.n == 0,
+                     "agents_lacking_root", names_json(&lack));
+  } else if (previous && active) {
+    names_t inv, agents;
+    int inv_rc;
+    retire_blockers(r, mesh, sget(active, "sha256"), &inv, &agents, &inv_rc);
+    next = json_pack("{s:s,s:s,s:b,s:o,s:o}", "step", "retire", "root",
+                     sget(previous, "name"), "ready",
+                     mesh && inv_rc == 0 && inv.n == 0 && agents.n == 0,
+                     "inventory_svids_off_root", names_json(&inv),
+                     "agents_off_root", names_json(&agents));
+  } else {
+    next = json_pack("{s:s,s:b}", "step", "prepare", "ready", 1);
+  }
+  json_object_set_new(doc, "next", next);
+  char *text = json_dumps(doc, JSON_INDENT(2));
+  puts(text ? text : "{}");
+  free(text);
+  json_decref(doc);
+  json_decref(mesh);
+  return LY_EXIT_OK;
+}
+
 static int root_status(rot_t *r) {
+  if (r->json)
+    return status_json(r);
   char why[512], t[32];
   json_t *mesh = fetch_mesh(r, why, sizeof(why));
   const char *signing =
@@ -867,6 +927,8 @@ static void usage(FILE *out) {
           "  --admin ADDR        the CA's admin address (default: admin in "
           "ca.yaml)\n"
           "  --force             skip the safety check (activate, retire)\n"
+          "  --json              status as JSON (next.step, next.ready, "
+          "blockers)\n"
           "  --root-ttl DUR      the new root's lifetime (default 3650d)\n"
           "  --signing-ttl DUR   the new intermediate's (default 1825d)\n");
 }
@@ -878,6 +940,7 @@ static int run(const char *cmd, const char *verb, int argc, char **argv) {
       {"force", no_argument, NULL, 'f'},
       {"root-ttl", required_argument, NULL, 'r'},
       {"signing-ttl", required_argument, NULL, 's'},
+      {"json", no_argument, NULL, 'j'},
       {"help", no_argument, NULL, 'h'},
       {0}};
   rot_t r;
@@ -899,6 +962,9 @@ static int run(const char *cmd, const char *verb, int argc, char **argv) {
       break;
     case 'f':
       r.force = 1;
+      break;
+    case 'j':
+      r.json = 1;
       break;
     case 'r':
     case 's':

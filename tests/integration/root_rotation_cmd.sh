@@ -153,6 +153,11 @@ blocked_by_two() {
 }
 check "status: retire is blocked by exactly the two long-lived SVIDs" wait_true 40 blocked_by_two
 cat "$T/status.out" | sed 's/^/    /'
+# the same, for scripts
+sj() { rot root status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(repr(($1)))"; }
+check "status --json: next is retire root-1, not ready, 2 SVIDs and default/held in the way" \
+  test "$(sj 'd["next"]["step"], d["next"]["root"], d["next"]["ready"], d["next"]["inventory_svids_off_root"]["count"], d["next"]["agents_off_root"]["first"][0].split()[0]')" \
+  = "('retire', 'root-1', False, 2, 'default/held')"
 out=$(rot root retire 2>&1) && rc=0 || rc=$?
 echo "$out" | sed 's/^/    /'
 check "retire is refused (exit $rc)" test "$rc" -ne 0
@@ -213,6 +218,9 @@ check "  and api still renews, under signing-3" \
   wait_true 20 bash -c '[ "$(serial_of "$T/api/svid/svid.pem")" != "$0" ] && signed_by "$T/api" "$T/ca/signing-3.pem"' "$serial"
 cp "$T/ca/signing-3.pem" "$T/ca/signing.pem"
 
+check "status --json: nothing in progress, signing-3 signs, root-1 out of the bundle" \
+  test "$(sj 'd["next"]["step"], [i["name"] for i in d["intermediates"] if i["signing"]], [x["in_bundle"] for x in d["roots"]]')" \
+  = "('prepare', ['signing-3'], [False, True])"
 check "rotation.json is valid JSON" bash -c 'python3 -m json.tool "$T/ca/rotation.json" >/dev/null'
 
 touch "$T/stop"
