@@ -141,16 +141,20 @@ static json_t *list(const rot_t *r, const char *which) {
 static json_t *find(const rot_t *r, const char *which, const char *state) {
   size_t i;
   json_t *e;
-  json_array_foreach(list(r, which), i,
-                     e) if (!strcmp(sget(e, "state"), state)) return e;
+  json_array_foreach(list(r, which), i, e) {
+    if (!strcmp(sget(e, "state"), state))
+      return e;
+  }
   return NULL;
 }
 
 static json_t *find_name(const rot_t *r, const char *which, const char *name) {
   size_t i;
   json_t *e;
-  json_array_foreach(list(r, which), i,
-                     e) if (!strcmp(sget(e, "name"), name)) return e;
+  json_array_foreach(list(r, which), i, e) {
+    if (!strcmp(sget(e, "name"), name))
+      return e;
+  }
   return NULL;
 }
 
@@ -212,7 +216,7 @@ static int derive_state(rot_t *r) {
 }
 
 static int load_state(rot_t *r) {
-  json_error_t err;
+  json_error_t err = {.line = 0};
   if (access(r->state_path, F_OK) != 0)
     return derive_state(r);
   r->state = json_load_file(r->state_path, 0, &err);
@@ -297,8 +301,10 @@ static void names_print(FILE *out, const names_t *l) {
 static int has_string(const json_t *a, const char *s) {
   size_t i;
   json_t *v;
-  json_array_foreach(a, i, v) if (json_is_string(v) &&
-                                  !strcmp(json_string_value(v), s)) return 1;
+  json_array_foreach(a, i, v) {
+    if (json_is_string(v) && !strcmp(json_string_value(v), s))
+      return 1;
+  }
   return 0;
 }
 
@@ -309,9 +315,12 @@ static void each_live_agent(const json_t *mesh,
                             void *data) {
   size_t i, k;
   json_t *w, *a;
-  json_array_foreach(json_object_get(mesh, "workloads"), i, w)
-      json_array_foreach(json_object_get(w, "agents"), k,
-                         a) if (!strcmp(sget(a, "state"), "ok")) fn(w, a, data);
+  json_array_foreach(json_object_get(mesh, "workloads"), i, w) {
+    json_array_foreach(json_object_get(w, "agents"), k, a) {
+      if (!strcmp(sget(a, "state"), "ok"))
+        fn(w, a, data);
+    }
+  }
 }
 
 typedef struct {
@@ -485,9 +494,10 @@ static int switch_signing(rot_t *r, json_t *in) {
   }
   size_t i;
   json_t *e;
-  json_array_foreach(list(r, "intermediates"), i,
-                     e) if (e != in && !strcmp(sget(e, "state"), "active"))
+  json_array_foreach(list(r, "intermediates"), i, e) {
+    if (e != in && !strcmp(sget(e, "state"), "active"))
       json_object_set_new(e, "state", json_string("retired"));
+  }
   json_object_set_new(in, "state", json_string("active"));
   return 0;
 }
@@ -617,10 +627,11 @@ static int root_activate(rot_t *r) {
                          "first");
     return LY_EXIT_FAIL;
   }
-  json_array_foreach(list(r, "intermediates"), i,
-                     e) if (!strcmp(sget(e, "state"), "pending") &&
-                            !strcmp(sget(e, "root"), sget(root, "name"))) in =
-      e;
+  json_array_foreach(list(r, "intermediates"), i, e) {
+    if (!strcmp(sget(e, "state"), "pending") &&
+        !strcmp(sget(e, "root"), sget(root, "name")))
+      in = e;
+  }
   if (!in) {
     ly_cli_error(r->cmd, "no pending intermediate under %s in %s",
                  sget(root, "name"), r->state_path);
@@ -661,9 +672,10 @@ static int root_activate(rot_t *r) {
   json_decref(mesh);
   if (switch_signing(r, in) != 0)
     return LY_EXIT_FAIL;
-  json_array_foreach(list(r, "roots"), i,
-                     e) if (!strcmp(sget(e, "state"), "active"))
+  json_array_foreach(list(r, "roots"), i, e) {
+    if (!strcmp(sget(e, "state"), "active"))
       json_object_set_new(e, "state", json_string("previous"));
+  }
   json_object_set_new(root, "state", json_string("active"));
   if (save_state(r) != 0)
     return LY_EXIT_FAIL;
@@ -746,9 +758,10 @@ static int root_retire(rot_t *r) {
   json_t *e;
   if (rc == 0) {
     json_object_set_new(old, "state", json_string("retired"));
-    json_array_foreach(list(r, "intermediates"), i,
-                       e) if (!strcmp(sget(e, "root"), sget(old, "name")))
+    json_array_foreach(list(r, "intermediates"), i, e) {
+      if (!strcmp(sget(e, "root"), sget(old, "name")))
         json_object_set_new(e, "state", json_string("retired"));
+    }
     rc = save_state(r);
   }
   if (rc == 0)
@@ -801,11 +814,14 @@ static int status_json(rot_t *r) {
            : "";
   json_t *doc = json_deep_copy(r->state), *e;
   size_t i;
-  json_array_foreach(json_object_get(doc, "roots"), i, e) json_object_set_new(
-      e, "in_bundle", json_boolean(in_bundle(r, sget(e, "sha256"))));
-  json_array_foreach(json_object_get(doc, "intermediates"), i, e)
-      json_object_set_new(e, "signing",
-                          json_boolean(!strcmp(signing, sget(e, "sha256"))));
+  json_array_foreach(json_object_get(doc, "roots"), i, e) {
+    json_object_set_new(e, "in_bundle",
+                        json_boolean(in_bundle(r, sget(e, "sha256"))));
+  }
+  json_array_foreach(json_object_get(doc, "intermediates"), i, e) {
+    json_object_set_new(e, "signing",
+                        json_boolean(!strcmp(signing, sget(e, "sha256"))));
+  }
   json_object_set_new(doc, "ca",
                       json_pack("{s:b,s:s}", "reachable", mesh != NULL, "error",
                                 mesh ? "" : why));
@@ -862,12 +878,14 @@ static int root_status(rot_t *r) {
   }
   printf("\n%-12s %-9s %-12s %-20s %s\n", "INTERMEDIATE", "STATE", "SHA256",
          "NOT AFTER", "ROOT");
-  json_array_foreach(list(r, "intermediates"), i, e) printf(
-      "%-12s %-9s %-12.12s %-20s %s%s\n", sget(e, "name"), sget(e, "state"),
-      sget(e, "sha256"),
-      when(json_integer_value(json_object_get(e, "not_after")), t, sizeof(t)),
-      sget(e, "root"),
-      !strcmp(signing, sget(e, "sha256")) ? "  (the CA signs with it)" : "");
+  json_array_foreach(list(r, "intermediates"), i, e) {
+    printf(
+        "%-12s %-9s %-12.12s %-20s %s%s\n", sget(e, "name"), sget(e, "state"),
+        sget(e, "sha256"),
+        when(json_integer_value(json_object_get(e, "not_after")), t, sizeof(t)),
+        sget(e, "root"),
+        !strcmp(signing, sget(e, "sha256")) ? "  (the CA signs with it)" : "");
+  }
   printf("\n");
   if (!mesh)
     printf("CA: not reachable (%s): agents not checked\n", why);
