@@ -389,11 +389,14 @@ static void retire_blockers(const rot_t *r, const json_t *mesh, const char *fp,
   }
 }
 
-/* Waits until the CA's /api/mesh shows it signing with `fp`. */
-static int wait_signing(const rot_t *r, const char *fp) {
+/* Waits until the CA's /api/mesh shows it signing with `fp`: 1, 0 when it
+ * did not in FOLLOW_WAIT_S, -1 at once when the CA does not answer (*why:
+ * it takes the files when it starts). */
+static int wait_signing(const rot_t *r, const char *fp, char *why, size_t len) {
   for (int i = 0; i < FOLLOW_WAIT_S * 4; i++) {
-    char why[256];
-    json_t *m = fetch_mesh(r, why, sizeof(why));
+    json_t *m = fetch_mesh(r, why, len);
+    if (!m)
+      return -1;
     const char *now =
         m ? sget(json_object_get(json_object_get(m, "ca"), "signing"), "sha256")
           : "";
@@ -503,13 +506,20 @@ static int switch_signing(rot_t *r, json_t *in) {
 }
 
 static void say_followed(const rot_t *r, const json_t *in) {
-  if (wait_signing(r, sget(in, "sha256")))
+  char why[256];
+  int seen = wait_signing(r, sget(in, "sha256"), why, sizeof(why));
+  if (seen > 0)
     printf("the CA signs with %s now (seen on its admin API)\n",
            sget(in, "name"));
+  else if (seen < 0)
+    printf("the CA is not answering (%s): it signs with %s when it "
+           "starts\n",
+           why, sget(in, "name"));
   else
     printf("warning: the CA at %s:%u does not show %s as its signing "
-           "certificate yet; is it running? (it polls %s every 5 s)\n",
-           r->admin.host, r->admin.port, sget(in, "name"),
+           "certificate after %d s (it polls %s every 5 s; see its log for "
+           "signer_reload_failed)\n",
+           r->admin.host, r->admin.port, sget(in, "name"), FOLLOW_WAIT_S,
            r->cfg->signing_cert);
 }
 
