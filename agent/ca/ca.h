@@ -58,6 +58,13 @@ void ly_verified_put(ly_verified_t *v, const ly_chain_t *chain,
 /* kube.c: the JWKS from the API server and the bundle ConfigMap. */
 typedef struct ly_kube_s ly_kube_t;
 
+/* What tells a file was replaced: an atomic rename changes the inode. */
+typedef struct {
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+} ly_file_stamp_t;
+
 typedef struct {
   Lanyard__Ca__V1__CA_Service service; /* protobuf-c: methods below */
   const ly_ca_config_t *cfg;
@@ -76,6 +83,10 @@ typedef struct {
    * chains to ("" if none does), for the inventory; kept with the bundle. */
   char signer_sha256[LY_SHA256_HEX_LEN];
   char signer_root_sha256[LY_SHA256_HEX_LEN];
+  /* The signing files as last loaded (or last tried): a change reloads
+   * the signer (`lanyard ca root activate`, `ca intermediate rotate`). */
+  ly_file_stamp_t signer_st[2]; /* cert, key */
+  unsigned signer_gen;          /* bumped by each reload */
 } ly_ca_t;
 
 /* Reads the signing certificate and key, the bundle, the token secret and
@@ -121,6 +132,13 @@ void ly_kube_refresh(ly_kube_t *k);
 /* No new requests; those running finish on the loop. */
 void ly_kube_stop(ly_kube_t *k);
 void ly_kube_free(ly_kube_t *k);
+
+/* Re-reads the signing certificate and key when either file changed (the
+ * rotation commands replace them atomically, the key first). A pair that
+ * does not load (caught between the two renames, or broken) keeps the
+ * current signer and is retried when a file changes again. 1 when the
+ * signer changed, else 0. */
+int ly_ca_reload_signer(ly_ca_t *ca);
 
 /* The CA's own SPIFFE ID, which agents expect the RPC server to present. */
 void ly_ca_server_id(const char *trust_domain, char *out, size_t len);

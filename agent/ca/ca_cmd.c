@@ -18,6 +18,8 @@
 int ly_cmd_ca_serve(int argc, char **argv);
 int ly_cmd_ca_bootstrap(int argc, char **argv);
 int ly_cmd_ca_certs(int argc, char **argv);
+int ly_cmd_ca_root(int argc, char **argv);
+int ly_cmd_ca_intermediate(int argc, char **argv);
 
 static const char *const init_files[] = {
     "root.pem",   "root.key",     "signing.pem", "signing.key",
@@ -431,17 +433,25 @@ int ly_cmd_ca(int argc, char **argv) {
     return ly_cmd_ca_certs(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "bootstrap"))
     return ly_cmd_ca_bootstrap(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "root"))
+    return ly_cmd_ca_root(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "intermediate"))
+    return ly_cmd_ca_intermediate(argc - 1, argv + 1);
   FILE *out =
       argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
           ? stdout
           : stderr;
   fprintf(out,
-          "usage: lanyard ca <init|token|serve|certs|bootstrap> [options]\n"
+          "usage: lanyard ca <init|token|serve|certs|root|intermediate|"
+          "bootstrap> [options]\n"
           "  init   create a root, a signing intermediate, a bundle, a "
           "token secret and ca.yaml\n"
           "  token  mint a join token for a SPIFFE ID (or ID/*)\n"
           "  serve  run the CA's RPC server (-c ca.yaml [--check])\n"
           "  certs  list the certificates this CA issued (-c ca.yaml)\n"
+          "  root   prepare | activate | retire | status: rotate the "
+          "root, no restart\n"
+          "  intermediate rotate: a new signing intermediate, no restart\n"
           "  bootstrap  init unless done, mint join tokens into a "
           "directory, serve\n             (containers)\n");
   return out == stdout ? LY_EXIT_OK : LY_EXIT_USAGE;

@@ -36,6 +36,22 @@ void ly_ca_server_id(const char *trust_domain, char *out, size_t len) {
   snprintf(out, len, "spiffe://%s/lanyard/ca", trust_domain);
 }
 
+static void stamp_of(const char *path, ly_file_stamp_t *out) {
+  struct stat st;
+  memset(out, 0, sizeof(*out));
+  if (stat(path, &st) == 0) {
+    out->ino = st.st_ino;
+    out->size = st.st_size;
+    out->mtime = st.st_mtim;
+  }
+}
+
+static int same_stamp(const ly_file_stamp_t *a, const ly_file_stamp_t *b) {
+  return a->ino == b->ino && a->size == b->size &&
+         a->mtime.tv_sec == b->mtime.tv_sec &&
+         a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
 int ly_ca_load(ly_ca_t *ca, const ly_ca_config_t *cfg, int deep,
                ly_diag_t *diag) {
   size_t before = diag->n;
@@ -45,6 +61,9 @@ int ly_ca_load(ly_ca_t *ca, const ly_ca_config_t *cfg, int deep,
 
   memset(ca, 0, sizeof(*ca));
   ca->cfg = cfg;
+  /* stamped before reading: a change in between is seen at the next poll */
+  stamp_of(cfg->signing_cert, &ca->signer_st[0]);
+  stamp_of(cfg->signing_key, &ca->signer_st[1]);
   if (read_or_diag(cfg->signing_cert, "the signing certificate", diag, &cert,
                    &cert_len) == 0 &&
       read_or_diag(cfg->signing_key, "the signing key", diag, &key, &key_len) ==
@@ -135,6 +154,43 @@ void ly_ca_reload_bundle(ly_ca_t *ca) {
            diag.n ? diag.lines[0] : "empty bundle", NULL);
   }
   ly_diag_free(&diag);
+}
+
+int ly_ca_reload_signer(ly_ca_t *ca) {
+  ly_file_stamp_t st[2];
+  stamp_of(ca->cfg->signing_cert, &st[0]);
+  stamp_of(ca->cfg->signing_key, &st[1]);
+  if (same_stamp(&st[0], &ca->signer_st[0]) &&
+      same_stamp(&st[1], &ca->signer_st[1]))
+    return 0;
+  ca->signer_st[0] = st[0];
+  ca->signer_st[1] = st[1];
+  char *cert = NULL, *key = NULL;
+  size_t cert_len = 0, key_len = 0;
+  const char *why = NULL;
+  ly_signer_t *signer = NULL;
+  int rc = ly_file_read(ca->cfg->signing_cert, PEM_MAX, &cert, &cert_len);
+  if (rc == 0)
+    rc = ly_file_read(ca->cfg->signing_key, PEM_MAX, &key, &key_len);
+  if (rc == 0)
+    rc = ly_signer_load(cert, cert_len, key, key_len, &signer, &why);
+  free(cert);
+  if (key) {
+    ly_wipe(key, key_len);
+    free(key);
+  }
+  if (rc != 0) {
+    ly_log(LY_WARN, "signer_reload_failed", "reason",
+           why ? why : ly_strerror(rc), NULL);
+    return 0;
+  }
+  ly_signer_free(ca->signer);
+  ca->signer = signer;
+  ca->signer_gen++;
+  ly_ca_signer_fingerprints(ca);
+  ly_log(LY_INFO, "signer_reloaded", "sha256", ca->signer_sha256, "root_sha256",
+         ca->signer_root_sha256[0] ? ca->signer_root_sha256 : "none", NULL);
+  return 1;
 }
 
 void ly_ca_free(ly_ca_t *ca) {

@@ -4,7 +4,9 @@
  * at start by the signing intermediate and kept in memory only (each
  * replica makes its own), renewed at half its life. The same TLS context
  * carries the bundle, so agents renewing over mTLS are verified by it; a
- * changed bundle file (root rotation) rebuilds the context, no restart.
+ * changed bundle file or signing certificate/key (root and intermediate
+ * rotation, rotate_cmd.c) rebuilds the context, no restart: the files are
+ * polled every BUNDLE_POLL_MS and before each Sign.
  */
 #include "ca/ca.h"
 #include "lanyard/acceptor.h"
@@ -37,6 +39,7 @@ typedef struct {
   ly_memtrim_t trim;
   int64_t serving_renew_at;
   struct timespec ctx_bundle; /* the bundle file the context was built on */
+  unsigned ctx_signer_gen;    /* and the signer it was issued by */
 } serve_t;
 
 /* A fresh serving identity and a TLS context around it and the bundle. */
@@ -93,22 +96,31 @@ out:
 static void on_timer(uv_timer_t *t) {
   serve_t *sv = t->data;
   ly_ca_reload_bundle(&sv->ca);
+  ly_ca_reload_signer(&sv->ca);
   ly_kube_tick(sv->ca.kube);
   /* Compared with what the context was built on, not with the last
-   * reload: RPCs reload the bundle too. */
+   * reload: RPCs reload the bundle and the signer too. A new signer means
+   * a new serving certificate: before its old root is retired, the CA's
+   * own identity must chain to the new one. */
   int bundle_changed = sv->ctx_bundle.tv_sec != sv->ca.bundle_mtime.tv_sec ||
                        sv->ctx_bundle.tv_nsec != sv->ca.bundle_mtime.tv_nsec;
-  if (!bundle_changed && (int64_t)time(NULL) < sv->serving_renew_at)
+  int signer_changed = sv->ctx_signer_gen != sv->ca.signer_gen;
+  if (!bundle_changed && !signer_changed &&
+      (int64_t)time(NULL) < sv->serving_renew_at)
     return;
   WOLFSSL_CTX *ctx;
   struct timespec built_on = sv->ca.bundle_mtime;
+  unsigned gen = sv->ca.signer_gen;
   if (make_ctx(&sv->ca, &ctx, &sv->serving_renew_at) != 0)
     return; /* the current context keeps serving; retried next tick */
   sv->ctx_bundle = built_on;
+  sv->ctx_signer_gen = gen;
   ly_rpc_server_set_ctx(sv->server, ctx);
   wolfSSL_CTX_free(ctx);
   ly_log(LY_INFO, "ca_tls_context_rotated", "reason",
-         bundle_changed ? "bundle changed" : "serving certificate renewal",
+         bundle_changed   ? "bundle changed"
+         : signer_changed ? "signer changed"
+                          : "serving certificate renewal",
          NULL);
 }
 
@@ -129,8 +141,8 @@ static void on_signal(uv_signal_t *s, int signum) {
   signal(SIGHUP, SIG_IGN);
 }
 
-/* SIGHUP: the bundle file and the cluster's JWKS now, rather than at the
- * next poll. The rest of the config (addresses, signing key) takes a
+/* SIGHUP: the bundle and signing files and the cluster's JWKS now, rather
+ * than at the next poll. The rest of the config (addresses, paths) takes a
  * restart. */
 static void on_sighup(uv_signal_t *s, int signum) {
   serve_t *sv = s->data;

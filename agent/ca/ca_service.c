@@ -179,6 +179,8 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
   const ly_ca_config_t *cfg = ca->cfg;
   sign_ctx_t s = {.ca = ca, .call = closure_data, .id = NULL};
   set_credential(&s, LY_CRED_MTLS);
+  /* a switched intermediate signs from the next SVID on (two stats) */
+  ly_ca_reload_signer(ca);
   ly_csr_t csr;
   const char *why = "malformed";
   char msg[256];
@@ -346,6 +348,28 @@ ca_trust_bundle(Lanyard__Ca__V1__CA_Service *svc,
   free(roots);
 }
 
+/* The fingerprint of the bundle root a verified chain leads to ("" if
+ * none, or no bundle root does any more). Nearly every agent is signed
+ * by the current intermediate: that case costs one compare. */
+static void svid_root(ly_ca_t *ca, const ly_chain_t *chain,
+                      char out[LY_SHA256_HEX_LEN]) {
+  const ly_chain_t *signer = ly_signer_chain(ca->signer);
+  out[0] = '\0';
+  if (chain->n >= 2 && chain->certs[1].len == signer->certs[0].len &&
+      memcmp(chain->certs[1].der, signer->certs[0].der, chain->certs[1].len) ==
+          0) {
+    memcpy(out, ca->signer_root_sha256, LY_SHA256_HEX_LEN);
+    return;
+  }
+  for (size_t i = 0; i < ca->roots.n; i++) {
+    ly_chain_t one = {.certs = &ca->roots.certs[i], .n = 1};
+    if (ly_chain_verify(chain, &one, (int64_t)time(NULL), NULL, NULL) == 0) {
+      ly_der_sha256_hex(ca->roots.certs[i].der, ca->roots.certs[i].len, out);
+      return;
+    }
+  }
+}
+
 static void ca_report(Lanyard__Ca__V1__CA_Service *svc,
                       const Lanyard__Ca__V1__ReportRequest *req,
                       Lanyard__Ca__V1__ReportResponse_Closure closure,
@@ -362,7 +386,9 @@ static void ca_report(Lanyard__Ca__V1__CA_Service *svc,
              info.spiffe_id);
   }
   if (code == 0) {
-    int rc = ly_mesh_record(ca->mesh, &info, ly_rpc_call_peer(call), req,
+    char root[LY_SHA256_HEX_LEN];
+    svid_root(ca, ly_rpc_call_peer_chain(call), root);
+    int rc = ly_mesh_record(ca->mesh, &info, root, ly_rpc_call_peer(call), req,
                             uv_now(ca->loop), &why);
     if (rc != 0) {
       code = rc == LY_ETOO_BIG ? LY_RPC_RESOURCE_EXHAUSTED

@@ -17,7 +17,8 @@ typedef struct {
   char *spiffe_id, *instance;
   int64_t not_before, not_after; /* from the verified certificate */
   char serial[64];
-  char addr[64]; /* the connection's IP address */
+  char svid_root[LY_SHA256_HEX_LEN]; /* the root it chains to; "" unknown */
+  char addr[64];                     /* the connection's IP address */
   uint64_t last_ms, stale_ms;
   int stale; /* set by rows(): silent for stale_ms */
   Lanyard__Ca__V1__ReportRequest *report; /* our own copy */
@@ -226,7 +227,8 @@ static entry_t *entry_for(ly_mesh_t *m, const char *id, const char *instance) {
   return e;
 }
 
-int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert, const char *peer,
+int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert,
+                   const char *svid_root, const char *peer,
                    const Lanyard__Ca__V1__ReportRequest *r, uint64_t now_ms,
                    const char **why) {
   LY_GUARD(check_report(r, why));
@@ -245,6 +247,8 @@ int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert, const char *peer,
   e->not_before = cert->not_before;
   e->not_after = cert->not_after;
   snprintf(e->serial, sizeof(e->serial), "%s", cert->serial_hex);
+  snprintf(e->svid_root, sizeof(e->svid_root), "%s",
+           svid_root ? svid_root : "");
   /* The address without the port: the port is the agent's ephemeral one. */
   /* "1.2.3.4:port" or "[v6]:port". */
   const char *p = peer ? peer : "", *end = NULL;
@@ -559,13 +563,14 @@ static json_t *instance_json(const entry_t *e, uint64_t now_ms, int64_t now_s) {
   const Lanyard__Ca__V1__ReportRequest *r = e->report;
   json_int_t age = (json_int_t)((now_ms - e->last_ms) / 1000);
   return json_pack(
-      "{s:s,s:o,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:o}", "instance",
+      "{s:s,s:o,s:o,s:o,s:s,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:o,s:o}", "instance",
       e->instance, "hostname", str_or_null(r->hostname), "agent_version",
       str_or_null(r->agent_version), "address", str_or_null(e->addr), "state",
       e->stale ? "stale" : "ok", "last_report_age_seconds", age, "not_before",
       (json_int_t)e->not_before, "not_after", (json_int_t)e->not_after,
       "expires_in_seconds", (json_int_t)(e->not_after - now_s), "serial",
-      e->serial, "bundle_root_sha256",
+      e->serial, "svid_root_sha256", str_or_null(e->svid_root),
+      "bundle_root_sha256",
       strings_json(r->bundle_root_sha256, r->n_bundle_root_sha256), "inbound",
       direction_json(&one, 0), "outbound", direction_json(&one, 1));
 }

@@ -33,11 +33,14 @@ void ly_mesh_free(ly_mesh_t *m);
 
 /* Files a report under the verified client certificate `cert` (its ID,
  * expiry and serial: the report's own claims of these are not used),
- * from `peer` ("ip:port" of the connection).
+ * which chains to the root whose SHA-256 is `svid_root` (NULL or ""
+ * unknown: what `lanyard ca root retire` checks), from `peer` ("ip:port"
+ * of the connection).
  * When the table, or the identity's share of it, is full, the entry
  * silent longest makes room. 0; LY_EPARSE with *why for a malformed
  * report; LY_ETOO_BIG when out of memory. */
-int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert, const char *peer,
+int ly_mesh_record(ly_mesh_t *m, const ly_cert_info_t *cert,
+                   const char *svid_root, const char *peer,
                    const Lanyard__Ca__V1__ReportRequest *r, uint64_t now_ms,
                    const char **why);
 

@@ -112,8 +112,8 @@ static void test_stale_then_dropped(void **state) {
   report_t r;
   const char *why = NULL;
   report_init(&r, "web-7d9f/10", 5, 1, ROOT_A, NULL);
-  assert_int_equal(ly_mesh_record(m, &c, "10.1.2.3:40001", &r.req, T0, &why),
-                   0);
+  assert_int_equal(
+      ly_mesh_record(m, &c, ROOT_A, "10.1.2.3:40001", &r.req, T0, &why), 0);
 
   json_t *doc = doc_at(m, T0 + 3000); /* 3 intervals: not yet stale */
   json_t *w = web(doc);
@@ -127,6 +127,8 @@ static void test_stale_then_dropped(void **state) {
   assert_string_equal(json_string_value(json_array_get(
                           json_object_get(a, "bundle_root_sha256"), 0)),
                       ROOT_A);
+  /* what its SVID chains to, as the CA found: what root retire checks */
+  assert_string_equal(str(a, "svid_root_sha256"), ROOT_A);
   json_decref(doc);
 
   doc = doc_at(m, T0 + 3001); /* silent past three intervals: stale */
@@ -156,10 +158,10 @@ static void test_replicas(void **state) {
   const char *why = NULL;
   report_init(&r1, "web-1/10", 7, 2, ROOT_A, ROOT_B);
   report_init(&r2, "web-2/11", 100, 1, ROOT_A, NULL);
-  assert_int_equal(ly_mesh_record(m, &c, "[fd00::5]:40002", &r2.req, T0, &why),
-                   0);
   assert_int_equal(
-      ly_mesh_record(m, &c, "10.0.0.1:1", &r1.req, T0 + 1000, &why), 0);
+      ly_mesh_record(m, &c, NULL, "[fd00::5]:40002", &r2.req, T0, &why), 0);
+  assert_int_equal(
+      ly_mesh_record(m, &c, NULL, "10.0.0.1:1", &r1.req, T0 + 1000, &why), 0);
 
   json_t *doc = doc_at(m, T0 + 2000);
   json_t *w = web(doc);
@@ -175,7 +177,8 @@ static void test_replicas(void **state) {
 
   /* web-1 goes on reporting; web-2 falls silent */
   for (uint64_t t = T0 + 2000; t <= T0 + 5000; t += 1000)
-    assert_int_equal(ly_mesh_record(m, &c, "10.0.0.1:1", &r1.req, t, &why), 0);
+    assert_int_equal(
+        ly_mesh_record(m, &c, NULL, "10.0.0.1:1", &r1.req, t, &why), 0);
   doc = doc_at(m, T0 + 5000);
   w = web(doc);
   assert_string_equal(str(w, "state"), "ok");
@@ -196,18 +199,19 @@ static void test_refused(void **state) {
   report_t r;
   const char *why = NULL;
   report_init(&r, "web-1/10", 1, 1, "AAAA", NULL);
-  assert_int_equal(ly_mesh_record(m, &c, "10.0.0.1:1", &r.req, T0, &why),
+  assert_int_equal(ly_mesh_record(m, &c, NULL, "10.0.0.1:1", &r.req, T0, &why),
                    LY_EPARSE);
   assert_non_null(strstr(why, "bundle_root_sha256"));
   report_init(&r, "web-1/10", 1, 0, NULL, NULL);
   r.req.hostname = "bad host";
-  assert_int_equal(ly_mesh_record(m, &c, "10.0.0.1:1", &r.req, T0, &why),
+  assert_int_equal(ly_mesh_record(m, &c, NULL, "10.0.0.1:1", &r.req, T0, &why),
                    LY_EPARSE);
   /* an older agent: no hostname, version or roots */
   report_init(&r, "web-1/10", 1, 0, NULL, NULL);
   r.req.hostname = "";
   r.req.agent_version = "";
-  assert_int_equal(ly_mesh_record(m, &c, "10.0.0.1:1", &r.req, T0, &why), 0);
+  assert_int_equal(ly_mesh_record(m, &c, NULL, "10.0.0.1:1", &r.req, T0, &why),
+                   0);
   json_t *doc = doc_at(m, T0);
   json_t *a = json_array_get(json_object_get(web(doc), "agents"), 0);
   assert_true(json_is_null(json_object_get(a, "hostname")));
