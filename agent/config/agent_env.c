@@ -14,7 +14,8 @@
  *   LANYARD_OUTBOUND_PORT    outbound.port       default 15001
  *   LANYARD_MESHED_CIDRS     outbound.meshed     default the private ranges
  *                            (comma-separated)   10/8, 172.16/12, 192.168/16,
- *                                                fd00::/8
+ *                                                fd00::/8, less the API
+ *                                                server's address
  *
  * Transparent interception is on in both directions. The variables become
  * YAML text that goes through the same schema as agent.yaml, so the values
@@ -24,6 +25,7 @@
 
 #include "lanyard/err.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +34,7 @@
 
 #define ENV_NAME "environment"
 #define WHO "lanyard agent --from-env" /* for errors found here */
-#define MAX_LINES 64
+#define MAX_LINES 128
 
 typedef struct {
   char *text;
@@ -119,11 +121,47 @@ static void port(yaml_t *y, ly_diag_t *diag, const char *indent,
     ly_diag_add(diag, WHO, 0, 0, "%s=%s: expected a port number", var, v);
 }
 
+/* One CIDR list entry; an IPv4 range holding `hole` (the API server) is
+ * written as the ranges around it: for each prefix length below the
+ * range's, the half the hole is not in. */
+static void meshed_entry(yaml_t *y, ly_diag_t *diag, const char *var,
+                         const char *cidr, const struct in_addr *hole) {
+  char q[128], net[INET_ADDRSTRLEN];
+  unsigned len;
+  struct in_addr a;
+  if (hole && sscanf(cidr, "%15[0-9.]/%u", net, &len) == 2 && len <= 32 &&
+      inet_pton(AF_INET, net, &a) == 1) {
+    uint32_t base = ntohl(a.s_addr), h = ntohl(hole->s_addr);
+    uint32_t mask = len ? ~0u << (32 - len) : 0;
+    if ((h & mask) == (base & mask) && len < 32) {
+      for (unsigned bit = len + 1; bit <= 32; bit++) {
+        uint32_t sib = ((h >> (32 - bit)) ^ 1u) << (32 - bit);
+        struct in_addr s = {htonl(sib)};
+        inet_ntop(AF_INET, &s, net, sizeof(net));
+        put(y, var, "    - \"%s/%u\"", net, bit);
+      }
+      return;
+    }
+  }
+  if (quoted(cidr, q, sizeof(q)) != 0)
+    ly_diag_add(diag, WHO, 0, 0, "%s: bad entry", var);
+  else
+    put(y, var, "    - %s", q);
+}
+
+/* By default, the private ranges (where pod and service addresses live)
+ * get mTLS, except the API server (KUBERNETES_SERVICE_HOST, which the
+ * kubelet sets in every container): apps reach it directly. */
 static void meshed(yaml_t *y, ly_diag_t *diag) {
   const char *var = "LANYARD_MESHED_CIDRS";
   const char *v = getenv(var);
-  if (!v || !*v)
+  struct in_addr api, *hole = NULL;
+  if (!v || !*v) {
     v = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fd00::/8";
+    const char *k = getenv("KUBERNETES_SERVICE_HOST");
+    if (k && inet_pton(AF_INET, k, &api) == 1)
+      hole = &api;
+  }
   put(y, NULL, "  meshed:");
   char *list = strdup(v), *save = NULL;
   if (!list) {
@@ -131,13 +169,8 @@ static void meshed(yaml_t *y, ly_diag_t *diag) {
     return;
   }
   for (char *c = strtok_r(list, ", ", &save); c;
-       c = strtok_r(NULL, ", ", &save)) {
-    char q[128];
-    if (quoted(c, q, sizeof(q)) != 0)
-      ly_diag_add(diag, WHO, 0, 0, "%s: bad entry", var);
-    else
-      put(y, var, "    - %s", q);
-  }
+       c = strtok_r(NULL, ", ", &save))
+    meshed_entry(y, diag, var, c, hole);
   free(list);
 }
 
