@@ -19,6 +19,8 @@ static const struct {
      "install the interception rules (init container)"},
     {"status", ly_cmd_status, "the local agent's identity and mTLS rates"},
     {"mesh", ly_cmd_mesh, "every workload's mTLS success rate (CA admin)"},
+    {"gameday", ly_cmd_gameday,
+     "rotation game days: drills on a local mesh (list, run)"},
     {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
     {"version", ly_cmd_version, "print version and crypto build"},
 };

@@ -102,6 +102,13 @@ int ly_ca_ready(const ly_ca_t *ca, const char **why);
  * restart). Keeps the old bundle if the new one does not parse. */
 void ly_ca_reload_bundle(ly_ca_t *ca);
 
+/* Game-day fault injection, never for production: with the environment
+ * variable LANYARD_FAULT_OMIT_INTERMEDIATE=1 the CA answers each signing
+ * request with the SVID alone, without its signing intermediate (the
+ * `broken-chain` scenario of `lanyard gameday`). Agents must refuse such
+ * a chain and keep their current SVID. */
+int ly_ca_fault_omit_intermediate(void);
+
 /* The CA's own SPIFFE ID, which agents expect the RPC server to present. */
 void ly_ca_server_id(const char *trust_domain, char *out, size_t len);
 

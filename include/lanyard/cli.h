@@ -16,6 +16,7 @@ int ly_cmd_svid(int argc, char **argv);  /* svid verify ... CERT.pem */
 int ly_cmd_iptables(int argc, char **argv); /* iptables [--remove] ... */
 int ly_cmd_status(int argc, char **argv);   /* the local agent, readable */
 int ly_cmd_mesh(int argc, char **argv);     /* the mesh-wide report */
+int ly_cmd_gameday(int argc, char **argv);  /* drills: list, run SCENARIO */
 
 /* A command's error, the one style for all of them:
  * "lanyard <command>: <message>\n" on stderr. `command` is the words
