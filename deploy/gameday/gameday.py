@@ -312,8 +312,11 @@ class Run:
     def now(self):
         return time.time() - self.t0
 
-    def event(self, what, mark=None):
-        t = self.now()
+    def event(self, what, mark=None, at=None):
+        """Records (and prints) what was done; `at`: when it began (a
+        fault starts when its signal is sent, not when the wait for the
+        process to go ends)."""
+        t = self.now() if at is None else at
         self.events.append({"t": round(t, 2), "what": what})
         if mark:
             self.marks[mark] = round(t, 3)
@@ -446,9 +449,10 @@ def sc_ca_outage_short(r):
     down = max(1.0, min(runway - max(4.0, runway * 0.3), r.duration * 0.6))
     r.facts["runway_at_stop_s"] = round(runway, 1)
     r.facts["outage_s"] = round(down, 1)
+    at = r.now()
     r.stop_daemon("ca")
     r.event("CA stopped for %s (runway %s: every SVID outlives the outage)" %
-            (fmt_s(down), fmt_s(runway)), "fault_start")
+            (fmt_s(down), fmt_s(runway)), "fault_start", at)
     time.sleep(down)
     r.start_ca()
     r.event("CA back", "fault_end")
@@ -475,9 +479,10 @@ def sc_ca_outage_long(r):
     r.facts["runway_at_stop_s"] = round(runway, 1)
     r.facts["outage_s"] = round(down, 1)
     r.facts["expiry_at"] = round(r.now() + runway, 2)
+    at = r.now()
     r.stop_daemon("ca")
     r.event("CA stopped for %s, past the first expiry in %s" % (fmt_s(down), fmt_s(runway)),
-            "fault_start")
+            "fault_start", at)
     r.sleep_until(r.facts["expiry_at"])
     r.event("first SVID expires (runway 0)", "expiry")
     # While down and expired, the agents fail closed and say why.
@@ -501,8 +506,9 @@ def sc_ca_outage_long(r):
 
 def sc_agent_restart(r, pod="api"):
     r.sleep_until(r.duration * 0.3)
+    at = r.now()
     r.stop_daemon(pod + ".agent", signal.SIGKILL)
-    r.event("%s agent killed (SIGKILL)" % pod, "fault_start")
+    r.event("%s agent killed (SIGKILL)" % pod, "fault_start", at)
     time.sleep(1.0)
     r.start_agent(pod)
     r.event("%s agent restarted" % pod, "fault_end")
@@ -608,12 +614,13 @@ def sc_broken_chain(r):
     serial0 = {p: (r.status(p) or {}).get("identity", {}).get("serial") for p in AGENTS}
     fail0 = {p: (r.status(p) or {}).get("identity", {}).get("rotations", {}).get("failure", 0)
              for p in AGENTS}
+    at = r.now()
     r.stop_daemon("ca")
     r.start_ca(["LANYARD_FAULT_OMIT_INTERMEDIATE=1"])
     for p in AGENTS:
         r.post_rotate(p)
     r.event("CA restarted with LANYARD_FAULT_OMIT_INTERMEDIATE=1 (SVIDs sent without their "
-            "intermediate); rotation requested on both agents", "fault_start")
+            "intermediate); rotation requested on both agents", "fault_start", at)
     refused = {}
 
     def all_refused():
@@ -743,7 +750,9 @@ def analyze(r):
             "failure_reasons": {},
         },
         "long_lived": {
-            "connections": len({x["conn"] for x in long_}),
+            # established ones: a reconnect refused while an agent is down
+            # is a failed request, not a connection
+            "connections": len({x["conn"] for x in long_ if x["ok"]}),
             "requests": len(long_),
             "failed": sum(1 for x in long_ if not x["ok"]),
             "dropped": sum(1 for x in long_ if x.get("dropped")),
@@ -798,19 +807,33 @@ def analyze(r):
     rw = [iv["runway_s"] for iv in intervals if iv["runway_s"] is not None]
     slis["runway_s"] = {"min": min(rw) if rw else None, "max": max(rw) if rw else None}
 
-    # Time to recover: from the end of the fault to the first success
-    # after the last failure.
-    rec = None
+    # Time to recover: from the end of the fault to the first success on a
+    # new connection that starts a run of successes (2 s, or to the end):
+    # a lone success between failures is not a recovery.
     if "fault_end" in r.marks:
         fe = r.marks["fault_end"]
         fs = r.marks.get("fault_start", fe)
-        late = [x["t"] for x in failed if x["t"] >= fs]
-        if late and max(late) >= fe:
-            after = [x["t"] for x in new if x["ok"] and x["t"] > max(late)]
-            rec = round(after[0] - fe, 2) if after else None
+        if not [x for x in failed if x["t"] >= fs]:
+            rec_at = fe
         else:
-            rec = 0.0
-        slis["recovery_s"] = rec
+            rec_at, run_start = None, None
+            for x in new:
+                if x["t"] < fe:
+                    continue
+                if rec_at is not None:
+                    break
+                if not x["ok"]:
+                    run_start = None
+                    continue
+                if run_start is None:
+                    run_start = x["t"]
+                if rec_at is None and (x["t"] - run_start >= 2.0):
+                    rec_at = run_start
+            if rec_at is None and run_start is not None:
+                rec_at = run_start  # successes to the end of the run
+        slis["recovery_s"] = None if rec_at is None else round(max(0.0, rec_at - fe), 2)
+        slis["failed_after_recovery"] = None if rec_at is None else sum(
+            1 for x in failed if x["t"] > rec_at)
     return reqs, slis, intervals
 
 
@@ -851,6 +874,9 @@ def slos_for(r, slis, reqs):
         out = [slo("recovered within %s of the CA's return" % fmt_s(RECOVERY_SLO_S),
                    rec is not None and rec <= RECOVERY_SLO_S,
                    "recovered in %s" % fmt_s(rec) if rec is not None else "never recovered"),
+               slo("0 failed requests after the recovery",
+                   slis.get("failed_after_recovery") == 0,
+                   "%s failed after the recovery" % slis.get("failed_after_recovery")),
                slo("no failure before the first SVID expired", not early,
                    "%d failed before expiry" % len(early)),
                slo("the agents failed closed and said why", bool(f.get("reasons")),
@@ -867,6 +893,9 @@ def slos_for(r, slis, reqs):
                    rec is not None and rec <= RECOVERY_SLO_S,
                    "recovered in %s" % fmt_s(rec) if rec is not None else "never recovered"),
                slo("no failure before the kill", not early, "%d failed" % len(early)),
+               slo("0 failed requests after the recovery",
+                   slis.get("failed_after_recovery") == 0,
+                   "%s failed after the recovery" % slis.get("failed_after_recovery")),
                slo("long-lived clients reconnected after the restart",
                    tail and all(x["ok"] for x in tail),
                    "%d requests in the last 2 s, %d failed; %d connections dropped by the kill"
