@@ -447,6 +447,8 @@ def sc_ca_outage_short(r):
     r.sleep_until(r.duration * 0.2)
     runway = r.runway()
     down = max(1.0, min(runway - max(4.0, runway * 0.3), r.duration * 0.6))
+    if r.facts.get("outage_opt"):
+        down = r.facts["outage_opt"]  # --outage: the operator's length
     r.facts["runway_at_stop_s"] = round(runway, 1)
     r.facts["outage_s"] = round(down, 1)
     at = r.now()
@@ -476,28 +478,30 @@ def sc_ca_outage_long(r):
     r.sleep_until(r.duration * 0.2)
     runway = r.runway()
     down = runway + max(5.0, r.duration * 0.25)
+    if r.facts.get("outage_opt"):
+        down = r.facts["outage_opt"]
     r.facts["runway_at_stop_s"] = round(runway, 1)
     r.facts["outage_s"] = round(down, 1)
     r.facts["expiry_at"] = round(r.now() + runway, 2)
     at = r.now()
     r.stop_daemon("ca")
-    r.event("CA stopped for %s, past the first expiry in %s" % (fmt_s(down), fmt_s(runway)),
+    r.event("CA stopped for %s; the first SVID expires in %s" % (fmt_s(down), fmt_s(runway)),
             "fault_start", at)
-    r.sleep_until(r.facts["expiry_at"])
-    r.event("first SVID expires (runway 0)", "expiry")
-    # While down and expired, the agents fail closed and say why.
-    reasons = {}
+    reasons = r.facts["reasons"] = {}
+    if down > runway:
+        r.sleep_until(r.facts["expiry_at"])
+        r.event("first SVID expires (runway 0)", "expiry")
 
-    def said_why():
-        for pod in AGENTS:
-            s = r.status(pod)
-            if s and not s["identity"].get("valid", True) or s and s["identity"].get("expired"):
-                reasons[pod] = s["identity"].get("last_error") or "expired"
-        return len(reasons) > 0
-    r.wait_for("expired", said_why, max(1.0, r.facts["expiry_at"] + down - runway - r.now()))
-    r.facts["reasons"] = reasons
-    for pod, why in reasons.items():
-        r.event("%s agent fails closed: SVID expired; last error: %s" % (pod, why[:90]))
+        # While down and expired, the agents fail closed and say why.
+        def said_why():
+            for pod in AGENTS:
+                ident = (r.status(pod) or {}).get("identity", {})
+                if ident and (not ident.get("valid", True) or ident.get("expired")):
+                    reasons[pod] = ident.get("last_error") or "expired"
+            return len(reasons) > 0
+        r.wait_for("expired", said_why, max(1.0, at + down - r.now()))
+        for pod, why in reasons.items():
+            r.event("%s agent fails closed: SVID expired; last error: %s" % (pod, why[:90]))
     r.sleep_until(r.marks["fault_start"] + down)
     r.start_ca()
     r.event("CA back", "fault_end")
@@ -544,12 +548,12 @@ def sc_root_rotation(r):
             p = r.lanyard_in("ca", ["ca", "root", verb, "-c", r.ca_yaml()])
             out = p.stdout.strip().splitlines()
             if p.returncode == 0:
-                r.event("ca root %s: %s" % (verb, out[0][:100] if out else "done"))
+                r.event("ca root %s: %s" % (verb, out[0][:160] if out else "done"))
                 steps[verb] = {"ok": True, "refusal": first_refusal}
                 return True
             if first_refusal is None:
-                first_refusal = " ".join(out)[:200]
-                r.event("ca root %s refused (retrying): %s" % (verb, first_refusal[:100]))
+                first_refusal = " ".join(" ".join(out).split())[:300]
+                r.event("ca root %s refused (retrying): %s" % (verb, first_refusal[:160]))
             if time.time() > deadline:
                 r.event("ca root %s still refused after %s" % (verb, fmt_s(timeout)))
                 steps[verb] = {"ok": False, "refusal": first_refusal}
@@ -577,11 +581,12 @@ def sc_intermediate_rotation(r):
     r.sleep_until(r.duration * 0.2)
     before = (r.ca_mesh() or {}).get("ca", {}).get("signing", {}).get("sha256")
     r.facts["old_intermediate"] = before
+    at = r.now()
     p = r.lanyard_in("ca", ["ca", "intermediate", "rotate", "-c", r.ca_yaml()])
     out = p.stdout.strip().splitlines()
     r.facts["rotate_ok"] = p.returncode == 0
-    r.event("ca intermediate rotate: %s" % ((out[0][:100] if out else "") or
-                                             "exit %d" % p.returncode), "fault_start")
+    r.event("ca intermediate rotate: %s" % ((out[0][:160] if out else "") or
+                                             "exit %d" % p.returncode), "fault_start", at)
     if p.returncode != 0:
         r.sleep_until(r.duration)
         return
@@ -601,9 +606,9 @@ def sc_intermediate_rotation(r):
             if not row or row.get("intermediate_sha256") != new:
                 return False
         return True
-    t = time.time()
     moved = r.wait_for("moved", all_moved, 3 * r.ttl + 5, every=0.5)
-    r.facts["moved_s"] = round(time.time() - t, 1) if moved else None
+    # from the command's start: it may wait for the CA to switch
+    r.facts["moved_s"] = round(r.now() - at, 1) if moved else None
     r.event("every agent holds an SVID from the new intermediate" if moved else
             "NOT every agent moved to the new intermediate within %s" % fmt_s(3 * r.ttl + 5))
     r.sleep_until(max(r.duration, r.now() + 2))
@@ -735,7 +740,7 @@ def analyze(r):
     st = {p: [dict(x, t=x["t"] - t0) for x in read_jsonl(r.path(p + ".status.jsonl"))]
           for p in AGENTS}
     ca = [dict(x, t=x["t"] - t0) for x in read_jsonl(r.path("ca.mesh.jsonl"))]
-    end = max([x["t"] for x in reqs] + [r.duration])
+    end = max([x["t"] for x in reqs] + [1.0])
     run_st = {p: [s for s in v if s["t"] >= 0] for p, v in st.items()}
 
     failed = [x for x in new if not x["ok"]]
@@ -1122,6 +1127,7 @@ def run_one(name, opts, out):
     os.makedirs(sdir, exist_ok=True)
     r = Run(name, ttl, opts.duration, sdir)
     r.facts["skew_s"] = opts.skew
+    r.facts["outage_opt"] = opts.outage
     error = None
     try:
         r.mesh("up", "--ttl", "%ds" % ttl)
@@ -1146,7 +1152,7 @@ def run_one(name, opts, out):
     res["started_at"] = r.t0
     res["events"] = r.events
     res["marks"] = r.marks
-    res["facts"] = {k: v for k, v in r.facts.items() if k != "back_at"}
+    res["facts"] = {k: v for k, v in r.facts.items() if k not in ("back_at", "outage_opt")}
     if error or r.t0 is None:
         print("  ERROR: %s" % (error or "the scenario did not start"))
         res.update(status="error", error=error, slos=[])
@@ -1205,7 +1211,8 @@ def cmd_run(opts):
         return 2
     os.makedirs(out, exist_ok=True)
     report = {"version": 1, "lanyard": lanyard_bin(), "started_at": time.time(),
-              "options": {"ttl_s": opts.ttl, "duration_s": opts.duration, "skew_s": opts.skew},
+              "options": {"ttl_s": opts.ttl, "duration_s": opts.duration, "skew_s": opts.skew,
+                          "outage_s": opts.outage},
               "scenarios": []}
     try:
         for name in dict.fromkeys(names):
@@ -1262,6 +1269,9 @@ def main(argv):
                      help="the SVID TTL (default: each scenario's own, see list)")
     run.add_argument("--duration", type=parse_duration, default=30.0,
                      help="how long each scenario drives traffic (default 30s)")
+    run.add_argument("--outage", type=parse_duration,
+                     help="ca-outage-short/-long: how long the CA stays down (default: "
+                     "short: within the runway; long: past the first expiry)")
     run.add_argument("--skew", type=int, default=5,
                      help="clock-skew: the agent's clock offset in seconds (default +5)")
     a = p.parse_args(argv)

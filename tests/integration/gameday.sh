@@ -146,5 +146,26 @@ n_fail=$(grep -c '^FAIL - ' <<<"$out" || true)
 CHECKS=$((CHECKS + n_fail))
 FAILS=$((FAILS + n_fail))
 
+# A drill that must fail does: the CA down longer than the SVIDs live.
+rc=0
+"$LANYARD" gameday run ca-outage-short --ttl 6s --outage 12s --duration 10s \
+  --out "$T/gd-miss" >"$T/miss.out" 2>&1 9>&- || rc=$?
+cat "$T/miss.out"
+check "an outage past the runway: gameday exits 1 (status $rc)" test "$rc" -eq 1
+check "  and says '0 failed requests' was missed" \
+  grep -q "^  MISSED 0 failed requests on new connections" "$T/miss.out"
+miss=$(python3 - "$T/gd-miss" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+s = json.load(open(os.path.join(out, "report.json")))["scenarios"][0]
+reqs = [json.loads(l) for l in open(os.path.join(out, s["name"], "requests.jsonl")) if l.strip()]
+failed = sum(1 for r in reqs if r["kind"] == "new" and not r["ok"])
+print(s["status"], s["slis"]["new_connections"]["failed"], failed)
+PY
+)
+read -r m_status m_report m_counted <<<"$miss"
+check "  the report says failed, with $m_report failed requests; this test counts $m_counted" \
+  test "$m_status" = failed -a "$m_report" = "$m_counted" -a "$m_counted" -gt 0
+
 check "no mesh left up" bash -c "'$MESH' status >/dev/null 2>&1 9>&-; [ \$? -eq 3 ]"
 finish
