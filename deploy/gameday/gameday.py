@@ -1037,6 +1037,7 @@ def chart(path, title, intervals, events, marks):
         fe = marks.get("fault_end", end)
         for top, bot in panels:
             c.rect(X(marks["fault_start"]), top, X(fe), bot, (255, 232, 232))
+        c.text(X(marks["fault_start"]) + 4, panels[1][0] + 4, "FAULT", (200, 80, 80))
     for top, bot in panels:
         for k in range(5):
             y = top + (bot - top) * k / 4
@@ -1054,8 +1055,8 @@ def chart(path, title, intervals, events, marks):
             prev = None
             continue
         x, y = X((iv["t0"] + iv["t1"]) / 2), bot - (bot - top) * iv["success_rate"]
-        if iv["new_failed"]:
-            c.rect(X(iv["t0"]) + 1, y, X(iv["t1"]), bot, (240, 150, 150))
+        if iv["new_failed"]:  # the failed share, from the top down
+            c.rect(X(iv["t0"]) + 1, top, X(iv["t1"]), y, (240, 150, 150))
         if prev:
             c.line(prev[0], prev[1], x, y, (0, 140, 0), 3)
         prev = (x, y)
