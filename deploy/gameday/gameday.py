@@ -764,7 +764,16 @@ def analyze(r):
         },
         "rotations": {p: counters(run_st[p], "success") for p in AGENTS},
         "rotation_failures": {p: counters(run_st[p], "failure") for p in AGENTS},
+        # mTLS handshake failures by reason, as each agent counted them
+        # (its last /status: counters since it started)
+        "mtls_failures": {},
     }
+    for p in AGENTS:
+        last = next((x["body"] for x in reversed(st[p]) if x.get("ok")), None)
+        if last:
+            fails = {d: {k: v for k, v in last["mtls"][d]["failures"].items() if v}
+                     for d in ("inbound", "outbound")}
+            slis["mtls_failures"][p] = {d: v for d, v in fails.items() if v}
     for x in failed:
         reason = x["err"].split(":")[0] or "error"
         fr = slis["new_connections"]["failure_reasons"]
@@ -885,7 +894,7 @@ def slos_for(r, slis, reqs):
                slo("no failure before the first SVID expired", not early,
                    "%d failed before expiry" % len(early)),
                slo("the agents failed closed and said why", bool(f.get("reasons")),
-                   "; ".join("%s: %s" % (p, w[:60]) for p, w in f.get("reasons", {}).items())
+                   "; ".join("%s: %s" % (p, w[:100]) for p, w in f.get("reasons", {}).items())
                    or "no agent reported expiry"),
                slo("failures while the identities were expired (fail closed)", n["failed"] > 0,
                    "%d failed" % n["failed"])]
@@ -1167,13 +1176,17 @@ def run_one(name, opts, out):
     print()
     print_timeline(intervals, r.events)
     n = slis["new_connections"]
-    print("\n  new connections: %d requests, %d failed, p50 %s, p99 %s; long-lived: %d "
-          "connections, %d dropped; rotations %s; runway min %s%s" % (
+    print("\n  new connections: %d requests, %d failed, p50 %s ms, p99 %s ms; long-lived: %d "
+          "connections, %d dropped; rotations %s; runway min %s s%s" % (
               n["requests"], n["failed"], n["latency_ms"]["p50"], n["latency_ms"]["p99"],
               slis["long_lived"]["connections"], slis["long_lived"]["dropped"],
               ", ".join("%s %d" % kv for kv in slis["rotations"].items()),
               slis["runway_s"]["min"],
-              "" if "recovery_s" not in slis else "; recovery %s" % slis["recovery_s"]))
+              "" if "recovery_s" not in slis else "; recovery %s s" % slis["recovery_s"]))
+    mf = ["%s %s %s" % (p, d, ", ".join("%s %d" % kv for kv in v.items()))
+          for p, dirs in slis["mtls_failures"].items() for d, v in dirs.items()]
+    if mf:
+        print("  mTLS failures by reason (the agents' counts): " + "; ".join(mf))
     for s in slos:
         print("  %-6s %s: %s" % ("MET" if s["met"] else "MISSED", s["slo"], s["observed"]))
     chart(os.path.join(out, name + ".png"), "LANYARD GAMEDAY: " + name, intervals, r.events,
