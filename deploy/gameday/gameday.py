@@ -282,6 +282,7 @@ class Run:
                          self.path("ca.mesh.jsonl"), "--every", "0.5")
 
     def start_traffic(self, long_conns=3):
+        self.hist0 = self.handshake_hist()
         self.t0 = time.time()
         self.traffic = self.spawn_child("web", "_traffic", "--log", self.path("requests.jsonl"),
                                         "--long", str(long_conns))
@@ -379,6 +380,18 @@ class Run:
     def lanyard_in(self, pod, args):
         return self.in_pod(pod, [self.L] + args, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
+
+    def handshake_hist(self, pod="web", direction="outbound"):
+        """The agent's handshake-duration histogram (/metrics): {le: count}."""
+        p = self.in_pod(pod, ["curl", "-s", "-m", "2", AGENT_ADMIN + "/metrics"],
+                        stdout=subprocess.PIPE, text=True)
+        hist = {}
+        for line in p.stdout.splitlines():
+            if line.startswith("lanyard_mtls_handshake_duration_seconds_bucket{") and \
+                    'direction="%s"' % direction in line:
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                hist[float("inf") if le == "+Inf" else float(le)] = float(line.split()[-1])
+        return hist
 
     def post_rotate(self, pod):
         self.in_pod(pod, ["curl", "-s", "-m", "2", "-X", "POST", AGENT_ADMIN + "/rotate"],
@@ -774,6 +787,20 @@ def analyze(r):
             fails = {d: {k: v for k, v in last["mtls"][d]["failures"].items() if v}
                      for d in ("inbound", "outbound")}
             slis["mtls_failures"][p] = {d: v for d, v in fails.items() if v}
+    # Handshake latency as web's agent measured it (its outbound
+    # histogram over the run): the bucket bound each quantile falls under.
+    h0, h1 = getattr(r, "hist0", {}), getattr(r, "hist1", {})
+    if h1 and all(h1.get(le, 0) >= h0.get(le, 0) for le in h1):
+        d = sorted((le, h1[le] - h0.get(le, 0)) for le in h1)
+        total = d[-1][1] if d else 0
+
+        def q(f):
+            for le, n_le in d:
+                if total and n_le >= f * total:
+                    return None if le == float("inf") else le * 1000
+            return None
+        slis["handshake_ms"] = {"handshakes": int(total), "p50_at_most": q(0.5),
+                                "p99_at_most": q(0.99)}
     for x in failed:
         reason = x["err"].split(":")[0] or "error"
         fr = slis["new_connections"]["failure_reasons"]
@@ -1153,6 +1180,7 @@ def run_one(name, opts, out):
             r.start_traffic()
             body(r)
         r.now_end = r.now()
+        r.hist1 = r.handshake_hist()
     except GamedayError as e:
         error = str(e)
     finally:
@@ -1183,6 +1211,10 @@ def run_one(name, opts, out):
               ", ".join("%s %d" % kv for kv in slis["rotations"].items()),
               slis["runway_s"]["min"],
               "" if "recovery_s" not in slis else "; recovery %s s" % slis["recovery_s"]))
+    hs = slis.get("handshake_ms")
+    if hs:
+        print("  mTLS handshakes (web's agent, outbound): %d; p50 <= %s ms, p99 <= %s ms" % (
+            hs["handshakes"], hs["p50_at_most"], hs["p99_at_most"]))
     mf = ["%s %s %s" % (p, d, ", ".join("%s %d" % kv for kv in v.items()))
           for p, dirs in slis["mtls_failures"].items() for d, v in dirs.items()]
     if mf:

@@ -11,6 +11,8 @@
 # - scenarios where nothing may fail had no failed request, counted here;
 #   ca-outage-long failed only after the first SVID expired and not after
 #   its recovery;
+# - web's agent counted as many mTLS handshakes as the driver opened
+#   connections;
 # - each chart is a valid PNG (signature, IHDR, CRCs, inflatable data);
 # - `gameday list` names every scenario; `gameday run` without root says
 #   it needs root.
@@ -118,6 +120,13 @@ for s in rep["scenarios"]:
     check("%s: api's nginx logged all %d successful requests (%d missing)" % (
           name, len(okm), len(okm - seen)), okm and okm <= seen)
     if name in NOTHING_FAILS:
+        # web's agent counted one outbound handshake per new connection and
+        # per long-lived one (give or take the requests in flight at the
+        # snapshots)
+        hs = s["slis"].get("handshake_ms", {}).get("handshakes", -100)
+        want = len(new) + len({r["conn"] for r in lg})
+        check("%s: web's agent counted %d handshakes; the driver opened %d connections" % (
+              name, hs, want), abs(hs - want) <= 3)
         check("%s: this test counts 0 failed requests (%d) and 0 dropped (%d)" % (
               name, len(new_failed), dropped), not new_failed and dropped == 0)
     if name == "ca-outage-long":
