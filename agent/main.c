@@ -27,6 +27,8 @@ static const struct {
     {"inject", ly_cmd_inject, "add the sidecar to Kubernetes manifests"},
     {"injector", ly_cmd_injector,
      "the Kubernetes admission webhook (same rendering)"},
+    {"gameday", ly_cmd_gameday,
+     "rotation game days: drills on a local mesh (list, run)"},
     {"svid", ly_cmd_svid, "verify an SVID against a bundle"},
     {"version", ly_cmd_version, "print version and crypto build"},
 };

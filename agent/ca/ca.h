@@ -140,6 +140,13 @@ void ly_kube_free(ly_kube_t *k);
  * signer changed, else 0. */
 int ly_ca_reload_signer(ly_ca_t *ca);
 
+/* Game-day fault injection, never for production: with the environment
+ * variable LANYARD_FAULT_OMIT_INTERMEDIATE=1 the CA answers each signing
+ * request with the SVID alone, without its signing intermediate (the
+ * `broken-chain` scenario of `lanyard gameday`). Agents must refuse such
+ * a chain and keep their current SVID. */
+int ly_ca_fault_omit_intermediate(void);
+
 /* The CA's own SPIFFE ID, which agents expect the RPC server to present. */
 void ly_ca_server_id(const char *trust_domain, char *out, size_t len);
 

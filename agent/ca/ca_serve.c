@@ -233,6 +233,12 @@ int ly_cmd_ca_serve(int argc, char **argv) {
          cfg->listen.host, "port",
          ly_fmt(port, sizeof(port), "%u", cfg->listen.port), "roots",
          ly_fmt(roots, sizeof(roots), "%zu", sv.ca.roots.n), NULL);
+  if (ly_ca_fault_omit_intermediate())
+    ly_log(LY_WARN, "ca_fault_injection", "fault", "omit_intermediate",
+           "reason",
+           "LANYARD_FAULT_OMIT_INTERMEDIATE=1: SVIDs are sent without their "
+           "intermediate (a game-day drill; never set it in production)",
+           NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   rc = LY_EXIT_OK;

@@ -20,6 +20,7 @@ int ly_cmd_check(int argc, char **argv);       /* the mesh's health, checked */
 int ly_cmd_inject(int argc, char **argv);      /* inject -f FILE: k8s sidecar */
 int ly_cmd_injector(int argc, char **argv);    /* the admission webhook */
 int ly_cmd_healthcheck(int argc, char **argv); /* exit 0 when /readyz is 200 */
+int ly_cmd_gameday(int argc, char **argv);     /* drills: list, run SCENARIO */
 
 /* A command's error, the one style for all of them:
  * "lanyard <command>: <message>\n" on stderr. `command` is the words
