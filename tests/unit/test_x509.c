@@ -395,9 +395,21 @@ static void test_csr_refuses(void **state) {
   assert_int_equal(check_crafted(key, 1, uri, one, 1, &why), LY_ECSR);
   assert_string_equal(why, "CSR requests a CA certificate");
   assert_int_equal(check_crafted(key, 2, uri_uri, two, 0, &why), LY_ECSR);
-  assert_string_equal(why, "CSR must have exactly one subjectAltName");
-  assert_int_equal(check_crafted(key, 2, uri_dns, with_dns, 0, &why), LY_ECSR);
-  assert_string_equal(why, "CSR must have exactly one subjectAltName");
+  assert_string_equal(why, "CSR must have exactly one URI subjectAltName");
+  /* DNS names next to the one URI are an X509-SVID's right; whether the CA
+   * signs them is its dns_names' business */
+  assert_int_equal(check_crafted(key, 2, uri_dns, with_dns, 0, &why), 0);
+  static const unsigned char uri_ip[] = {LY_DER_CTX(6), LY_DER_CTX(7)};
+  const char *with_ip[] = {ID, "\x7f\0\0\1"};
+  assert_int_equal(check_crafted(key, 2, uri_ip, with_ip, 0, &why), LY_ECSR);
+  assert_string_equal(why,
+                      "CSR subjectAltName may hold only a URI and DNS names");
+  const char *bad_dns[] = {ID, "-bad..name"};
+  assert_int_equal(check_crafted(key, 2, uri_dns, bad_dns, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR DNS name is not a valid host name");
+  const char *wild[] = {ID, "*.example.org"};
+  assert_int_equal(check_crafted(key, 2, uri_dns, wild, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR DNS name is not a valid host name");
   assert_int_equal(check_crafted(key, 1, dns, dns_only, 0, &why), LY_ECSR);
   assert_string_equal(why, "CSR subjectAltName is not a URI");
   assert_int_equal(check_crafted(key, 0, NULL, NULL, 0, &why), LY_ECSR);
@@ -406,6 +418,22 @@ static void test_csr_refuses(void **state) {
   assert_string_equal(why, "CSR URI SAN is not a valid SPIFFE ID");
   assert_int_equal(check_crafted(key, 1, uri, bad_td, 0, &why), LY_ECSR);
   assert_string_equal(why, "CSR URI SAN is not a valid SPIFFE ID");
+
+  /* ly_csr_create_dns: the names come back out of ly_csr_check, in order */
+  {
+    const char *names[] = {"a.ns.svc", "b.example.org"};
+    ly_der_t d = {0};
+    ly_csr_t req;
+    assert_int_equal(ly_csr_create_dns(key, ID, names, 2, &d), 0);
+    assert_int_equal(ly_csr_check(d.der, d.len, &req, &why), 0);
+    assert_string_equal(req.id.id, ID);
+    assert_int_equal(req.ndns, 2);
+    assert_string_equal(req.dns[0], "a.ns.svc");
+    assert_string_equal(req.dns[1], "b.example.org");
+    free_der(&d);
+    const char *bad[] = {"no_dot..x"};
+    assert_int_not_equal(ly_csr_create_dns(key, ID, bad, 1, &d), 0);
+  }
 
   /* and ly_csr_create will not make such requests */
   ly_der_t bad = {0};
