@@ -171,8 +171,7 @@ static int f_dns_names(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   for (size_t i = 0; i < v->n; i++) {
     const ly_ypair_t *p = &v->pairs[i];
     const char *why = NULL;
-    if (ly_spiffe_workload_id_parse(p->key, strlen(p->key), NULL, &why) !=
-        0) {
+    if (ly_spiffe_workload_id_parse(p->key, strlen(p->key), NULL, &why) != 0) {
       ly_schema_error(s, p->line, p->col, "dns_names: '%s': %s", p->key,
                       why ? why : "not a SPIFFE ID");
       continue;
@@ -185,12 +184,12 @@ static int f_dns_names(ly_schema_t *s, const ly_ynode_t *v, void *obj,
       if (ly_schema_str(s, item, &name) != 0)
         continue;
       if (!ly_dns_name_valid(name)) {
-        LY_SCHEMA_ERR(s, item,
-                      "'%s' is not a DNS host name (no wildcards)", name);
+        LY_SCHEMA_ERR(s, item, "'%s' is not a DNS host name (no wildcards)",
+                      name);
         continue;
       }
-      void *grown = realloc(c->dns_names,
-                            (c->ndns_names + 1) * sizeof(*c->dns_names));
+      void *grown =
+          realloc(c->dns_names, (c->ndns_names + 1) * sizeof(*c->dns_names));
       if (!grown) {
         ly_schema_error(s, 0, 0, "out of memory");
         return -1;

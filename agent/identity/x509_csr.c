@@ -141,8 +141,7 @@ static int csr_dns_names(const ly_exts_t *x,
                   "CSR subjectAltName may hold only a URI and DNS names");
     LY_ENSURE_WHY(*n < LY_CSR_DNS_MAX, LY_ECSR, why,
                   "CSR has too many DNS names");
-    LY_ENSURE_WHY(gn.len <= LY_DNS_NAME_MAX &&
-                      !memchr(gn.val, 0, gn.len),
+    LY_ENSURE_WHY(gn.len <= LY_DNS_NAME_MAX && !memchr(gn.val, 0, gn.len),
                   LY_ECSR, why, "CSR DNS name is not a valid host name");
     memcpy(dns[*n], gn.val, gn.len);
     dns[*n][gn.len] = '\0';

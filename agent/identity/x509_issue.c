@@ -334,8 +334,8 @@ int ly_signer_issue(ly_signer_t *s, const unsigned char *pubkey,
 
 int ly_signer_issue_dns(ly_signer_t *s, const unsigned char *pubkey,
                         size_t pubkey_len, const char *spiffe_id,
-                        const char *const *dns, size_t ndns,
-                        int64_t not_before, int64_t not_after, ly_der_t *out) {
+                        const char *const *dns, size_t ndns, int64_t not_before,
+                        int64_t not_after, ly_der_t *out) {
   for (size_t i = 0; i < ndns; i++)
     LY_ENSURE(ly_dns_name_valid(dns[i]), UV_EINVAL);
   LY_GUARD(

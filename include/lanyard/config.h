@@ -101,7 +101,7 @@ typedef struct {
   struct {
     char *id;
     char *name;
-  } *dns_names;
+  } * dns_names;
   size_t ndns_names;
 } ly_ca_config_t;
 
@@ -138,6 +138,9 @@ typedef struct {
   char *file;
   char *trust_domain;
   char *spiffe_id; /* spiffe_id, or built from namespace + service_account */
+  /* A DNS SAN requested next to the URI SAN: `lanyard injector`'s serving
+   * name (<service>.<namespace>.svc). Never from a file; not freed. */
+  const char *dns_name;
   struct {
     ly_hostport_t address;
     char *bundle;         /* resolved path: bootstrap trust */

@@ -121,7 +121,8 @@ typedef struct {
  * verifies; the key is ECDSA P-256 or P-384 (anything else: "unsupported
  * key type"); exactly one subjectAltName, a URI holding a valid SPIFFE
  * ID, plus at most LY_CSR_DNS_MAX DNS names (host names, no wildcards);
- * no other SAN type; no basicConstraints with cA set. LY_ECSR with *why otherwise. */
+ * no other SAN type; no basicConstraints with cA set. LY_ECSR with *why
+ * otherwise. */
 int ly_csr_check(const void *der, size_t len, ly_csr_t *out, const char **why);
 
 /* ---- issuing (CA side) ---------------------------------------------------*/
@@ -154,8 +155,8 @@ int ly_signer_issue(ly_signer_t *s, const unsigned char *pubkey,
  * are allowed for the ID). */
 int ly_signer_issue_dns(ly_signer_t *s, const unsigned char *pubkey,
                         size_t pubkey_len, const char *spiffe_id,
-                        const char *const *dns, size_t ndns,
-                        int64_t not_before, int64_t not_after, ly_der_t *out);
+                        const char *const *dns, size_t ndns, int64_t not_before,
+                        int64_t not_after, ly_der_t *out);
 /* 1 if s is a host name (RFC 1123 labels, no wildcard), else 0. */
 int ly_dns_name_valid(const char *s);
 
