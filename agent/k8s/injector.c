@@ -767,7 +767,10 @@ int ly_cmd_injector(int argc, char **argv) {
     if (rc != 0) {
       fprintf(stderr, "lanyard injector: %s: %s\n", id_cfg.ca.bundle,
               w ? w : ly_strerror(rc));
-      goto usage_fail;
+      json_decref(defaults);
+      free(spiffe_id);
+      free(dns_name);
+      return LY_EXIT_FAIL;
     }
     /* Listen only with a certificate: the readiness probe is a TCP
      * connect, and a webhook without one would fail every review. */
