@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 #include "lanyard/err.h"
 #include "lanyard/x509.h"
 
@@ -535,6 +536,50 @@ static void test_ca_certs(void **state) {
   assert_int_equal(sc->n, 1);
   assert_int_equal(sc->certs[0].len, ca.inter.len);
   assert_memory_equal(sc->certs[0].der, ca.inter.der, ca.inter.len);
+  ca_free(&ca);
+}
+
+/* An SVID with DNS SANs after its URI SAN (the webhook's serving
+ * certificate) is a valid X509-SVID: it verifies, names its SPIFFE ID, and
+ * carries the names in order. */
+static void test_issue_with_dns(void **state) {
+  (void)state;
+  ca_t ca;
+  ca_make(&ca, TD);
+  ly_key_t *key = NULL;
+  ly_der_t csr = {0}, svid = {0};
+  ly_csr_t req;
+  const char *why = NULL;
+  const char *names[] = {"lanyard-injector.lanyard.svc"};
+  assert_int_equal(ly_key_generate(&key), 0);
+  assert_int_equal(ly_csr_create_dns(key, ID, names, 1, &csr), 0);
+  assert_int_equal(ly_csr_check(csr.der, csr.len, &req, &why), 0);
+  const char *dns[] = {req.dns[0]};
+  assert_int_equal(ly_signer_issue_dns(ca.signer, req.pubkey, req.pubkey_len,
+                                       req.id.id, dns, req.ndns, T0 - 60,
+                                       T0 + 3600, &svid),
+                   0);
+  ly_chain_t chain = {0};
+  assert_int_equal(ly_chain_push(&chain, svid.der, svid.len), 0);
+  assert_int_equal(ly_chain_push(&chain, ca.inter.der, ca.inter.len), 0);
+  ly_cert_info_t info;
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, T0, TD, &info, &why), 0);
+  assert_string_equal(info.spiffe_id, ID);
+  assert_int_equal(info.san_count, 2);
+  assert_int_equal(info.uri_san_count, 1);
+  const char needle[] = "lanyard-injector.lanyard.svc";
+  assert_non_null(memmem(svid.der, svid.len, needle, sizeof(needle) - 1));
+  /* the issuer writes only host names */
+  const char *bad[] = {"*.lanyard.svc"};
+  ly_der_t no = {0};
+  assert_int_not_equal(ly_signer_issue_dns(ca.signer, req.pubkey,
+                                           req.pubkey_len, req.id.id, bad, 1,
+                                           T0, T0 + 60, &no),
+                       0);
+  ly_chain_free(&chain);
+  free_der(&svid);
+  free_der(&csr);
+  ly_key_free(key);
   ca_free(&ca);
 }
 
@@ -1556,6 +1601,7 @@ int main(void) {
       cmocka_unit_test(test_key_pem_roundtrip),
       cmocka_unit_test(test_key_pem_errors),
       cmocka_unit_test(test_csr_accepts),
+      cmocka_unit_test(test_issue_with_dns),
       cmocka_unit_test(test_csr_p384_accepted),
       cmocka_unit_test(test_csr_refuses),
       cmocka_unit_test(test_csr_refuses_rsa),
