@@ -126,4 +126,42 @@ wait "$OTHER_PID" 2>/dev/null || true
 check "the refused injectors never listened" \
   sh -c "! grep -q injector_listening '$T/injector-evil.log' '$T/injector-other.log'"
 
+# The data path keeps accepting an SVID with a DNS SAN: a server (openssl
+# s_server) presents one, signed by the CA's intermediate as the CA would,
+# and an agent's client listener verifies it and forwards a request.
+API=spiffe://$TD/ns/default/sa/api
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout "$T/api.key" -out "$T/api.csr" -subj "/O=lanyard" 2>/dev/null
+cat >"$T/api.ext" <<EXT
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+subjectAltName=URI:$API,DNS:api.default.svc
+EXT
+openssl x509 -req -in "$T/api.csr" -CA "$T/ca/signing.pem" -CAkey "$T/ca/signing.key" \
+  -CAcreateserial -days 1 -extfile "$T/api.ext" -out "$T/api.pem" 2>/dev/null
+check "svid verify accepts a DNS SAN next to the URI SAN" \
+  "$LANYARD" svid verify --bundle "$T/ca/bundle.pem" --id "$API" --untrusted "$T/ca/signing.pem" "$T/api.pem"
+SPORT=$(free_port)
+openssl s_server -accept "$SPORT" -cert "$T/api.pem" -key "$T/api.key" \
+  -cert_chain "$T/ca/signing.pem" -www -quiet >"$T/s_server.log" 2>&1 &
+PEERS+=($!)
+wait_listen "$SPORT" 10
+CPORT=$(free_port)
+agent_yaml "$T/web" "spiffe://$TD/ns/default/sa/web" "$T/ca"
+cat >>"$T/web/agent.yaml" <<YAML
+listeners:
+  - name: api
+    mode: client
+    listen: 127.0.0.1:$CPORT
+    connect: 127.0.0.1:$SPORT
+    expect: $API
+YAML
+check "the client agent gets its SVID" agent_run "$T/web"
+wait_listen "$CPORT" 10
+code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CPORT/" 2>>"$T/curl.err" || true)
+check "the data path accepts the peer's SVID with a DNS SAN" test "$code" = 200
+
 finish
