@@ -48,6 +48,8 @@ static void on_stop(uv_async_t *a) {
 static void *run(void *arg) {
   (void)arg;
   uv_run(&S.loop, UV_RUN_DEFAULT);
+  /* after ly_identity_stop the loop ends once its handles are closed */
+  uv_loop_close(&S.loop);
   return NULL;
 }
 
