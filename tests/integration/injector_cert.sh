@@ -150,6 +150,7 @@ openssl s_server -accept "$SPORT" -cert "$T/api.pem" -key "$T/api.key" \
 PEERS+=($!)
 wait_listen "$SPORT" 10
 CPORT=$(free_port)
+WPORT=$(free_port)
 agent_yaml "$T/web" "spiffe://$TD/ns/default/sa/web" "$T/ca"
 cat >>"$T/web/agent.yaml" <<YAML
 listeners:
@@ -158,10 +159,17 @@ listeners:
     listen: 127.0.0.1:$CPORT
     connect: 127.0.0.1:$SPORT
     expect: $API
+  - name: wrong
+    mode: client
+    listen: 127.0.0.1:$WPORT
+    connect: 127.0.0.1:$SPORT
+    expect: spiffe://$TD/ns/default/sa/other
 YAML
 check "the client agent gets its SVID" agent_run "$T/web"
 wait_listen "$CPORT" 10
 code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CPORT/" 2>>"$T/curl.err" || true)
 check "the data path accepts the peer's SVID with a DNS SAN" test "$code" = 200
+code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WPORT/" 2>/dev/null || true)
+check "  (and still checks its SPIFFE ID: another expected ID fails)" test "$code" != 200
 
 finish
