@@ -7,7 +7,8 @@
  *   3. the credential is valid (UNAUTHENTICATED): a join token, a
  *      Kubernetes service-account JWT, or the caller's current SVID as its
  *      TLS client certificate (renewal);
- *   4. the credential allows the requested ID (PERMISSION_DENIED);
+ *   4. the credential allows the requested ID (PERMISSION_DENIED), and
+ *      dns_names allows each DNS SAN for that ID (PERMISSION_DENIED);
  *   5. the TTL is sane (INVALID_ARGUMENT), capped by max_ttl.
  * Every refusal is logged with the caller's address and the reason; no
  * token or key ever is.
@@ -183,7 +184,7 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
   ly_ca_reload_signer(ca);
   ly_csr_t csr;
   const char *why = "malformed";
-  char msg[256];
+  char msg[512];
 
   if (req->credential_case ==
       LANYARD__CA__V1__SIGN_REQUEST__CREDENTIAL_JOIN_TOKEN)
@@ -230,6 +231,15 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
   }
   if (denied)
     goto fail;
+  for (size_t i = 0; i < csr.ndns; i++) {
+    if (ly_ca_config_dns_allowed(cfg, csr.id.id, csr.dns[i]))
+      continue;
+    snprintf(msg, sizeof(msg),
+             "DNS name '%s' is not allowed for %.128s (dns_names in %s)",
+             csr.dns[i], csr.id.id, cfg->file);
+    refuse(&s, LY_RPC_PERMISSION_DENIED, msg);
+    goto fail;
+  }
 
   uint64_t ttl_s =
       req->ttl_seconds ? req->ttl_seconds : cfg->default_ttl_ms / 1000;
@@ -253,8 +263,12 @@ static void ca_sign(Lanyard__Ca__V1__CA_Service *svc,
 
   ly_der_t svid = {0};
   uint64_t t0 = uv_hrtime();
-  if (ly_signer_issue(ca->signer, csr.pubkey, csr.pubkey_len, csr.id.id,
-                      now - LY_CA_BACKDATE_S, not_after, &svid) != 0) {
+  const char *dns[LY_CSR_DNS_MAX];
+  for (size_t i = 0; i < csr.ndns; i++)
+    dns[i] = csr.dns[i];
+  if (ly_signer_issue_dns(ca->signer, csr.pubkey, csr.pubkey_len, csr.id.id,
+                          dns, csr.ndns, now - LY_CA_BACKDATE_S, not_after,
+                          &svid) != 0) {
     refuse(&s, LY_RPC_INTERNAL, "signing failed");
     goto fail;
   }

@@ -5,8 +5,12 @@
 #include "lanyard/err.h"
 #include "lanyard/fsutil.h"
 
+#include "lanyard/spiffe.h"
+#include "lanyard/x509.h"
+
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #define CA(field) offsetof(ly_ca_config_t, field)
@@ -21,6 +25,8 @@ static int f_url(ly_schema_t *s, const ly_ynode_t *v, void *obj,
 static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                          const ly_field_t *f);
 static int f_configmap(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                       const ly_field_t *f);
+static int f_dns_names(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                        const ly_field_t *f);
 
 /* What --check expects of each file. */
@@ -82,6 +88,7 @@ static const ly_field_t ca_fields[] = {
     LY_KEY("svid", f_svid, 0, 0),
     LY_KEY("kubernetes", f_kubernetes, 0, 0),
     LY_ARG("inventory", ly_f_map, 0, 0, inventory_fields),
+    LY_KEY("dns_names", f_dns_names, 0, 0),
     LY_END,
 };
 
@@ -154,6 +161,62 @@ static int f_configmap(ly_schema_t *s, const ly_ynode_t *v, void *obj,
   return ly_f_string(s, v, obj, f);
 }
 
+/* dns_names: { <SPIFFE ID>: [<host name>, ...] }. Only names listed here
+ * go into an SVID, so a workload cannot claim a Service's name (the
+ * webhook's serving certificate is the one that needs it). */
+static int f_dns_names(ly_schema_t *s, const ly_ynode_t *v, void *obj,
+                       const ly_field_t *f) {
+  ly_ca_config_t *c = obj;
+  LY_GUARD(ly_schema_kind(s, v, LY_YNODE_MAP));
+  for (size_t i = 0; i < v->n; i++) {
+    const ly_ypair_t *p = &v->pairs[i];
+    const char *why = NULL;
+    if (ly_spiffe_workload_id_parse(p->key, strlen(p->key), NULL, &why) != 0) {
+      ly_schema_error(s, p->line, p->col, "dns_names: '%s': %s", p->key,
+                      why ? why : "not a SPIFFE ID");
+      continue;
+    }
+    if (ly_schema_kind(s, p->value, LY_YNODE_SEQ) != 0)
+      continue;
+    for (size_t j = 0; j < p->value->n; j++) {
+      const ly_ynode_t *item = p->value->items[j];
+      const char *name;
+      if (ly_schema_str(s, item, &name) != 0)
+        continue;
+      if (!ly_dns_name_valid(name)) {
+        LY_SCHEMA_ERR(s, item, "'%s' is not a DNS host name (no wildcards)",
+                      name);
+        continue;
+      }
+      void *grown =
+          realloc(c->dns_names, (c->ndns_names + 1) * sizeof(*c->dns_names));
+      if (!grown) {
+        ly_schema_error(s, 0, 0, "out of memory");
+        return -1;
+      }
+      c->dns_names = grown;
+      c->dns_names[c->ndns_names].id = strdup(p->key);
+      c->dns_names[c->ndns_names].name = strdup(name);
+      c->ndns_names++;
+      if (!c->dns_names[c->ndns_names - 1].id ||
+          !c->dns_names[c->ndns_names - 1].name) {
+        ly_schema_error(s, 0, 0, "out of memory");
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
+int ly_ca_config_dns_allowed(const ly_ca_config_t *c, const char *id,
+                             const char *name) {
+  for (size_t i = 0; i < c->ndns_names; i++)
+    if (strcmp(c->dns_names[i].id, id) == 0 &&
+        strcasecmp(c->dns_names[i].name, name) == 0)
+      return 1;
+  return 0;
+}
+
 static int f_max_entries(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                          const ly_field_t *f) {
   long n;
@@ -224,5 +287,10 @@ void ly_ca_config_free(ly_ca_config_t *c) {
   free(c->kubernetes.bundle_configmap);
   free(c->kubernetes.bundle_namespace_selector);
   free(c->inventory.file);
+  for (size_t i = 0; i < c->ndns_names; i++) {
+    free(c->dns_names[i].id);
+    free(c->dns_names[i].name);
+  }
+  free(c->dns_names);
   free(c);
 }

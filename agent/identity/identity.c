@@ -351,7 +351,9 @@ static void request(ly_identity_t *id) {
   int is_k8s = 0, rc;
   const char *kind = "renewal";
   if ((rc = ly_key_generate(&id->pending_key)) != 0 ||
-      (rc = ly_csr_create(id->pending_key, id->cfg->spiffe_id, &csr)) != 0) {
+      (rc = ly_csr_create_dns(id->pending_key, id->cfg->spiffe_id,
+                              &id->cfg->dns_name, id->cfg->dns_name ? 1 : 0,
+                              &csr)) != 0) {
     set_error(id, "%s%s", "cannot make a key and CSR: ", ly_strerror(rc));
     goto out;
   }

@@ -64,10 +64,18 @@ out:
 }
 
 int ly_csr_create(const ly_key_t *key, const char *spiffe_id, ly_der_t *out) {
+  return ly_csr_create_dns(key, spiffe_id, NULL, 0, out);
+}
+
+int ly_csr_create_dns(const ly_key_t *key, const char *spiffe_id,
+                      const char *const *dns, size_t ndns, ly_der_t *out) {
   LY_GUARD(
       ly_spiffe_workload_id_parse(spiffe_id, strlen(spiffe_id), NULL, NULL));
+  LY_ENSURE(ndns <= LY_CSR_DNS_MAX, UV_EINVAL);
+  for (size_t i = 0; i < ndns; i++)
+    LY_ENSURE(ly_dns_name_valid(dns[i]), UV_EINVAL);
   ly_dw_t gn = {0};
-  ly_x509_write_uri_san(&gn, spiffe_id);
+  ly_x509_write_sans(&gn, spiffe_id, dns, ndns);
   int rc = ly_dw_finish(&gn);
   if (rc == 0)
     rc = ly_x509_csr_build(key, gn.p, gn.len, 0, out);
@@ -117,6 +125,33 @@ static int walk_csr(const void *der, size_t len, ly_tlv_t *spki, ly_exts_t *x) {
   return 0;
 }
 
+/* The DNS SANs next to the URI SAN: host names only (no wildcard: the CA
+ * names hosts it was told of), and no SAN of another type. */
+static int csr_dns_names(const ly_exts_t *x,
+                         char dns[LY_CSR_DNS_MAX][LY_DNS_NAME_MAX + 1],
+                         size_t *n, const char **why) {
+  ly_dr_t r;
+  ly_tlv_t gn;
+  ly_dr_enter(&r, &x->san_names);
+  while (ly_dr_more(&r)) {
+    LY_ENSURE_WHY(ly_dr_get(&r, &gn) == 0, LY_ECSR, why, "malformed CSR");
+    if (gn.tag == LY_DER_CTX(6))
+      continue;
+    LY_ENSURE_WHY(gn.tag == LY_DER_CTX(2), LY_ECSR, why,
+                  "CSR subjectAltName may hold only a URI and DNS names");
+    LY_ENSURE_WHY(*n < LY_CSR_DNS_MAX, LY_ECSR, why,
+                  "CSR has too many DNS names");
+    LY_ENSURE_WHY(gn.len <= LY_DNS_NAME_MAX && !memchr(gn.val, 0, gn.len),
+                  LY_ECSR, why, "CSR DNS name is not a valid host name");
+    memcpy(dns[*n], gn.val, gn.len);
+    dns[*n][gn.len] = '\0';
+    LY_ENSURE_WHY(ly_dns_name_valid(dns[*n]), LY_ECSR, why,
+                  "CSR DNS name is not a valid host name");
+    (*n)++;
+  }
+  return 0;
+}
+
 /* wolfSSL's parse of a request; with VERIFY it also checks the request's
  * signature against its own key (ParseCertRelative's CERTREQ_TYPE case). */
 static int parse_req(const void *der, size_t len, int verify, int *is_ca) {
@@ -158,10 +193,13 @@ int ly_csr_check(const void *der, size_t len, ly_csr_t *out, const char **why) {
                 "unsupported key type");
 
   LY_ENSURE_WHY(x.san.count > 0, LY_ECSR, why, "CSR has no subjectAltName");
-  LY_ENSURE_WHY(x.san.count == 1, LY_ECSR, why,
-                "CSR must have exactly one subjectAltName");
-  LY_ENSURE_WHY(x.san.uri_count == 1, LY_ECSR, why,
+  LY_ENSURE_WHY(x.san.uri_count > 0, LY_ECSR, why,
                 "CSR subjectAltName is not a URI");
+  LY_ENSURE_WHY(x.san.uri_count == 1, LY_ECSR, why,
+                "CSR must have exactly one URI subjectAltName");
+  size_t ndns = 0;
+  char dns[LY_CSR_DNS_MAX][LY_DNS_NAME_MAX + 1];
+  LY_GUARD(csr_dns_names(&x, dns, &ndns, why));
   ly_spiffe_id_t id;
   LY_ENSURE_WHY(ly_spiffe_id_parse(x.san.uri, x.san.uri_len, &id, NULL) == 0,
                 LY_ECSR, why, "CSR URI SAN is not a valid SPIFFE ID");
@@ -171,6 +209,8 @@ int ly_csr_check(const void *der, size_t len, ly_csr_t *out, const char **why) {
     out->id = id;
     memcpy(out->pubkey, spki.tlv, spki.tlv_len);
     out->pubkey_len = spki.tlv_len;
+    out->ndns = ndns;
+    memcpy(out->dns, dns, sizeof(dns));
   }
   return 0;
 }

@@ -287,6 +287,9 @@ int ly_x509_rng_init(WC_RNG *rng);
 
 /* A GeneralNames SEQUENCE holding one URI. */
 void ly_x509_write_uri_san(ly_dw_t *w, const char *uri);
+/* GeneralNames: the URI, then dNSName entries. */
+void ly_x509_write_sans(ly_dw_t *w, const char *uri, const char *const *dns,
+                        size_t ndns);
 /* The SAN extension with a ready GeneralNames encoding. */
 void ly_x509_write_san_ext(ly_dw_t *w, const unsigned char *gn, size_t n,
                            int critical);

@@ -53,10 +53,17 @@ static void ext_close(ly_dw_t *w, size_t ext, size_t value) {
   ly_dw_close(w, ext);
 }
 
-void ly_x509_write_uri_san(ly_dw_t *w, const char *uri) {
+void ly_x509_write_sans(ly_dw_t *w, const char *uri, const char *const *dns,
+                        size_t ndns) {
   size_t names = ly_dw_open(w, LY_DER_SEQ);
   ly_dw_tlv(w, LY_DER_CTX(6), uri, strlen(uri));
+  for (size_t i = 0; i < ndns; i++)
+    ly_dw_tlv(w, LY_DER_CTX(2), dns[i], strlen(dns[i]));
   ly_dw_close(w, names);
+}
+
+void ly_x509_write_uri_san(ly_dw_t *w, const char *uri) {
+  ly_x509_write_sans(w, uri, NULL, 0);
 }
 
 void ly_x509_write_san_ext(ly_dw_t *w, const unsigned char *gn, size_t n,
@@ -161,6 +168,8 @@ typedef struct {
   int64_t not_before, not_after;
   int is_ca, path_len;
   const char *uri;
+  const char *const *dns;
+  size_t ndns;
 } cert_params_t;
 
 static int build_cert(const cert_params_t *p, WC_RNG *rng, ly_der_t *out) {
@@ -204,7 +213,7 @@ static int build_cert(const cert_params_t *p, WC_RNG *rng, ly_der_t *out) {
   write_keyid_ext(&w, 0, skid, sizeof(skid));
   write_keyid_ext(&w, 1, p->akid, p->akid_len);
   ly_dw_t gn = {0};
-  ly_x509_write_uri_san(&gn, p->uri);
+  ly_x509_write_sans(&gn, p->uri, p->dns, p->ndns);
   if ((rc = ly_dw_finish(&gn)) == 0)
     ly_x509_write_san_ext(&w, gn.p, gn.len, 0);
   ly_dw_free(&gn);
@@ -319,6 +328,16 @@ out:
 int ly_signer_issue(ly_signer_t *s, const unsigned char *pubkey,
                     size_t pubkey_len, const char *spiffe_id,
                     int64_t not_before, int64_t not_after, ly_der_t *out) {
+  return ly_signer_issue_dns(s, pubkey, pubkey_len, spiffe_id, NULL, 0,
+                             not_before, not_after, out);
+}
+
+int ly_signer_issue_dns(ly_signer_t *s, const unsigned char *pubkey,
+                        size_t pubkey_len, const char *spiffe_id,
+                        const char *const *dns, size_t ndns, int64_t not_before,
+                        int64_t not_after, ly_der_t *out) {
+  for (size_t i = 0; i < ndns; i++)
+    LY_ENSURE(ly_dns_name_valid(dns[i]), UV_EINVAL);
   LY_GUARD(
       ly_spiffe_workload_id_parse(spiffe_id, strlen(spiffe_id), NULL, NULL));
   /* the same keys ly_csr_check lets through */
@@ -340,6 +359,8 @@ int ly_signer_issue(ly_signer_t *s, const unsigned char *pubkey,
       .is_ca = 0,
       .path_len = -1,
       .uri = spiffe_id,
+      .dns = dns,
+      .ndns = ndns,
   };
   return build_cert(&p, &s->rng, out);
 }

@@ -92,6 +92,10 @@ static int valid_dns(const unsigned char *s, size_t n, int wildcard) {
   return 1;
 }
 
+int ly_dns_name_valid(const char *s) {
+  return valid_dns((const unsigned char *)s, strlen(s), 0);
+}
+
 /* Is host name `n` equal to `c` or below it, whole labels only? An empty c
  * holds every name. */
 static int dns_within(const unsigned char *n, size_t nlen,

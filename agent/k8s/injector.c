@@ -9,17 +9,26 @@
  * deadline for the whole request, so a slow client costs one thread for
  * LY_HTTP_REQUEST_TIMEOUT_MS at most.
  *
- * The serving certificate and key are read again when either file
- * changes (checked at most once a second): connections in flight keep the
- * context they started with (refcounted), new ones get the new one. A
- * pair that does not load is logged and the old one keeps serving. */
+ * The serving certificate comes from the Lanyard CA (--bundle with
+ * --token-file or --join-token-file): an SVID for the injector's own
+ * SPIFFE ID with the DNS SAN <service>.<namespace>.svc, renewed at half
+ * its lifetime by the agent's identity module (injector_svid.c) and
+ * swapped in memory. Or from --cert/--key files, read again when either
+ * changes (checked at most once a second). Either way connections in
+ * flight keep the context they started with (refcounted), new ones get
+ * the new one; a pair that does not load is logged and the old one keeps
+ * serving. */
 #define _GNU_SOURCE /* asprintf, accept4 */
+#include "k8s/injector_svid.h"
 #include "lanyard/b64.h"
 #include "lanyard/cli.h"
 #include "lanyard/fsutil.h"
 #include "lanyard/http.h"
 #include "lanyard/k8s.h"
+#include "lanyard/duration.h"
+#include "lanyard/err.h"
 #include "lanyard/log.h"
+#include "lanyard/spiffe.h"
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -55,6 +64,7 @@ typedef struct {
   size_t max_bytes;
   ly_k8s_opts_t opts;
   pthread_mutex_t mu;
+  pthread_cond_t got_cert; /* the first SVID from the CA */
   ctx_ref_t *current;
   struct stat cert_st, key_st;
   atomic_int conns;
@@ -79,24 +89,13 @@ static int same_file(const struct stat *a, const struct stat *b) {
          a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* A server context from the PEM files; NULL with *why. */
-static WOLFSSL_CTX *load_ctx(const char *cert, const char *key,
-                             const char **why) {
-  char *c = NULL, *k = NULL;
-  size_t clen, klen;
-  WOLFSSL_CTX *ctx = NULL;
-  if (ly_file_read(cert, 1u << 20, &c, &clen) != 0) {
-    *why = "cannot read the certificate file";
-    goto done;
-  }
-  if (ly_file_read(key, 1u << 20, &k, &klen) != 0) {
-    *why = "cannot read the key file";
-    goto done;
-  }
-  ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
+/* A server context from a PEM chain and key; NULL with *why. */
+static WOLFSSL_CTX *ctx_from_pem(const char *c, size_t clen, const char *k,
+                                 size_t klen, const char **why) {
+  WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
   if (!ctx) {
     *why = "out of memory";
-    goto done;
+    return NULL;
   }
   if (wolfSSL_CTX_use_certificate_chain_buffer(ctx, (const unsigned char *)c,
                                                (long)clen) != WOLFSSL_SUCCESS) {
@@ -108,16 +107,62 @@ static WOLFSSL_CTX *load_ctx(const char *cert, const char *key,
   } else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
     *why = "the key does not match the certificate";
   } else {
-    goto done;
+    return ctx;
   }
   wolfSSL_CTX_free(ctx);
-  ctx = NULL;
-done:
+  return NULL;
+}
+
+/* A server context from the PEM files; NULL with *why. */
+static WOLFSSL_CTX *load_ctx(const char *cert, const char *key,
+                             const char **why) {
+  char *c = NULL, *k = NULL;
+  size_t clen, klen = 0;
+  WOLFSSL_CTX *ctx = NULL;
+  if (ly_file_read(cert, 1u << 20, &c, &clen) != 0)
+    *why = "cannot read the certificate file";
+  else if (ly_file_read(key, 1u << 20, &k, &klen) != 0)
+    *why = "cannot read the key file";
+  else
+    ctx = ctx_from_pem(c, clen, k, klen, why);
   if (k)
     ly_wipe(k, klen);
   free(k);
   free(c);
   return ctx;
+}
+
+/* Makes ctx the one new connections get; 0, or -1 (ctx freed). */
+static int install_ctx(injector_t *in, WOLFSSL_CTX *ctx) {
+  ctx_ref_t *n = calloc(1, sizeof(*n));
+  if (!n) {
+    wolfSSL_CTX_free(ctx);
+    return -1;
+  }
+  n->ctx = ctx;
+  atomic_init(&n->refs, 1);
+  pthread_mutex_lock(&in->mu);
+  ctx_ref_t *old = in->current;
+  in->current = n;
+  pthread_cond_broadcast(&in->got_cert);
+  pthread_mutex_unlock(&in->mu);
+  ctx_unref(old);
+  return 0;
+}
+
+/* A new SVID from the CA (the identity thread). */
+static void on_svid(const char *chain, size_t chain_len, const char *key,
+                    size_t key_len, const ly_cert_info_t *info, void *data) {
+  injector_t *in = data;
+  const char *why = NULL;
+  WOLFSSL_CTX *ctx = ctx_from_pem(chain, chain_len, key, key_len, &why);
+  if (!ctx || install_ctx(in, ctx) != 0) {
+    ly_log(LY_WARN, "injector_cert_reload_failed", "reason",
+           why ? why : "out of memory", NULL);
+    return;
+  }
+  ly_log(LY_INFO, "injector_cert_installed", "serial", info->serial_hex,
+         "spiffe_id", info->spiffe_id, NULL);
 }
 
 /* Loads the pair when the files changed since the last load (or at
@@ -148,20 +193,11 @@ static int maybe_reload(injector_t *in) {
     in->key_st = ks;
     return 0;
   }
-  ctx_ref_t *n = calloc(1, sizeof(*n));
-  if (!n) {
-    wolfSSL_CTX_free(ctx);
-    return in->current ? 0 : -1;
-  }
-  n->ctx = ctx;
-  atomic_init(&n->refs, 1);
-  pthread_mutex_lock(&in->mu);
-  ctx_ref_t *old = in->current;
-  in->current = n;
-  pthread_mutex_unlock(&in->mu);
-  if (old)
+  int had = in->current != NULL;
+  if (install_ctx(in, ctx) != 0)
+    return had ? 0 : -1;
+  if (had)
     ly_log(LY_INFO, "injector_cert_reloaded", "cert", in->cert, NULL);
-  ctx_unref(old);
   in->cert_st = cs;
   in->key_st = ks;
   return 0;
@@ -479,13 +515,26 @@ static int listen_on(const char *spec, char *why, size_t whylen) {
 
 static void usage(FILE *out) {
   static const char *const lines[] = {
-      "usage: lanyard injector --cert FILE --key FILE [options]",
+      "usage: lanyard injector --trust-domain TD --bundle FILE",
+      "                        (--token-file F | --join-token-file F) "
+      "[options]",
+      "       lanyard injector --cert FILE --key FILE [options]",
       "",
       "The mutating admission webhook: AdmissionReview v1 over HTTPS in,",
       "the sidecar as a JSON Patch out (the rendering of `lanyard inject`).",
-      "The certificate and key are read again when the files change.",
+      "The serving certificate comes from the CA at --ca-addr: an SVID for",
+      "spiffe://TD/ns/NS/sa/SA with the DNS SAN SERVICE.NS.svc (the CA's",
+      "dns_names must allow it), renewed at half its lifetime and swapped",
+      "without a restart. Or from files, read again when they change.",
       "",
       "  --listen ADDR           HOST:PORT or :PORT (:15017)",
+      "  --trust-domain TD       the trust domain",
+      "  --bundle FILE           the CA's trust anchors (PEM)",
+      "  --token-file FILE       a projected service-account token",
+      "  --join-token-file FILE  a join token (`lanyard ca token`)",
+      "  --service NAME          the webhook's Service (lanyard-injector)",
+      "  --service-account SA    the injector's own (lanyard-injector)",
+      "  --cert-ttl DURATION     the serving certificate's lifetime (1h)",
       "  --cert FILE, --key FILE the serving certificate chain and key (PEM)",
       "  --max-bytes N           largest review accepted (3145728); 413 above",
       "  --native-sidecar=BOOL   agent as a native sidecar (true)",
@@ -494,6 +543,9 @@ static void usage(FILE *out) {
       "  --lanyard-namespace NS  Lanyard's own namespace (lanyard)",
       "  --default-annotation K=V  a lanyard.io/ annotation for every pod",
       "                          that does not set it (repeatable)",
+      "  --mode M, --ttl D, --proxy-cpu Q, --proxy-memory Q",
+      "                          short for --default-annotation",
+      "                          lanyard.io/mode=M (ttl, proxy-cpu, ...)",
   };
   for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
     fprintf(out, "%s\n", lines[i]);
@@ -509,6 +561,14 @@ enum {
   OPT_CA,
   OPT_LY_NS,
   OPT_DEFAULT_ANN,
+  OPT_TD,
+  OPT_BUNDLE,
+  OPT_TOKEN,
+  OPT_JOIN_TOKEN,
+  OPT_SERVICE,
+  OPT_SA,
+  OPT_CERT_TTL,
+  OPT_SHORT_ANN, /* --mode, --ttl, --proxy-cpu, --proxy-memory */
 };
 
 int ly_cmd_injector(int argc, char **argv) {
@@ -522,19 +582,36 @@ int ly_cmd_injector(int argc, char **argv) {
       {"ca-addr", required_argument, NULL, OPT_CA},
       {"lanyard-namespace", required_argument, NULL, OPT_LY_NS},
       {"default-annotation", required_argument, NULL, OPT_DEFAULT_ANN},
+      {"trust-domain", required_argument, NULL, OPT_TD},
+      {"bundle", required_argument, NULL, OPT_BUNDLE},
+      {"token-file", required_argument, NULL, OPT_TOKEN},
+      {"join-token-file", required_argument, NULL, OPT_JOIN_TOKEN},
+      {"service", required_argument, NULL, OPT_SERVICE},
+      {"service-account", required_argument, NULL, OPT_SA},
+      {"cert-ttl", required_argument, NULL, OPT_CERT_TTL},
+      {"mode", required_argument, NULL, OPT_SHORT_ANN},
+      {"ttl", required_argument, NULL, OPT_SHORT_ANN},
+      {"proxy-cpu", required_argument, NULL, OPT_SHORT_ANN},
+      {"proxy-memory", required_argument, NULL, OPT_SHORT_ANN},
       {"help", no_argument, NULL, 'h'},
       {0}};
   static injector_t in;
   json_t *defaults = json_object();
   const char *listen_spec = ":15017";
   char why[256], *end;
-  int c;
+  int c, idx;
+  /* the CA-issued serving certificate: an agent config of our own */
+  static ly_agent_config_t id_cfg;
+  const char *service = "lanyard-injector", *sa = "lanyard-injector";
+  const char *join_token = NULL, *k8s_token = NULL, *cert_ttl = NULL;
+  char *spiffe_id = NULL, *dns_name = NULL;
+  memset(&id_cfg, 0, sizeof(id_cfg));
 
   memset(&in, 0, sizeof(in));
   ly_k8s_opts_init(&in.opts);
   in.max_bytes = INJ_DEFAULT_MAX_BYTES;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
     switch (c) {
     case OPT_LISTEN:
       listen_spec = optarg;
@@ -573,6 +650,34 @@ int ly_cmd_injector(int argc, char **argv) {
     case OPT_LY_NS:
       in.opts.lanyard_namespace = optarg;
       break;
+    case OPT_TD:
+      id_cfg.trust_domain = optarg;
+      break;
+    case OPT_BUNDLE:
+      id_cfg.ca.bundle = optarg;
+      break;
+    case OPT_TOKEN:
+      k8s_token = optarg;
+      break;
+    case OPT_JOIN_TOKEN:
+      join_token = optarg;
+      break;
+    case OPT_SERVICE:
+      service = optarg;
+      break;
+    case OPT_SA:
+      sa = optarg;
+      break;
+    case OPT_CERT_TTL:
+      cert_ttl = optarg;
+      break;
+    case OPT_SHORT_ANN: {
+      /* the chart's values, as the annotation of the same name */
+      char key[64];
+      snprintf(key, sizeof(key), "lanyard.io/%s", opts[idx].name);
+      json_object_set_new(defaults, key, json_string(optarg));
+      break;
+    }
     case OPT_DEFAULT_ANN: {
       /* The chart's values (mode, TTL, resources) arrive this way: they
        * act like namespace annotations, the pod's own win. */
@@ -596,11 +701,54 @@ int ly_cmd_injector(int argc, char **argv) {
       goto usage_fail;
     }
   }
-  if (optind < argc || !in.cert || !in.key) {
-    fprintf(stderr, "lanyard injector: %s\n",
-            optind < argc ? "unexpected arguments" : "--cert and --key needed");
+  int from_ca = id_cfg.ca.bundle || k8s_token || join_token;
+  const char *bad = optind < argc ? "unexpected arguments" : NULL;
+  if (!bad && from_ca && (in.cert || in.key))
+    bad = "--cert/--key or --bundle with a token, not both";
+  else if (!bad && !from_ca && (!in.cert || !in.key))
+    bad = "--bundle with --token-file or --join-token-file needed (or "
+          "--cert and --key)";
+  else if (!bad && from_ca &&
+           (!id_cfg.ca.bundle || !id_cfg.trust_domain ||
+            !k8s_token == !join_token))
+    bad = "--trust-domain, --bundle and one of --token-file, "
+          "--join-token-file needed";
+  if (bad) {
+    fprintf(stderr, "lanyard injector: %s\n", bad);
     usage(stderr);
     goto usage_fail;
+  }
+  if (from_ca) {
+    const char *w = NULL;
+    const char *ns = in.opts.lanyard_namespace;
+    uint64_t ttl_ms = 3600 * 1000;
+    if (cert_ttl &&
+        (ly_duration_parse(cert_ttl, &ttl_ms, &w) != 0 || ttl_ms < 5000)) {
+      fprintf(stderr, "lanyard injector: --cert-ttl: %s\n",
+              w ? w : "at least 5s");
+      goto usage_fail;
+    }
+    if (ly_hostport_parse(in.opts.ca_addr, 1, &id_cfg.ca.address, &w) != 0) {
+      fprintf(stderr, "lanyard injector: --ca-addr: %s\n", w);
+      goto usage_fail;
+    }
+    if (asprintf(&spiffe_id, "spiffe://%s/ns/%s/sa/%s", id_cfg.trust_domain, ns,
+                 sa) < 0 ||
+        asprintf(&dns_name, "%s.%s.svc", service, ns) < 0)
+      goto usage_fail;
+    if (ly_spiffe_workload_id_parse(spiffe_id, strlen(spiffe_id), NULL, &w) !=
+            0 ||
+        !ly_dns_name_valid(dns_name)) {
+      fprintf(stderr, "lanyard injector: %s, %s: %s\n", spiffe_id, dns_name,
+              w ? w : "not a DNS name");
+      goto usage_fail;
+    }
+    id_cfg.spiffe_id = spiffe_id;
+    id_cfg.dns_name = dns_name;
+    id_cfg.ca.token_file = (char *)join_token;
+    id_cfg.ca.k8s_token_file = (char *)k8s_token;
+    id_cfg.svid.ttl_ms = ttl_ms;
+    id_cfg.svid.renew_fraction = 0.5;
   }
   if (ly_k8s_check_annotations(defaults, why, sizeof(why)) != 0) {
     fprintf(stderr, "lanyard injector: --default-annotation: %s\n", why);
@@ -608,7 +756,38 @@ int ly_cmd_injector(int argc, char **argv) {
   }
   in.opts.ns_annotations = json_object_size(defaults) ? defaults : NULL;
   pthread_mutex_init(&in.mu, NULL);
-  if (maybe_reload(&in) != 0) {
+  pthread_cond_init(&in.got_cert, NULL);
+  struct sigaction sa_ = {0};
+  sa_.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
+  sigaction(SIGTERM, &sa_, NULL);
+  sigaction(SIGINT, &sa_, NULL);
+  if (from_ca) {
+    const char *w = NULL;
+    int rc = ly_injector_svid_start(&id_cfg, on_svid, &in, &w);
+    if (rc != 0) {
+      fprintf(stderr, "lanyard injector: %s: %s\n", id_cfg.ca.bundle,
+              w ? w : ly_strerror(rc));
+      json_decref(defaults);
+      free(spiffe_id);
+      free(dns_name);
+      return LY_EXIT_FAIL;
+    }
+    /* Listen only with a certificate: the readiness probe is a TCP
+     * connect, and a webhook without one would fail every review. */
+    pthread_mutex_lock(&in.mu);
+    while (!in.current && !stopping) {
+      struct timespec t;
+      clock_gettime(CLOCK_REALTIME, &t);
+      t.tv_sec += 1; /* a signal does not wake a condition wait */
+      pthread_cond_timedwait(&in.got_cert, &in.mu, &t);
+    }
+    pthread_mutex_unlock(&in.mu);
+    if (!in.current) {
+      ly_injector_svid_stop();
+      json_decref(defaults);
+      return LY_EXIT_OK;
+    }
+  } else if (maybe_reload(&in) != 0) {
     goto usage_fail;
   }
   int lfd = listen_on(listen_spec, why, sizeof(why));
@@ -626,10 +805,6 @@ int ly_cmd_injector(int argc, char **argv) {
              ntohs(bound.ss_family == AF_INET6
                        ? ((struct sockaddr_in6 *)&bound)->sin6_port
                        : ((struct sockaddr_in *)&bound)->sin_port));
-  struct sigaction sa = {0};
-  sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
   ly_log(LY_INFO, "injector_listening", "listen", listen_spec, "port", port,
          NULL);
 
@@ -637,7 +812,7 @@ int ly_cmd_injector(int argc, char **argv) {
   while (!stopping) {
     struct pollfd p = {lfd, POLLIN, 0};
     int n = poll(&p, 1, 1000);
-    if (now_ms() - checked >= 1000) {
+    if (!from_ca && now_ms() - checked >= 1000) {
       maybe_reload(&in);
       checked = now_ms();
     }
@@ -689,6 +864,7 @@ int ly_cmd_injector(int argc, char **argv) {
   /* Let the connections in flight finish (each has a deadline). */
   for (int i = 0; i < 200 && atomic_load(&in.conns) > 0; i++)
     usleep(100 * 1000);
+  ly_injector_svid_stop();
   ctx_unref(in.current);
   /* Connections still running (past their deadline) may read the
    * defaults: they are left to the process's exit. */
@@ -697,5 +873,7 @@ int ly_cmd_injector(int argc, char **argv) {
   return LY_EXIT_OK;
 usage_fail:
   json_decref(defaults);
+  free(spiffe_id);
+  free(dns_name);
   return LY_EXIT_USAGE;
 }

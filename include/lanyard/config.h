@@ -96,7 +96,19 @@ typedef struct {
     char *file;         /* resolved; default certs.jsonl beside the config */
     size_t max_entries; /* 0: LY_INVENTORY_DEFAULT_MAX */
   } inventory;
+  /* dns_names: which DNS SANs the CA signs for which SPIFFE ID, one pair
+   * per allowed name; none by default. */
+  struct {
+    char *id;
+    char *name;
+  } * dns_names;
+  size_t ndns_names;
 } ly_ca_config_t;
+
+/* 1 if dns_names allows `name` in an SVID for `id` (names compare without
+ * case, as DNS does). */
+int ly_ca_config_dns_allowed(const ly_ca_config_t *c, const char *id,
+                             const char *name);
 
 #define LY_K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -126,6 +138,9 @@ typedef struct {
   char *file;
   char *trust_domain;
   char *spiffe_id; /* spiffe_id, or built from namespace + service_account */
+  /* A DNS SAN requested next to the URI SAN: `lanyard injector`'s serving
+   * name (<service>.<namespace>.svc). Never from a file; not freed. */
+  const char *dns_name;
   struct {
     ly_hostport_t address;
     char *bundle;         /* resolved path: bootstrap trust */

@@ -100,18 +100,29 @@ int ly_der_sha256_hex(const void *der, size_t len, char out[LY_SHA256_HEX_LEN]);
 /* A PKCS#10 request signed by `key` with one URI SAN, `spiffe_id`, and an
  * empty subject. DER into out (malloc'd). */
 int ly_csr_create(const ly_key_t *key, const char *spiffe_id, ly_der_t *out);
+/* The same, with DNS SANs next to the URI SAN (an X509-SVID may carry
+ * other SAN types; the CA signs them only where its dns_names allow). */
+int ly_csr_create_dns(const ly_key_t *key, const char *spiffe_id,
+                      const char *const *dns, size_t ndns, ly_der_t *out);
+
+#define LY_CSR_DNS_MAX 8
+#define LY_DNS_NAME_MAX 253
 
 /* What the CA takes from a request that passed ly_csr_check. */
 typedef struct {
   ly_spiffe_id_t id;         /* the requested identity */
   unsigned char pubkey[256]; /* SubjectPublicKeyInfo, DER */
   size_t pubkey_len;
+  size_t ndns; /* DNS SANs, in the request's order */
+  char dns[LY_CSR_DNS_MAX][LY_DNS_NAME_MAX + 1];
 } ly_csr_t;
 
 /* Checks a CA must make before signing: parses; the self-signature
  * verifies; the key is ECDSA P-256 or P-384 (anything else: "unsupported
  * key type"); exactly one subjectAltName, a URI holding a valid SPIFFE
- * ID; no basicConstraints with cA set. LY_ECSR with *why otherwise. */
+ * ID, plus at most LY_CSR_DNS_MAX DNS names (host names, no wildcards);
+ * no other SAN type; no basicConstraints with cA set. LY_ECSR with *why
+ * otherwise. */
 int ly_csr_check(const void *der, size_t len, ly_csr_t *out, const char **why);
 
 /* ---- issuing (CA side) ---------------------------------------------------*/
@@ -140,6 +151,14 @@ const ly_chain_t *ly_signer_chain(const ly_signer_t *s);
 int ly_signer_issue(ly_signer_t *s, const unsigned char *pubkey,
                     size_t pubkey_len, const char *spiffe_id,
                     int64_t not_before, int64_t not_after, ly_der_t *out);
+/* The same, with DNS SANs after the URI SAN (the caller has checked they
+ * are allowed for the ID). */
+int ly_signer_issue_dns(ly_signer_t *s, const unsigned char *pubkey,
+                        size_t pubkey_len, const char *spiffe_id,
+                        const char *const *dns, size_t ndns, int64_t not_before,
+                        int64_t not_after, ly_der_t *out);
+/* 1 if s is a host name (RFC 1123 labels, no wildcard), else 0. */
+int ly_dns_name_valid(const char *s);
 
 /* `lanyard ca init`: a self-signed root (cA, keyUsage keyCertSign|cRLSign,
  * URI SAN spiffe://<td>, subject O=lanyard, CN=lanyard root <td>) and an

@@ -82,6 +82,15 @@ check "CA replicas share the issuer Secret" test "$(obj Deployment lanyard-ca "[
 check "image from values" test "$(obj Deployment lanyard-injector "d['spec']['template']['spec']['containers'][0]['image']" "$T/custom.json")" = registry.example.com/mesh/lanyard:1.2.3
 check "sidecar mode and TTL reach the injector" \
   bash -c "grep -q -- '--mode=permissive' '$T/custom.yaml' && grep -q -- '--ttl=2h' '$T/custom.yaml'"
+# The chart and the binary agree: every rendered flag is one `lanyard
+# injector` knows (getopt stops at the first unknown one, before --help).
+obj Deployment lanyard-injector "'\n'.join(d['spec']['template']['spec']['containers'][0]['args'][1:])" "$T/custom.json" >"$T/inj.args"
+check "the injector's rendered args are all flags of \`lanyard injector\`" \
+  bash -c "mapfile -t a <'$T/inj.args'; '$LANYARD' injector \"\${a[@]}\" --help >/dev/null"
+check "  with --trust-domain and the projected token" \
+  bash -c "grep -qx -- '--trust-domain=.*' '$T/inj.args' && grep -qx -- '--token-file=.*' '$T/inj.args'"
+check "the CA lets the injector's SVID carry its Service's DNS name" \
+  bash -c "grep -A1 'sa/lanyard-injector:' '$T/default.yaml' | grep -q 'lanyard-injector.lanyard.svc'"
 check "RBAC: ConfigMap updates only for lanyard-trust-bundle, no Secrets, no TokenReview" \
   bash -c "python3 -c \"import json; o = json.load(open('$T/default.json')); r = [x for x in o if x['kind'] == 'ClusterRole'][0]['rules']; \
 assert all(u.get('resourceNames') == ['lanyard-trust-bundle'] for u in r if set(u['verbs']) & {'patch', 'update', 'get'}), r; \

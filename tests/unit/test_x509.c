@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 #include "lanyard/err.h"
 #include "lanyard/x509.h"
 
@@ -395,9 +396,21 @@ static void test_csr_refuses(void **state) {
   assert_int_equal(check_crafted(key, 1, uri, one, 1, &why), LY_ECSR);
   assert_string_equal(why, "CSR requests a CA certificate");
   assert_int_equal(check_crafted(key, 2, uri_uri, two, 0, &why), LY_ECSR);
-  assert_string_equal(why, "CSR must have exactly one subjectAltName");
-  assert_int_equal(check_crafted(key, 2, uri_dns, with_dns, 0, &why), LY_ECSR);
-  assert_string_equal(why, "CSR must have exactly one subjectAltName");
+  assert_string_equal(why, "CSR must have exactly one URI subjectAltName");
+  /* DNS names next to the one URI are an X509-SVID's right; whether the CA
+   * signs them is its dns_names' business */
+  assert_int_equal(check_crafted(key, 2, uri_dns, with_dns, 0, &why), 0);
+  static const unsigned char uri_ip[] = {LY_DER_CTX(6), LY_DER_CTX(7)};
+  const char *with_ip[] = {ID, "\x7f\0\0\1"};
+  assert_int_equal(check_crafted(key, 2, uri_ip, with_ip, 0, &why), LY_ECSR);
+  assert_string_equal(why,
+                      "CSR subjectAltName may hold only a URI and DNS names");
+  const char *bad_dns[] = {ID, "-bad..name"};
+  assert_int_equal(check_crafted(key, 2, uri_dns, bad_dns, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR DNS name is not a valid host name");
+  const char *wild[] = {ID, "*.example.org"};
+  assert_int_equal(check_crafted(key, 2, uri_dns, wild, 0, &why), LY_ECSR);
+  assert_string_equal(why, "CSR DNS name is not a valid host name");
   assert_int_equal(check_crafted(key, 1, dns, dns_only, 0, &why), LY_ECSR);
   assert_string_equal(why, "CSR subjectAltName is not a URI");
   assert_int_equal(check_crafted(key, 0, NULL, NULL, 0, &why), LY_ECSR);
@@ -406,6 +419,22 @@ static void test_csr_refuses(void **state) {
   assert_string_equal(why, "CSR URI SAN is not a valid SPIFFE ID");
   assert_int_equal(check_crafted(key, 1, uri, bad_td, 0, &why), LY_ECSR);
   assert_string_equal(why, "CSR URI SAN is not a valid SPIFFE ID");
+
+  /* ly_csr_create_dns: the names come back out of ly_csr_check, in order */
+  {
+    const char *names[] = {"a.ns.svc", "b.example.org"};
+    ly_der_t d = {0};
+    ly_csr_t req;
+    assert_int_equal(ly_csr_create_dns(key, ID, names, 2, &d), 0);
+    assert_int_equal(ly_csr_check(d.der, d.len, &req, &why), 0);
+    assert_string_equal(req.id.id, ID);
+    assert_int_equal(req.ndns, 2);
+    assert_string_equal(req.dns[0], "a.ns.svc");
+    assert_string_equal(req.dns[1], "b.example.org");
+    free_der(&d);
+    const char *bad[] = {"no_dot..x"};
+    assert_int_not_equal(ly_csr_create_dns(key, ID, bad, 1, &d), 0);
+  }
 
   /* and ly_csr_create will not make such requests */
   ly_der_t bad = {0};
@@ -507,6 +536,50 @@ static void test_ca_certs(void **state) {
   assert_int_equal(sc->n, 1);
   assert_int_equal(sc->certs[0].len, ca.inter.len);
   assert_memory_equal(sc->certs[0].der, ca.inter.der, ca.inter.len);
+  ca_free(&ca);
+}
+
+/* An SVID with DNS SANs after its URI SAN (the webhook's serving
+ * certificate) is a valid X509-SVID: it verifies, names its SPIFFE ID, and
+ * carries the names in order. */
+static void test_issue_with_dns(void **state) {
+  (void)state;
+  ca_t ca;
+  ca_make(&ca, TD);
+  ly_key_t *key = NULL;
+  ly_der_t csr = {0}, svid = {0};
+  ly_csr_t req;
+  const char *why = NULL;
+  const char *names[] = {"lanyard-injector.lanyard.svc"};
+  assert_int_equal(ly_key_generate(&key), 0);
+  assert_int_equal(ly_csr_create_dns(key, ID, names, 1, &csr), 0);
+  assert_int_equal(ly_csr_check(csr.der, csr.len, &req, &why), 0);
+  const char *dns[] = {req.dns[0]};
+  assert_int_equal(ly_signer_issue_dns(ca.signer, req.pubkey, req.pubkey_len,
+                                       req.id.id, dns, req.ndns, T0 - 60,
+                                       T0 + 3600, &svid),
+                   0);
+  ly_chain_t chain = {0};
+  assert_int_equal(ly_chain_push(&chain, svid.der, svid.len), 0);
+  assert_int_equal(ly_chain_push(&chain, ca.inter.der, ca.inter.len), 0);
+  ly_cert_info_t info;
+  assert_int_equal(ly_svid_verify(&chain, &ca.roots, T0, TD, &info, &why), 0);
+  assert_string_equal(info.spiffe_id, ID);
+  assert_int_equal(info.san_count, 2);
+  assert_int_equal(info.uri_san_count, 1);
+  const char needle[] = "lanyard-injector.lanyard.svc";
+  assert_non_null(memmem(svid.der, svid.len, needle, sizeof(needle) - 1));
+  /* the issuer writes only host names */
+  const char *bad[] = {"*.lanyard.svc"};
+  ly_der_t no = {0};
+  assert_int_not_equal(ly_signer_issue_dns(ca.signer, req.pubkey,
+                                           req.pubkey_len, req.id.id, bad, 1,
+                                           T0, T0 + 60, &no),
+                       0);
+  ly_chain_free(&chain);
+  free_der(&svid);
+  free_der(&csr);
+  ly_key_free(key);
   ca_free(&ca);
 }
 
@@ -1528,6 +1601,7 @@ int main(void) {
       cmocka_unit_test(test_key_pem_roundtrip),
       cmocka_unit_test(test_key_pem_errors),
       cmocka_unit_test(test_csr_accepts),
+      cmocka_unit_test(test_issue_with_dns),
       cmocka_unit_test(test_csr_p384_accepted),
       cmocka_unit_test(test_csr_refuses),
       cmocka_unit_test(test_csr_refuses_rsa),
