@@ -437,7 +437,10 @@ class Run:
 
     def cleanup(self):
         self.stop_children()
-        self.mesh("down", check=False)
+        # Only a mesh this run brought up: when `up` found another one
+        # running (someone's demo), that one is not ours to tear down.
+        if getattr(self, "mesh_is_ours", False):
+            self.mesh("down", check=False)
         logs = os.path.join(self.state, "logs")
         if os.path.isdir(logs):
             shutil.copytree(logs, self.path("logs"), dirs_exist_ok=True)
@@ -1167,7 +1170,14 @@ def run_one(name, opts, out):
     r.facts["outage_opt"] = opts.outage
     error = None
     try:
-        r.mesh("up", "--ttl", "%ds" % ttl)
+        try:
+            r.mesh("up", "--ttl", "%ds" % ttl)
+            r.mesh_is_ours = True
+        except GamedayError as e:
+            # A half-made mesh is ours to clean; one already running (a
+            # demo, another drill) is not.
+            r.mesh_is_ours = "a mesh is up" not in str(e)
+            raise
         r.start_samplers()
         if name == "clock-skew":
             r.last_sample_t = lambda pod: last_jsonl(r.path(pod + ".status.jsonl"))["t"]
