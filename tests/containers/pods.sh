@@ -51,7 +51,8 @@ pm() { "${PODMAN[@]}" "$@"; }
 # and the leftover check touch nothing else.
 S=ly$$
 NET=lanyard-$S
-PODS=("ca-$S" "api-$S" "web-$S" "job-$S")
+API_POD=api-$S-pod-0 # kube play names a Deployment's pod NAME-pod-0
+PODS=("ca-$S" "$API_POD" "web-$S" "job-$S")
 VOLS_BEFORE= VOLS_SET= # volumes that were there before: never removed
 teardown() {
   local p
@@ -74,6 +75,8 @@ for img in "$LY_IMAGE" "$LY_APP_IMAGE"; do
   if [ "sha256:$have" != "$want" ] && [ "$have" != "$want" ]; then
     "$DOCKER" save "$img" | pm load >"$T/load.log" 2>&1 || { cat "$T/load.log"; bad "podman load $img"; exit 1; }
     echo "loaded $img (${want:7:12})"
+    # The one it replaces is now untagged: it goes (fails if in use).
+    [ -z "$have" ] || pm rmi "$have" >/dev/null 2>&1 || true
   else
     echo "podman already has $img (${want:7:12})"
   fi
@@ -131,14 +134,25 @@ wait_port "$CA_IP" 15012 30 || bad "the CA listens on $CA_IP:15012"
 ca_log() { pm logs "ca-$S-ca" 2>&1; }
 ca_issued() { ca_log | grep 'credential=k8s_token' | grep -q "spiffe_id=spiffe://$TD/ns/$NS/sa/$1"; }
 
-echo "# the workloads: plain Pod manifests, through lanyard inject"
+echo "# the workloads: a plain Deployment (api) and Pods (web, job), through lanyard inject"
 subst "pod-to-pod addressing: the api pod's podman IP (no Service DNS)"
 subst "native sidecars: podman 4.3 ignores restartPolicy Always on init containers; --native-sidecar=false"
-app_pod() { # app_pod NAME SA CONTAINER-YAML...
-  printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  serviceAccountName: %s\n' \
-    "$1" "$NS" "$2"
-  shift 2
-  printf '%s\n' "$@"
+# app_manifest KIND NAME SA POD-SPEC-YAML: a user's manifest, nothing of
+# Lanyard in it (POD-SPEC-YAML is indented for a Pod's spec).
+app_manifest() {
+  case $1 in
+  Pod)
+    printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  serviceAccountName: %s\n' \
+      "$2" "$NS" "$3"
+    printf '%s\n' "$4"
+    ;;
+  Deployment)
+    printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  replicas: 1\n' "$2" "$NS"
+    printf '  selector:\n    matchLabels:\n      app: %s\n  template:\n    metadata:\n      labels:\n        app: %s\n' "$2" "$2"
+    printf '    spec:\n      serviceAccountName: %s\n' "$3"
+    printf '%s\n' "$4" | sed 's/^/    /'
+    ;;
+  esac
 }
 inject() { "$LANYARD" inject -f "$1" --native-sidecar=false --image "$LY_IMAGE" --ca-addr "$CA_IP:15012"; }
 # The substitutions for what podman 4.3 lacks, on the injected spec:
@@ -146,15 +160,17 @@ inject() { "$LANYARD" inject -f "$1" --native-sidecar=false --image "$LY_IMAGE" 
 #    minted with the test's "cluster" key (mkjwt.py), as the kubelet would;
 #  - the bundle ConfigMap -> a ConfigMap document in the same YAML;
 #  - downward-API fields podman does not resolve -> their values.
-k8s_subst() { # k8s_subst INJECTED POD TOKEN_DIR IP
+k8s_subst() { # k8s_subst INJECTED POD-NAME TOKEN_DIR BUNDLE
   python3 - "$@" <<'PY'
 import sys, yaml
 src, pod, tokdir = sys.argv[1], sys.argv[2], sys.argv[3]
 doc = yaml.safe_load(open(src))
-spec = doc["spec"]
+tmpl = doc["spec"]["template"] if doc["kind"] == "Deployment" else doc
+spec = tmpl["spec"]
 # podman 4.3 caps annotation values at 63 characters (Kubernetes' label
 # limit, not the annotation one): the status record goes.
-doc["metadata"].get("annotations", {}).pop("lanyard.io/status", None)
+for m in (doc["metadata"], tmpl.get("metadata") or {}):
+    (m.get("annotations") or {}).pop("lanyard.io/status", None)
 for v in spec["volumes"]:
     if v["name"] == "lanyard-token":
         v.pop("projected")
@@ -165,7 +181,7 @@ for v in spec["volumes"]:
 if spec.get("restartPolicy", "Always") == "Always":
     spec["restartPolicy"] = "OnFailure"
 fields = {"metadata.namespace": doc["metadata"]["namespace"],
-          "metadata.name": doc["metadata"]["name"],
+          "metadata.name": pod,
           "spec.serviceAccountName": spec["serviceAccountName"]}
 for c in spec["containers"]:
     # podman publishes a containerPort on the host's same port: the
@@ -192,19 +208,21 @@ subst "the lanyard.io/status annotation is dropped (podman 4.3 refuses annotatio
 subst "restartPolicy Always -> OnFailure (podman 4.3 restarts init containers under Always, for ever)"
 subst "container ports lists dropped (podman 4.3 publishes containerPort on the host)"
 subst "downward-API env (metadata.*, spec.serviceAccountName) -> literal values; status.podIP -> empty"
-mkpod() { # mkpod NAME SA CONTAINER-YAML...: writes $T/NAME.yaml (injected, substituted)
-  local name=$1 sa=$2
-  app_pod "$name" "$sa" "${@:3}" >"$T/$name.plain.yaml"
+# mkpod KIND NAME SA POD-SPEC-YAML [POD-NAME]: writes $T/NAME.yaml
+# (injected, substituted).
+mkpod() {
+  local kind=$1 name=$2 sa=$3 pod=${5:-$2}
+  app_manifest "$kind" "$name" "$sa" "$4" >"$T/$name.plain.yaml"
   inject "$T/$name.plain.yaml" >"$T/$name.injected.yaml" 2>"$T/$name.inject.log" ||
     { cat "$T/$name.inject.log"; bad "lanyard inject $name"; exit 1; }
   mkdir -p "$T/tokens/$name"
   $MKJWT sign --key "$T/k8s.pem" --kid k1 --alg ES256 --iss "$ISS" --aud lanyard-ca \
     --ns "$NS" --sa "$sa" --exp-in 3600 --out "$T/tokens/$name/token"
   chown -R 1337:1337 "$T/tokens/$name"
-  k8s_subst "$T/$name.injected.yaml" "$name" "$T/tokens/$name" "$T/ca/bundle.pem" >"$T/$name.yaml"
+  k8s_subst "$T/$name.injected.yaml" "$pod" "$T/tokens/$name" "$T/ca/bundle.pem" >"$T/$name.yaml"
 }
 
-mkpod "api-$S" api '  containers:
+mkpod Deployment "api-$S" api '  containers:
     - name: api
       image: '"$LY_APP_IMAGE"'
       command: ["busybox", "httpd", "-f", "-v", "-p", "8080", "-h", "/srv"]
@@ -214,9 +232,9 @@ mkpod "api-$S" api '  containers:
         httpGet:
           path: /index.html
           port: 8080
-        periodSeconds: 2'
+        periodSeconds: 2' "$API_POD"
 play "$T/api-$S.yaml"
-API_IP=$(pod_ip "api-$S")
+API_IP=$(pod_ip "$API_POD")
 check "the api pod runs ($API_IP)" [ -n "$API_IP" ]
 admin_ready() { curl -sf -m 2 "http://$1:15020/readyz" >/dev/null; }
 wait_for() { # wait_for SECONDS CMD...
@@ -225,8 +243,10 @@ wait_for() { # wait_for SECONDS CMD...
   return 1
 }
 check "api's agent is ready (/readyz on its admin port)" wait_for 60 admin_ready "$API_IP"
-rules=$(nsenter -t "$(infra_pid "api-$S")" -n iptables-save 2>&1 || true)
+rules=$(nsenter -t "$(infra_pid "$API_POD")" -n iptables-save 2>&1 || true)
 check "lanyard-init installed the rules in api's network namespace" grep -q '^:LANYARD' <<<"$rules"
+check "  inbound is redirected to the agent (15006)" grep -q -- '-j REDIRECT --to-ports 15006' <<<"$rules"
+check "  outbound is redirected to the agent (15001)" grep -q -- '-j REDIRECT --to-ports 15001' <<<"$rules"
 echo "$rules" | grep -E '^:LANYARD' | sed 's/^/  /'
 check "the host's own table has no LANYARD chain" bash -c "! iptables-save 2>/dev/null | grep -q '^:LANYARD'"
 check "the CA issued api's identity to its service-account token" \
@@ -234,14 +254,14 @@ check "the CA issued api's identity to its service-account token" \
 
 echo "# api's readiness probe under strict mode, rewritten to /app-health"
 subst "kube play has no readinessProbe (containers/podman#12417): the test GETs the rewritten URL from the host, as the kubelet would"
-probe_path=$(python3 -c 'import sys,yaml; d=yaml.safe_load(open(sys.argv[1])); print([c for c in d["spec"]["containers"] if c["name"]=="api"][0]["readinessProbe"]["httpGet"]["path"])' "$T/api-$S.injected.yaml")
+probe_path=$(python3 -c 'import sys,yaml; d=yaml.safe_load(open(sys.argv[1])); print([c for c in d["spec"]["template"]["spec"]["containers"] if c["name"]=="api"][0]["readinessProbe"]["httpGet"]["path"])' "$T/api-$S.injected.yaml")
 check "inject rewrote the probe to $probe_path" [ "$probe_path" = /app-health/api/readiness ]
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://$API_IP:15020$probe_path" || true)
 check "the kubelet's GET http://$API_IP:15020$probe_path passes ($code)" [ "$code" = 200 ]
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://$API_IP:8080/index.html" || true)
 check "the original probe (plain HTTP to :8080) gets no answer under strict ($code)" [ "$code" != 200 ]
 
-mkpod "web-$S" web '  containers:
+mkpod Pod "web-$S" web '  containers:
     - name: web
       image: '"$LY_APP_IMAGE"'
       command: ["busybox", "sleep", "86400"]'
@@ -273,21 +293,22 @@ check "they are TLS records ($tls segments start one)" [ "$tls" -gt 0 ]
 check "the marker never crossed the bridge" bash -c "! grep -aq '$m' '$T/bridge.pcap'"
 
 echo "# the sidecar's idle memory"
-apid=$(pm inspect -f '{{.State.Pid}}' "api-$S-lanyard-agent")
+apid=$(pm inspect -f '{{.State.Pid}}' "$API_POD-lanyard-agent")
 rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$apid/status")
 echo "figure sidecar_idle_rss_kb $rss (api's lanyard-agent, pid $apid, after one request)"
 check "the sidecar's RSS was read ($rss kB)" [ -n "$rss" ]
 
 echo "# a Job-like pod: the app ends, then tells its agent to quit"
-mkpod "job-$S" job '  restartPolicy: Never
+mkpod Pod "job-$S" job '  restartPolicy: Never
   containers:
     - name: task
       image: '"$LY_APP_IMAGE"'
       command: ["sh", "-c", "until curl -sf http://127.0.0.1:15020/readyz >/dev/null; do sleep 0.2; done; curl -sS -m 10 http://'"$API_IP"':8080/ && curl -sf -X POST http://127.0.0.1:15020/quitquitquit"]'
-subst "the lifecycle postStart hold: the job's command waits for /readyz itself"
+subst "the postStart hold: podman 4.3 starts a pod's containers together and runs no postStart hook (the times below), so the job's command waits for its agent's /readyz itself"
 play "$T/job-$S.yaml"
 job_done() { [ "$(pm pod inspect -f '{{.State}}' "job-$S")" = Exited ]; }
 check "the job pod ends (every container exited)" wait_for 60 job_done
+echo "  agent started $(pm inspect -f '{{.State.StartedAt}}' "job-$S-lanyard-agent"), task started $(pm inspect -f '{{.State.StartedAt}}' "job-$S-task")"
 st=$(pm inspect -f '{{.State.ExitCode}}' "job-$S-task" 2>/dev/null || echo none)
 check "  its task exited 0 ($st)" [ "$st" = 0 ]
 out=$(pm logs "job-$S-task" 2>&1 || true)
