@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The injected pod specs run for real, under Debian's `podman kube play`
 # (podman 4.3, runc): a CA pod, and `api`, `web` and a Job-like `job` pod
-# rendered by `lanyard inject --native-sidecar=false` from plain Pod
-# manifests. Asserts what a user of the cluster would check: the init
+# rendered by `lanyard inject --native-sidecar=false` from a plain
+# Deployment and plain Pods. Asserts what a user of the cluster would check: the init
 # container installs the rules in the pod's network namespace, the agents
 # get identities with their service-account tokens, web reaches api over
 # mTLS only, api's rewritten readiness probe passes under strict mode, a
@@ -16,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 require_images
 command -v tcpdump >/dev/null || { echo "skip: tcpdump missing"; exit 77; }
 command -v nsenter >/dev/null || { echo "skip: nsenter missing"; exit 77; }
+python3 -c 'import yaml' 2>/dev/null || { echo "skip: python3 yaml missing (python3-yaml)"; exit 77; }
 # podman builds its pods' infra image around catatonit (a Recommends).
 if ! command -v podman >/dev/null || ! command -v catatonit >/dev/null; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -53,7 +54,7 @@ S=ly$$
 NET=lanyard-$S
 API_POD=api-$S-pod-0 # kube play names a Deployment's pod NAME-pod-0
 PODS=("ca-$S" "$API_POD" "web-$S" "job-$S")
-VOLS_BEFORE= VOLS_SET= # volumes that were there before: never removed
+VOLS_BEFORE='' VOLS_SET='' # volumes that were there before: never removed
 teardown() {
   local p
   if [ "$FAILS" -ne 0 ]; then
@@ -63,7 +64,9 @@ teardown() {
   fi
   for p in "${PODS[@]}"; do pm pod rm -f -t 2 "$p" >/dev/null 2>&1 || true; done
   pm network rm -f "$NET" >/dev/null 2>&1 || true
-  [ -n "$VOLS_SET" ] && comm -13 <(echo "$VOLS_BEFORE") <(pm volume ls -q | sort) | xargs -r "${PODMAN[@]}" volume rm -f >/dev/null 2>&1 || true
+  if [ -n "$VOLS_SET" ]; then
+    comm -13 <(echo "$VOLS_BEFORE") <(pm volume ls -q | sort) | xargs -r "${PODMAN[@]}" volume rm -f >/dev/null 2>&1 || true
+  fi
   cleanup
 }
 trap teardown EXIT
@@ -238,8 +241,8 @@ API_IP=$(pod_ip "$API_POD")
 check "the api pod runs ($API_IP)" [ -n "$API_IP" ]
 admin_ready() { curl -sf -m 2 "http://$1:15020/readyz" >/dev/null; }
 wait_for() { # wait_for SECONDS CMD...
-  local i
-  for i in $(seq 1 $(($1 * 4))); do "${@:2}" && return 0; sleep 0.25; done
+  local _
+  for _ in $(seq 1 $(($1 * 4))); do "${@:2}" && return 0; sleep 0.25; done
   return 1
 }
 check "api's agent is ready (/readyz on its admin port)" wait_for 60 admin_ready "$API_IP"
