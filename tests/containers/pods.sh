@@ -297,7 +297,9 @@ check "the marker never crossed the bridge" bash -c "! grep -aq '$m' '$T/bridge.
 echo "# the sidecar's idle memory"
 apid=$(pm inspect -f '{{.State.Pid}}' "$API_POD-lanyard-agent")
 rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$apid/status")
-echo "figure sidecar_idle_rss_kb $rss (api's lanyard-agent, pid $apid, after one request)"
+# As tests/bench's results.tsv lines: peer, figure, value.
+echo "VmRSS of api's lanyard-agent (pid $apid), ready, after one request:"
+printf 'lanyard\tsidecar_idle_rss_kb\t%s\n' "$rss"
 check "the sidecar's RSS was read ($rss kB)" [ -n "$rss" ]
 
 echo "# a Job-like pod: the app ends, then tells its agent to quit"
