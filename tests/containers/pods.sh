@@ -164,8 +164,8 @@ inject() { "$LANYARD" inject -f "$1" --native-sidecar=false --image "$LY_IMAGE" 
 #  - the bundle ConfigMap -> a ConfigMap document in the same YAML;
 #  - downward-API fields podman does not resolve -> their values.
 k8s_subst() { # k8s_subst INJECTED POD-NAME TOKEN_DIR BUNDLE
-  python3 - "$@" <<'PY'
-import sys, yaml
+  S=$S python3 - "$@" <<'PY'
+import os, sys, yaml
 src, pod, tokdir = sys.argv[1], sys.argv[2], sys.argv[3]
 doc = yaml.safe_load(open(src))
 tmpl = doc["spec"]["template"] if doc["kind"] == "Deployment" else doc
@@ -174,10 +174,15 @@ spec = tmpl["spec"]
 # limit, not the annotation one): the status record goes.
 for m in (doc["metadata"], tmpl.get("metadata") or {}):
     (m.get("annotations") or {}).pop("lanyard.io/status", None)
+# kube play keeps a ConfigMap's data in a named volume of the same name:
+# one per run, so that the clean-up finds it and no run sees another's.
+cm_name = "lanyard-trust-bundle-" + os.environ["S"]
 for v in spec["volumes"]:
     if v["name"] == "lanyard-token":
         v.pop("projected")
         v["hostPath"] = {"path": tokdir, "type": "Directory"}
+    if v["name"] == "lanyard-trust-bundle":
+        v["configMap"]["name"] = cm_name
 # podman 4.3 applies the pod's restart policy to its init containers
 # too: under Always it restarts lanyard-init for ever and the pod never
 # starts. Kubernetes runs init containers once whatever the policy.
@@ -200,13 +205,13 @@ for c in spec["containers"]:
             e.pop("valueFrom")
             e["value"] = ""
 cm = {"apiVersion": "v1", "kind": "ConfigMap",
-      "metadata": {"name": "lanyard-trust-bundle"},
+      "metadata": {"name": cm_name},
       "data": {"bundle.pem": open(sys.argv[4]).read()}}
 print(yaml.safe_dump_all([doc, cm], sort_keys=False))
 PY
 }
 subst "projected service-account token -> hostPath file with a token minted by mkjwt.py"
-subst "trust-bundle ConfigMap -> a ConfigMap document in the same kube play YAML"
+subst "trust-bundle ConfigMap -> a ConfigMap document in the same kube play YAML (named lanyard-trust-bundle-$S: podman keeps it as a volume of that name)"
 subst "the lanyard.io/status annotation is dropped (podman 4.3 refuses annotation values over 63 characters)"
 subst "restartPolicy Always -> OnFailure (podman 4.3 restarts init containers under Always, for ever)"
 subst "container ports lists dropped (podman 4.3 publishes containerPort on the host)"
@@ -324,6 +329,7 @@ check "  its agent exited 0 on /quitquitquit ($st)" [ "$st" = 0 ]
 echo "# clean-up"
 for p in "${PODS[@]}"; do pm pod rm -f -t 2 "$p" >/dev/null 2>&1 || true; done
 pm network rm -f "$NET" >/dev/null 2>&1 || true
+pm volume rm -f "lanyard-trust-bundle-$S" >/dev/null 2>&1 || true # the ConfigMap's
 left=$(
   pm pod ls -q --filter "name=$S"
   pm ps -aq --filter "name=$S"
