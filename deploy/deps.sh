@@ -31,7 +31,8 @@ demo=(iproute2 iptables nginx-light curl)
 # the webhook's patches with implementations that share no code with ours.
 # docker.io, docker-compose, debootstrap: the container suites.
 test=(libcmocka-dev python3 bc stunnel4 tcpdump clang-14 libclang-rt-14-dev
-  python3-yaml python3-jsonpatch docker.io docker-compose debootstrap faketime)
+  python3-yaml python3-jsonpatch docker.io docker-compose debootstrap faketime
+  podman catatonit)
 case "$profile" in
 build) packages=("${build[@]}") ;;
 demo) packages=("${build[@]}" "${demo[@]}") ;;

@@ -38,7 +38,7 @@ echo "mesh up in $(($(date +%s) - start)) s"
 echo "# a request over the bridge: TLS on the wire, never the request"
 br=$(bridge_of "${P}_mesh")
 m=$(marker)
-tcpdump -i "$br" -nn -U -s 0 -w "$T/bridge.pcap" 'tcp and host 172.30.77.20 and host 172.30.77.21' \
+tcpdump -i "$br" --immediate-mode -nn -U -s 0 -w "$T/bridge.pcap" 'tcp and host 172.30.77.20 and host 172.30.77.21' \
   >"$T/tcpdump.log" 2>&1 &
 cap=$!
 PEERS+=("$cap")

@@ -37,7 +37,7 @@ done
 
 br=$(bridge_of "${P}_default")
 m=$(marker)
-tcpdump -i "$br" -nn -U -s 0 -w "$T/bridge.pcap" 'tcp port 8443' >"$T/tcpdump.log" 2>&1 &
+tcpdump -i "$br" --immediate-mode -nn -U -s 0 -w "$T/bridge.pcap" 'tcp port 8443' >"$T/tcpdump.log" 2>&1 &
 cap=$!
 PEERS+=("$cap")
 for _ in $(seq 1 50); do grep -q "listening on" "$T/tcpdump.log" && break; sleep 0.1; done
