@@ -10,6 +10,7 @@ require_images
 command -v tcpdump >/dev/null || { echo "skip: tcpdump missing"; exit 77; }
 
 P=lytest$$
+remove_stale_projects
 F=docker-compose.yml
 ROTATION_S=${LY_ROTATION_S:-60}
 export LANYARD_LOG_LEVEL=debug # mtls_established names the peer's ID

@@ -9,6 +9,7 @@ require_images
 command -v tcpdump >/dev/null || { echo "skip: tcpdump missing"; exit 77; }
 
 P=lytestx$$
+remove_stale_projects
 F=docker-compose.explicit.yml
 export LANYARD_LOG_LEVEL=debug
 down_done=0
