@@ -441,18 +441,17 @@ int ly_cmd_ca(int argc, char **argv) {
       argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
           ? stdout
           : stderr;
-  fprintf(out,
-          "usage: lanyard ca <init|token|serve|certs|root|intermediate|"
-          "bootstrap> [options]\n"
-          "  init   create a root, a signing intermediate, a bundle, a "
-          "token secret and ca.yaml\n"
-          "  token  mint a join token for a SPIFFE ID (or ID/*)\n"
-          "  serve  run the CA's RPC server (-c ca.yaml [--check])\n"
-          "  certs  list the certificates this CA issued (-c ca.yaml)\n"
-          "  root   prepare | activate | retire | status: rotate the "
-          "root, no restart\n"
-          "  intermediate rotate: a new signing intermediate, no restart\n"
-          "  bootstrap  init unless done, mint join tokens into a "
-          "directory, serve\n             (containers)\n");
+  fprintf(out, "usage: lanyard ca <init|token|serve|certs|root|intermediate|"
+               "bootstrap> [options]\n"
+               "  init   create a root, a signing intermediate, a bundle, a "
+               "token secret and ca.yaml\n"
+               "  token  mint a join token for a SPIFFE ID (or ID/*)\n"
+               "  serve  run the CA's RPC server (-c ca.yaml [--check])\n"
+               "  certs  list the certificates this CA issued (-c ca.yaml)\n"
+               "  root   prepare | activate | retire | status: rotate the "
+               "root, no restart\n"
+               "  intermediate rotate: a new signing intermediate, no restart\n"
+               "  bootstrap  init unless done, mint join tokens into a "
+               "directory, serve\n             (containers)\n");
   return out == stdout ? LY_EXIT_OK : LY_EXIT_USAGE;
 }
