@@ -26,6 +26,7 @@ build() { # dir extra-cmake-args...
 }
 
 summary=()
+digest=() # the failed checks of failed suites, repeated at the very end
 total_pass=0
 total_fail=0
 run_ctest() { # dir label-regex
@@ -36,6 +37,9 @@ run_ctest() { # dir label-regex
   set -e
   local line passed failed
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1 || true)
+  # A CI log is often shown cut in the middle: keep what failed for the end.
+  mapfile -t -O "${#digest[@]}" digest < <(grep -E "^(FAIL - |.*\*\*\*(Failed|Timeout|Exception))|(ERROR|runtime error|Sanitizer)" "$log" |
+    sed "s|^|$dir: |" | head -40)
   failed=$(sed -nE 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/p' <<<"$line")
   total=$(sed -nE 's/.*tests failed out of ([0-9]+).*/\1/p' <<<"$line")
   rm -f "$log"
@@ -62,6 +66,10 @@ CC=clang-14 build build-fuzz -DLANYARD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
 echo "== fuzz smoke runs (each target for a few seconds; tests/fuzz)"
 run_ctest build-fuzz 'fuzz'
 
+if [ "${#digest[@]}" -gt 0 ]; then
+  echo "== what failed"
+  printf '%s\n' "${digest[@]}"
+fi
 printf '%s\n' "${summary[@]}"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

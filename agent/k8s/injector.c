@@ -516,8 +516,7 @@ static int listen_on(const char *spec, char *why, size_t whylen) {
 static void usage(FILE *out) {
   static const char *const lines[] = {
       "usage: lanyard injector --trust-domain TD --bundle FILE",
-      "                        (--token-file F | --join-token-file F) "
-      "[options]",
+      "           (--token-file F | --join-token-file F) [options]",
       "       lanyard injector --cert FILE --key FILE [options]",
       "",
       "The mutating admission webhook: AdmissionReview v1 over HTTPS in,",

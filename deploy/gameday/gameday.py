@@ -469,8 +469,9 @@ def sc_ca_outage_short(r):
     r.facts["outage_s"] = round(down, 1)
     at = r.now()
     r.stop_daemon("ca")
-    r.event("CA stopped for %s (runway %s: every SVID outlives the outage)" %
-            (fmt_s(down), fmt_s(runway)), "fault_start", at)
+    r.event("CA stopped for %s (runway %s: %s)" %
+            (fmt_s(down), fmt_s(runway), "every SVID outlives the outage" if down < runway
+             else "SVIDs expire before the CA returns"), "fault_start", at)
     time.sleep(down)
     r.start_ca()
     r.event("CA back", "fault_end")
