@@ -5,6 +5,7 @@
 
 #include "lanyard/attest.h"
 #include "lanyard/config.h"
+#include "lanyard/log.h"
 #include "lanyard/rpc.h"
 #include "lanyard/x509.h"
 #include "ca/inventory.h"
@@ -87,6 +88,9 @@ typedef struct {
    * the signer (`lanyard ca root activate`, `ca intermediate rotate`). */
   ly_file_stamp_t signer_st[2]; /* cert, key */
   unsigned signer_gen;          /* bumped by each reload */
+  /* sign_refused lines: a fleet retrying with a bad credential must not
+   * flood the log (the refusals are all counted in the metrics). */
+  ly_log_limiter_t refusal_log;
 } ly_ca_t;
 
 /* Reads the signing certificate and key, the bundle, the token secret and
@@ -104,6 +108,10 @@ void ly_ca_signer_fingerprints(ly_ca_t *ca);
 /* Sets up ca->service for ly_rpc_server_start, the mesh table and the
  * certificate inventory. */
 int ly_ca_service_init(ly_ca_t *ca, uv_loop_t *loop);
+
+/* Logs how many sign_refused lines the limiter left out since the last
+ * line (nothing if none): for the CA's periodic tick and its stop. */
+void ly_ca_log_suppressed(ly_ca_t *ca);
 
 /* The admin endpoints (ca_admin.c): /metrics, /healthz, /readyz, /status,
  * /api/mesh and the mesh page at /. */

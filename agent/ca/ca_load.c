@@ -208,4 +208,5 @@ void ly_ca_free(ly_ca_t *ca) {
   ly_inventory_close(ca->inventory);
   ca->inventory = NULL;
   ly_wipe(ca->token_secret, sizeof(ca->token_secret));
+  ly_log_limiter_destroy(&ca->refusal_log); /* zeroed when never started */
 }

@@ -98,6 +98,7 @@ static void on_timer(uv_timer_t *t) {
   ly_ca_reload_bundle(&sv->ca);
   ly_ca_reload_signer(&sv->ca);
   ly_kube_tick(sv->ca.kube);
+  ly_ca_log_suppressed(&sv->ca);
   /* Compared with what the context was built on, not with the last
    * reload: RPCs reload the bundle and the signer too. A new signer means
    * a new serving certificate: before its old root is retired, the CA's
@@ -131,6 +132,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   ly_rpc_server_stop(sv->server);
   ly_http_server_stop(sv->admin);
   ly_kube_stop(sv->ca.kube);
+  ly_ca_log_suppressed(&sv->ca);
   uv_close((uv_handle_t *)&sv->timer, NULL);
   uv_close((uv_handle_t *)&sv->sigint, NULL);
   uv_close((uv_handle_t *)&sv->sigterm, NULL);

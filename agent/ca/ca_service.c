@@ -53,9 +53,26 @@ static void set_credential(sign_ctx_t *s, ly_credential_t c) {
 static void refuse(sign_ctx_t *s, int code, const char *reason) {
   s->ca->stats.sign[s->cred][code]++;
   ly_rpc_call_fail(s->call, code, "%s", reason);
+  uint64_t left_out = 0;
+  if (!ly_log_limit(&s->ca->refusal_log, uv_now(s->ca->loop), &left_out))
+    return;
+  char n[24];
   ly_log(LY_WARN, "sign_refused", "peer", ly_rpc_call_peer(s->call),
          "credential", s->credential, "spiffe_id", s->id, "code",
-         ly_rpc_code_name(code), "reason", reason, NULL);
+         ly_rpc_code_name(code), "reason", reason,
+         left_out ? "suppressed" : NULL, /* the list ends here if none */
+         ly_fmt(n, sizeof(n), "%llu", (unsigned long long)left_out), NULL);
+}
+
+void ly_ca_log_suppressed(ly_ca_t *ca) {
+  uint64_t left_out = ly_log_limiter_take(&ca->refusal_log);
+  char n[24];
+  if (left_out > 0)
+    ly_log(LY_WARN, "sign_refused_suppressed", "suppressed",
+           ly_fmt(n, sizeof(n), "%llu", (unsigned long long)left_out), "what",
+           "sign_refused lines left out (lanyard_ca_sign_requests_total counts "
+           "them)",
+           NULL);
 }
 
 /* Step 3 and 4 for each kind of credential. 0 or the code of a refusal
@@ -438,6 +455,7 @@ int ly_ca_service_init(ly_ca_t *ca, uv_loop_t *loop) {
   ca->service.trust_bundle = ca_trust_bundle;
   ca->service.report = ca_report;
   ca->loop = loop;
+  ly_log_limiter_init(&ca->refusal_log);
   ca->mesh = ly_mesh_new();
   ca->verified = ly_verified_new();
   int rc = ly_inventory_open(ca->cfg->inventory.file,

@@ -295,6 +295,17 @@ class Run:
             time.sleep(0.1)
         raise GamedayError("no request from web to api succeeded within 15 s of the start")
 
+    def stop_traffic(self):
+        """Stops the driver; it finishes and logs the requests in flight."""
+        t = getattr(self, "traffic", None)
+        if t and t.poll() is None:
+            t.send_signal(signal.SIGTERM)
+            try:
+                t.wait(10)
+            except subprocess.TimeoutExpired:
+                t.kill()
+                t.wait()
+
     def stop_children(self):
         for p in self.children:
             if p.poll() is None:
@@ -1195,6 +1206,9 @@ def run_one(name, opts, out):
             r.start_traffic()
             body(r)
         r.now_end = r.now()
+        # The driver stops before the agent's count is read, so that both
+        # count the same connections however slow the machine is.
+        r.stop_traffic()
         r.hist1 = r.handshake_hist()
     except GamedayError as e:
         error = str(e)

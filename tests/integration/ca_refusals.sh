@@ -154,4 +154,21 @@ check "refusals are logged with the caller and the reason" \
   grep -q 'event=sign_refused peer=127.0.0.1:[0-9]* .*reason=' "$T/ca/ca.log"
 check "no token in the CA log" bash -c "! grep -qF '$JOIN_WEB' '$T/ca/ca.log'"
 check "the CA is still running" kill -0 "$CA_PID"
+
+# -- a flood of refusals (a fleet retrying with a bad token) is logged
+# within the limiter's budget, and every refusal is accounted for: the
+# lines written plus the counts they (and the summary at the stop) say
+# were left out equal the refusals the CA counted.
+for _ in $(seq 1 80); do probe sign --csr "$GOOD" --join-token "$JOIN_NS.x" >/dev/null 2>&1 || true; done
+admin=$(sed -n 's/^admin: *//p' "$T/ca/ca.yaml" | tr -d '"')
+refused=$(curl -s "http://$admin/metrics" |
+  awk '/^lanyard_ca_sign_requests_total\{/ && !/result="ok"/ {n += $NF} END {print n + 0}')
+ca_stop
+lines=$(grep -c 'event=sign_refused ' "$T/ca/ca.log" || true)
+left_out=$(grep -o 'event=sign_refused[_a-z]* .*suppressed=[0-9]*' "$T/ca/ca.log" |
+  sed 's/.*suppressed=//' | awk '{n += $1} END {print n + 0}')
+check "a flood of refusals is not logged line by line ($lines lines for $refused refusals)" \
+  [ "$lines" -lt "$refused" ]
+check "  lines ($lines) + left out ($left_out) = the CA's count of refusals ($refused)" \
+  [ $((lines + left_out)) -eq "$refused" ]
 finish
