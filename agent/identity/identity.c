@@ -49,6 +49,12 @@ struct ly_identity_s {
   int in_flight;
   unsigned attempt; /* consecutive failures */
   char last_error[512];
+  /* The last failure logged at warn, and when: the same failure again is
+   * logged at debug, and at warn once a minute with the count, so an
+   * agent looking for its CA every second does not flood the log. */
+  char logged_error[512];
+  uint64_t logged_ms;
+  int quiet;             /* the last failure repeated the one before */
   uint64_t rotations[2]; /* renewals installed [0], failed [1] */
   int64_t lost_at;       /* the SVID that expired: its not_after; 0 */
   ly_upstream_t bundle_refresh;
@@ -104,7 +110,7 @@ static void schedule_retry(ly_identity_t *id, int unreachable) {
   delay = (uint64_t)((int64_t)delay + jitter(id, (int64_t)delay / 5));
   id->attempt++;
   char ms[24], n[16];
-  ly_log(LY_INFO, "svid_retry_scheduled", "in_ms",
+  ly_log(id->quiet ? LY_DEBUG : LY_INFO, "svid_retry_scheduled", "in_ms",
          ly_fmt(ms, sizeof(ms), "%llu", (unsigned long long)delay), "attempt",
          ly_fmt(n, sizeof(n), "%u", id->attempt), NULL);
   schedule_ms(id, delay);
@@ -161,6 +167,23 @@ set_error(ly_identity_t *id, const char *fmt, ...) {
   va_end(ap);
 }
 
+#define REPEAT_LOG_EVERY_MS 60000
+
+/* The level for a failure's line: warn for the first of a run, a new
+ * failure, and once a minute; debug for the same failure repeated, and
+ * then for the retry's lines too (id->quiet). */
+static ly_log_level_t failure_level(ly_identity_t *id) {
+  uint64_t now = uv_now(id->loop);
+  id->quiet = id->attempt > 0 &&
+              strcmp(id->last_error, id->logged_error) == 0 &&
+              now < id->logged_ms + REPEAT_LOG_EVERY_MS;
+  if (id->quiet)
+    return LY_DEBUG;
+  memcpy(id->logged_error, id->last_error, sizeof(id->logged_error));
+  id->logged_ms = now;
+  return LY_WARN;
+}
+
 /* Installs a verified SVID. Takes ownership of key and chain. */
 static void install(ly_identity_t *id, ly_key_t *key, ly_chain_t *chain,
                     const ly_cert_info_t *info) {
@@ -172,7 +195,9 @@ static void install(ly_identity_t *id, ly_key_t *key, ly_chain_t *chain,
   id->chain = *chain;
   id->key = key;
   id->info = *info;
+  unsigned failures = id->attempt; /* the requests that failed before */
   id->attempt = 0;
+  id->quiet = 0;
   id->last_error[0] = '\0';
   id->lost_at = 0;
 
@@ -189,11 +214,13 @@ static void install(ly_identity_t *id, ly_key_t *key, ly_chain_t *chain,
   uv_timer_start(&id->expiry, on_expiry,
                  (uint64_t)(info->not_after - now) * 1000 + 1, 0);
 
-  char na[24], ra[24];
+  char na[24], ra[24], nf[16];
   ly_log(LY_INFO, first ? "svid_issued" : "svid_rotated", "spiffe_id",
          info->spiffe_id, "serial", info->serial_hex, "not_after",
          ly_fmt(na, sizeof(na), "%lld", (long long)info->not_after), "renew_at",
-         ly_fmt(ra, sizeof(ra), "%lld", (long long)at), NULL);
+         ly_fmt(ra, sizeof(ra), "%lld", (long long)at),
+         failures ? "after_failures" : NULL, /* the list ends here if none */
+         ly_fmt(nf, sizeof(nf), "%u", failures), NULL);
   if (id->cfg->svid.dir) {
     int rc =
         ly_svid_dir_write(id->cfg->svid.dir, &id->chain, id->key, &id->bundle);
@@ -274,9 +301,11 @@ static void on_signed(int code, const char *message,
     if (have_identity(id))
       id->rotations[1]++;
     set_error(id, "%s: %s", ly_rpc_code_name(code), message);
-    ly_log(LY_WARN, "svid_request_failed", "code", ly_rpc_code_name(code),
-           "reason", message, "have_identity",
-           have_identity(id) ? "true" : "false", NULL);
+    char n[16];
+    ly_log(failure_level(id), "svid_request_failed", "code",
+           ly_rpc_code_name(code), "reason", message, "have_identity",
+           have_identity(id) ? "true" : "false", "failures",
+           ly_fmt(n, sizeof(n), "%u", id->attempt + 1), NULL);
     ly_key_free(key);
     schedule_retry(id, code == LY_RPC_UNAVAILABLE);
     return;
@@ -311,6 +340,7 @@ static void on_signed(int code, const char *message,
   if (rc != 0) {
     set_error(id, "%s%s", "issued SVID rejected: ", why);
     ly_log(LY_ERROR, "svid_rejected", "reason", why, NULL);
+    id->quiet = 0;
     if (have_identity(id))
       id->rotations[1]++;
     ly_chain_free(&chain);
@@ -377,8 +407,8 @@ static void request(ly_identity_t *id) {
   req.csr.data = csr.der;
   req.csr.len = csr.len;
   req.ttl_seconds = (uint32_t)(id->cfg->svid.ttl_ms / 1000);
-  ly_log(LY_INFO, "svid_requested", "spiffe_id", id->cfg->spiffe_id,
-         "credential", kind, NULL);
+  ly_log(id->quiet ? LY_DEBUG : LY_INFO, "svid_requested", "spiffe_id",
+         id->cfg->spiffe_id, "credential", kind, NULL);
   id->in_flight = 1;
   rc = ly_rpc_client_call(id->rpc, "Sign", &req.base, CALL_TIMEOUT_MS,
                           on_signed, id);
@@ -389,7 +419,9 @@ static void request(ly_identity_t *id) {
   }
 out:
   if (rc != 0) {
-    ly_log(LY_WARN, "svid_request_failed", "reason", id->last_error, NULL);
+    char n[16];
+    ly_log(failure_level(id), "svid_request_failed", "reason", id->last_error,
+           "failures", ly_fmt(n, sizeof(n), "%u", id->attempt + 1), NULL);
     ly_key_free(id->pending_key);
     id->pending_key = NULL;
     schedule_retry(id, 0);

@@ -21,6 +21,8 @@ sleep 4 # a few retries without an identity
 for a in api web; do
   n=$(sed -n '/event=identity_expired/,$p' "$T/$a/agent.log" | grep -c "event=svid_request_failed" || true)
   check "the $a agent kept looking for the CA after expiry ($n failed requests in ~4 s)" test "$n" -ge 2
+  w=$(sed -n '/event=identity_expired/,$p' "$T/$a/agent.log" | grep -c "level=warn event=svid_request_failed" || true)
+  check "  the same failure repeated is logged at debug, not warn ($w warn lines)" test "$w" -le 1
 done
 
 ca_start "$T/ca"
