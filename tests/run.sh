@@ -38,7 +38,7 @@ run_ctest() { # dir label-regex
   local line passed failed
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1 || true)
   # A CI log is often shown cut in the middle: keep what failed for the end.
-  mapfile -t -O "${#digest[@]}" digest < <(grep -E "^(FAIL - |.*\*\*\*(Failed|Timeout|Exception))|(ERROR|runtime error|Sanitizer)" "$log" |
+  mapfile -t -O "${#digest[@]}" digest < <(grep -E "^(FAIL - | *MISSED |.*\*\*\*(Failed|Timeout|Exception))|(ERROR|runtime error|Sanitizer)" "$log" |
     sed "s|^|$dir: |" | head -40)
   failed=$(sed -nE 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/p' <<<"$line")
   total=$(sed -nE 's/.*tests failed out of ([0-9]+).*/\1/p' <<<"$line")
