@@ -592,7 +592,7 @@ class ComposeRun(Run):
     def cid(self, name):
         svc = self.SERVICES[name]
         if svc not in self.ids:
-            cid = self.compose("ps", "-q", svc).stdout.strip().splitlines()
+            cid = self.compose("ps", "-a", "-q", svc).stdout.strip().splitlines()
             if not cid:
                 raise GamedayError("no container for the compose service %s" % svc)
             self.ids[svc] = cid[-1]
@@ -679,9 +679,10 @@ class ComposeRun(Run):
         return self.dock("exec", self.cid(pod), "lanyard", *args)
 
     def cleanup(self):
-        # Always down -v, also on Ctrl-C: a second Ctrl-C must not cut it
-        # short (its own session: the terminal's signal misses it).
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Always down -v, also on Ctrl-C: a second Ctrl-C (or a SIGTERM)
+        # must not cut it short (its own session: the terminal's signal
+        # misses it).
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.stop_children()
             logs = self.path("logs")
@@ -701,7 +702,8 @@ class ComposeRun(Run):
                       file=sys.stderr)
         finally:
             shutil.rmtree(self.state, ignore_errors=True)
-            signal.signal(signal.SIGINT, old)
+            for sig, h in old.items():
+                signal.signal(sig, h)
 
 
 # ---- scenarios -------------------------------------------------------------
