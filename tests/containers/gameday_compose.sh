@@ -28,11 +28,11 @@ start=$(date +%s)
   --image "$LY_IMAGE" --app-image "$LY_APP_IMAGE" >"$T/gameday.log" 2>&1 &
 gpid=$!
 seen=0
-# The project is really up while it runs (so "nothing left" below means something).
+# The project is really up while it runs (so "nothing left" below means
+# something): the most containers it had running at once.
 while kill -0 "$gpid" 2>/dev/null; do
-  if [ "$seen" = 0 ] && [ -n "$("$DOCKER" ps -q --filter "label=com.docker.compose.project=lanyard-gameday-$gpid")" ]; then
-    seen=$("$DOCKER" ps -q --filter "label=com.docker.compose.project=lanyard-gameday-$gpid" | wc -l)
-  fi
+  n=$("$DOCKER" ps -q --filter "label=com.docker.compose.project=lanyard-gameday-$gpid" | wc -l)
+  [ "$n" -gt "$seen" ] && seen=$n
   sleep 1
 done
 rc=0
@@ -40,7 +40,7 @@ wait "$gpid" || rc=$?
 echo "gameday ran in $(($(date +%s) - start)) s"
 sed 's/^/  | /' "$T/gameday.log"
 check "the gameday exits 0" [ "$rc" -eq 0 ]
-check "its project lanyard-gameday-$gpid had containers while it ran ($seen)" [ "$seen" -ge 5 ]
+check "its project lanyard-gameday-$gpid ran its 5 containers ($seen at most)" [ "$seen" -ge 5 ]
 check "report.json says passed" [ "$(jq -r .passed "$out/report.json")" = true ]
 check "report.json says the compose mesh" [ "$(jq -r .mesh "$out/report.json")" = compose ]
 for s in "${SCENARIOS[@]}"; do
