@@ -3,6 +3,7 @@
 
   lanyard gameday list
   lanyard gameday run SCENARIO... [--out DIR] [--ttl DUR] [--duration DUR]
+  lanyard gameday run --compose SCENARIO... [--image IMG] [--app-image IMG]
 
 Each scenario brings up the local mesh (deploy/local/mesh.sh: pods ca,
 web, api, legacy), drives traffic from web to api -- new connections one
@@ -16,6 +17,12 @@ per SLO, writes report.json, a chart per scenario (PNG) and the raw logs
 into a new folder, and exits 1 when an SLO is missed (0: all met; 2: it
 could not run).
 
+With --compose, the same drills run on the docker-compose mesh
+(deploy/compose/docker-compose.yml, images lanyard:local and
+lanyard-demo-app:local) under a project of their own, taken down with its
+volumes at the end; the driver and samplers run in the containers'
+network namespaces (nsenter). clock-skew is skipped there.
+
 Needs root (network namespaces, iptables). Written in Python 3 (Debian's
 python3, standard library only); `clock-skew` uses libfaketime (Debian
 package faketime).
@@ -24,6 +31,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -112,6 +120,8 @@ def traffic_main(a):
     stop = Stop()
     log = JsonLog(a.log)
     run = "%x" % int(time.time())
+    host, port = a.api.rsplit(":", 1)
+    port = int(port)
 
     def new_loop():
         n = 0
@@ -119,7 +129,7 @@ def traffic_main(a):
             n += 1
             marker = "gd-%s-new-%d" % (run, n)
             t0 = time.time()
-            c = http.client.HTTPConnection(API[0], API[1], timeout=a.timeout)
+            c = http.client.HTTPConnection(host, port, timeout=a.timeout)
             try:
                 ok, err = one_request(c, marker, False)
             except Exception as e:  # refused, reset, timeout: a failure
@@ -137,7 +147,7 @@ def traffic_main(a):
         while not stop.ev.is_set():
             conn_no += 1
             cid = "%d.%d" % (k, conn_no)
-            c = http.client.HTTPConnection(API[0], API[1], timeout=a.timeout)
+            c = http.client.HTTPConnection(host, port, timeout=a.timeout)
             served = 0
             while not stop.ev.is_set():
                 n += 1
@@ -252,6 +262,7 @@ class Run:
         self.marks = {}
         self.t0 = None
         self.facts = {}  # what the scenario observed, for its SLOs
+        self.api = "%s:%d" % API  # where the traffic driver sends its requests
 
     # -- mesh --
     def mesh(self, *args, check=True):
@@ -263,12 +274,25 @@ class Run:
             raise GamedayError("mesh.sh %s failed:\n%s" % (args[0], p.stdout.strip()))
         return p
 
+    def up(self):
+        try:
+            self.mesh("up", "--ttl", "%ds" % self.ttl)
+            self.mesh_is_ours = True
+        except GamedayError as e:
+            # A half-made mesh is ours to clean; one already running (a
+            # demo, another drill) is not.
+            self.mesh_is_ours = "a mesh is up" not in str(e)
+            raise
+
+    def netns(self, pod):
+        """The command prefix that runs a command in pod's network namespace."""
+        return ["ip", "netns", "exec", "ly-" + pod]
+
     def in_pod(self, pod, cmd, **kw):
-        return subprocess.run(["ip", "netns", "exec", "ly-" + pod] + cmd, **kw)
+        return subprocess.run(self.netns(pod) + cmd, **kw)
 
     def spawn_child(self, pod, mode, *args):
-        cmd = ["ip", "netns", "exec", "ly-" + pod, sys.executable, os.path.realpath(__file__),
-               mode] + list(args)
+        cmd = self.netns(pod) + [sys.executable, os.path.realpath(__file__), mode] + list(args)
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(self.sdir, "children.log"), "a"))
         self.children.append(p)
@@ -278,14 +302,14 @@ class Run:
         for pod in AGENTS:
             self.spawn_child(pod, "_sample", "--url", AGENT_ADMIN + "/status", "--log",
                              self.path(pod + ".status.jsonl"), "--every", "0.5")
-        self.spawn_child("ca", "_sample", "--url", CA_ADMIN + "/api/mesh", "--log",
-                         self.path("ca.mesh.jsonl"), "--every", "0.5")
+        self.ca_sampler = self.spawn_child("ca", "_sample", "--url", CA_ADMIN + "/api/mesh",
+                                           "--log", self.path("ca.mesh.jsonl"), "--every", "0.5")
 
     def start_traffic(self, long_conns=3):
         self.hist0 = self.handshake_hist()
         self.t0 = time.time()
         self.traffic = self.spawn_child("web", "_traffic", "--log", self.path("requests.jsonl"),
-                                        "--long", str(long_conns))
+                                        "--long", str(long_conns), "--api", self.api)
         # The first answer: traffic flows before any fault.
         deadline = time.time() + 15
         while time.time() < deadline:
@@ -456,6 +480,241 @@ class Run:
         if os.path.isdir(logs):
             shutil.copytree(logs, self.path("logs"), dirs_exist_ok=True)
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+# ---- the compose mesh (--compose) --------------------------------------------
+# The same drills on deploy/compose/docker-compose.yml under a project of
+# their own: the driver and the samplers run here, on the host, inside the
+# containers' network namespaces (nsenter), so the same code measures;
+# faults are docker stop/kill/start and, for the CA's fault switch, a
+# recreate with the variable the compose file passes through.
+
+COMPOSE_DIR = os.path.normpath(os.path.join(HERE, "..", "compose"))
+COMPOSE_FILE = "docker-compose.yml"
+COMPOSE_SUBNET = "172.30.77.0/24"  # docker-compose.yml's mesh network
+COMPOSE_API = "172.30.77.21:8080"
+COMPOSE_CA_YAML = "/var/lib/lanyard/ca/ca.yaml"  # ca bootstrap --dir, in the ca container
+COMPOSE_BUILD_HINT = ("build them with `cd deploy/compose && docker compose build` (or "
+                      "docker-compose build), or name yours with --image/--app-image")
+
+
+def docker_bin():
+    return os.environ.get("DOCKER") or shutil.which("docker") or "docker"
+
+
+def compose_bin():
+    """Debian's docker-compose (v1), else the `docker compose` plugin (v2)."""
+    if os.environ.get("COMPOSE_BIN"):
+        return os.environ["COMPOSE_BIN"].split()
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    p = subprocess.run([docker_bin(), "compose", "version"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return [docker_bin(), "compose"] if p.returncode == 0 else None
+
+
+def compose_preflight(opts):
+    """Why --compose cannot run here (a sentence), or None."""
+    d = docker_bin()
+    try:
+        p = subprocess.run([d, "info"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "no Docker engine answers (%s): %s" % (d, err_text(e))
+    if p.returncode != 0:
+        return "no Docker engine answers (%s info): %s" % (d, p.stderr.strip()[:200])
+    if not compose_bin():
+        return "neither docker-compose nor `docker compose` is installed"
+    for img in (opts.image, opts.app_image):
+        if subprocess.run([d, "image", "inspect", img], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            return "the image %s is missing: %s" % (img, COMPOSE_BUILD_HINT)
+    return compose_subnet_taken()
+
+
+def compose_subnet_taken():
+    """The mesh's addresses are fixed (172.30.77.0/24): a network that
+    overlaps them (a `docker compose up` of the same file, a test run)
+    makes `up` fail, so say which one first."""
+    import ipaddress
+    d = docker_bin()
+    ids = subprocess.run([d, "network", "ls", "-q"], stdout=subprocess.PIPE, text=True).stdout
+    if not ids.split():
+        return None
+    p = subprocess.run([d, "network", "inspect", "-f",
+                        "{{.Name}} {{range .IPAM.Config}}{{.Subnet}} {{end}}"] + ids.split(),
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    mine = ipaddress.ip_network(COMPOSE_SUBNET)
+    for line in p.stdout.splitlines():
+        name, *subnets = line.split()
+        for s in subnets:
+            try:
+                if ipaddress.ip_network(s, strict=False).overlaps(mine):
+                    return ("the Docker network %s already uses %s, the compose mesh's fixed "
+                            "subnet (a `docker compose up` of deploy/compose or a test run?): "
+                            "take it down first (docker compose down)" % (name, s))
+            except ValueError:
+                pass
+    return None
+
+
+class ComposeRun(Run):
+    """One scenario on the compose mesh, project lanyard-gameday-<pid>."""
+
+    SERVICES = {"ca": "ca", "web": "web", "api": "api",
+                "ca.agent": None, "web.agent": "web-agent", "api.agent": "api-agent"}
+
+    def __init__(self, name, ttl, duration, sdir, opts):
+        super().__init__(name, ttl, duration, sdir)
+        self.project = "lanyard-gameday-%d" % os.getpid()
+        self.api = COMPOSE_API
+        self.docker = docker_bin()
+        self.compose_cmd = compose_bin()
+        self.ids = {}
+        # The agents' configs with this scenario's SVID TTL (the agents ask
+        # for it; the CA caps at its max_ttl, 24h): a copy of
+        # deploy/compose/agents that the compose file mounts instead.
+        cfg = os.path.join(self.state, "agents")
+        os.makedirs(cfg)
+        os.chmod(cfg, 0o755)
+        src = os.path.join(COMPOSE_DIR, "agents")
+        for f in os.listdir(src):
+            with open(os.path.join(src, f)) as fh:
+                text = fh.read()
+            text = re.sub(r"(?m)^(\s+ttl:)\s*\S+.*$", r"\g<1> %ds" % ttl, text)
+            with open(os.path.join(cfg, f), "w") as fh:
+                fh.write(text)
+            os.chmod(os.path.join(cfg, f), 0o644)
+        self.env = dict(os.environ, LANYARD_IMAGE=opts.image, LANYARD_APP_IMAGE=opts.app_image,
+                        LANYARD_LOG_LEVEL="debug", LANYARD_AGENT_CONFIG_DIR=cfg,
+                        LANYARD_FAULT_OMIT_INTERMEDIATE="")
+
+    def compose(self, *args, timeout=300, **kw):
+        return subprocess.run(self.compose_cmd + ["-f", COMPOSE_FILE, "-p", self.project] +
+                              list(args), cwd=COMPOSE_DIR, env=self.env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout, **kw)
+
+    def dock(self, *args, timeout=60):
+        return subprocess.run([self.docker] + list(args), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout)
+
+    def cid(self, name):
+        svc = self.SERVICES[name]
+        if svc not in self.ids:
+            cid = self.compose("ps", "-a", "-q", svc).stdout.strip().splitlines()
+            if not cid:
+                raise GamedayError("no container for the compose service %s" % svc)
+            self.ids[svc] = cid[-1]
+        return self.ids[svc]
+
+    def inspect(self, name, fmt):
+        return self.dock("inspect", "-f", fmt, self.cid(name)).stdout.strip()
+
+    def up(self):
+        self.mesh_is_ours = True  # our own project: always ours to take down
+        p = self.compose("up", "-d", "--no-build")
+        if p.returncode != 0:
+            hint = ""
+            if "overlap" in p.stdout:
+                hint = "\n(%s)" % (compose_subnet_taken() or "the subnet %s is taken" %
+                                   COMPOSE_SUBNET)
+            raise GamedayError("%s up failed:\n%s%s" % (" ".join(self.compose_cmd),
+                                                         p.stdout.strip()[-2000:], hint))
+        # Healthy: web's agent answers /readyz, api's holds an identity.
+        for svc in ("web.agent", "api"):
+            ok = self.wait_for(svc, lambda: self.inspect(
+                svc, "{{if .State.Health}}{{.State.Health.Status}}{{end}}") == "healthy", 90, 0.5)
+            if not ok:
+                raise GamedayError("the compose service %s did not become healthy within 90 s"
+                                   % self.SERVICES[svc])
+
+    def netns(self, pod):
+        # The app's container holds the pod's namespace (its agent joins
+        # it), so an agent's restart keeps it; the CA's is new at each start.
+        pid = self.inspect(pod, "{{.State.Pid}}")
+        if not pid or pid == "0":
+            raise GamedayError("the compose service %s is not running" % self.SERVICES[pod])
+        return ["nsenter", "-t", pid, "-n"]
+
+    def stop_daemon(self, name, sig=signal.SIGTERM, wait=20):
+        if sig == signal.SIGKILL:
+            self.dock("kill", self.cid(name))
+            self.dock("wait", self.cid(name), timeout=wait + 10)
+        else:
+            self.dock("stop", "-t", str(wait), self.cid(name), timeout=wait + 30)
+
+    def start_ca(self, env=()):
+        fault = ""
+        for kv in env:
+            if kv != "LANYARD_FAULT_OMIT_INTERMEDIATE=1":
+                raise GamedayError("the compose mesh cannot pass %s to the CA" % kv)
+            fault = "1"
+        if fault != self.env["LANYARD_FAULT_OMIT_INTERMEDIATE"]:
+            # The compose file passes the switch through: a recreate (same
+            # volumes, same address) starts the CA with it on or off.
+            self.env["LANYARD_FAULT_OMIT_INTERMEDIATE"] = fault
+            p = self.compose("up", "-d", "--no-deps", "--no-build", "ca")
+            self.ids.pop("ca", None)
+            if p.returncode != 0:
+                raise GamedayError("recreating the CA failed:\n%s" % p.stdout.strip()[-1000:])
+        else:
+            p = self.dock("start", self.cid("ca"))
+            if p.returncode != 0:
+                raise GamedayError("docker start ca failed: %s" % p.stdout.strip())
+        listening = self.wait_for("ca", lambda: self.in_pod(
+            "ca", ["ss", "-Hltn", "sport = :15012"], stdout=subprocess.PIPE,
+            text=True).stdout.strip(), 30, 0.1)
+        if not listening:
+            raise GamedayError("the CA did not listen again within 30 s")
+        # The sampler follows the CA into its new namespace.
+        old = getattr(self, "ca_sampler", None)
+        if old is not None and old.poll() is None:
+            old.send_signal(signal.SIGTERM)
+            old.wait(10)
+        self.ca_sampler = self.spawn_child("ca", "_sample", "--url", CA_ADMIN + "/api/mesh",
+                                           "--log", self.path("ca.mesh.jsonl"), "--every", "0.5")
+
+    def start_agent(self, pod, env=()):
+        if env:
+            raise GamedayError("the compose mesh cannot start an agent with %s" % " ".join(env))
+        p = self.dock("start", self.cid(pod + ".agent"))
+        if p.returncode != 0:
+            raise GamedayError("docker start %s-agent failed: %s" % (pod, p.stdout.strip()))
+
+    def ca_yaml(self):
+        return COMPOSE_CA_YAML
+
+    def lanyard_in(self, pod, args):
+        return self.dock("exec", self.cid(pod), "lanyard", *args)
+
+    def cleanup(self):
+        # Always down -v, also on Ctrl-C: a second Ctrl-C (or a SIGTERM)
+        # must not cut it short (its own session: the terminal's signal
+        # misses it).
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.stop_children()
+            logs = self.path("logs")
+            os.makedirs(logs, exist_ok=True)
+            with open(os.path.join(logs, "compose.log"), "w") as f:
+                subprocess.run(self.compose_cmd + ["-f", COMPOSE_FILE, "-p", self.project, "logs",
+                                                   "--no-color", "--timestamps"],
+                               cwd=COMPOSE_DIR, env=self.env, stdin=subprocess.DEVNULL, stdout=f,
+                               stderr=subprocess.STDOUT, start_new_session=True, timeout=120)
+            p = subprocess.run(self.compose_cmd + ["-f", COMPOSE_FILE, "-p", self.project, "down",
+                                                   "-v", "-t", "5"],
+                               cwd=COMPOSE_DIR, env=self.env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True, timeout=300)
+            if p.returncode != 0:
+                print("  WARNING: %s down -v failed: %s" % (self.project, p.stdout.strip()[-500:]),
+                      file=sys.stderr)
+        finally:
+            shutil.rmtree(self.state, ignore_errors=True)
+            for sig, h in old.items():
+                signal.signal(sig, h)
 
 
 # ---- scenarios -------------------------------------------------------------
@@ -726,8 +985,11 @@ def find_faketime():
     return None
 
 
-def skip_reason(name, L):
-    if name in NEEDS_ROOT_CMD:
+def skip_reason(name, L, compose=False):
+    if compose and name == "clock-skew":
+        return ("the compose mesh's image has no libfaketime to skew an agent's clock (run "
+                "clock-skew on the local mesh)")
+    if name in NEEDS_ROOT_CMD and not compose:
         p = subprocess.run([L, "ca", "root", "--help"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
         if p.returncode != 0:
@@ -1174,26 +1436,22 @@ def run_one(name, opts, out):
     ttl = opts.ttl or ttl_default
     res = {"name": name, "description": desc, "ttl_s": ttl, "duration_s": opts.duration}
     print("\n== %s: %s (SVID TTL %s)" % (name, desc, fmt_s(ttl)), flush=True)
-    why = skip_reason(name, lanyard_bin())
+    why = skip_reason(name, lanyard_bin(), opts.compose)
     if why:
         print("  skipped: %s" % why)
         res.update(status="skipped", skip_reason=why)
         return res
     sdir = os.path.join(out, name)
     os.makedirs(sdir, exist_ok=True)
-    r = Run(name, ttl, opts.duration, sdir)
+    if opts.compose:
+        r = ComposeRun(name, ttl, opts.duration, sdir, opts)
+    else:
+        r = Run(name, ttl, opts.duration, sdir)
     r.facts["skew_s"] = opts.skew
     r.facts["outage_opt"] = opts.outage
     error = None
     try:
-        try:
-            r.mesh("up", "--ttl", "%ds" % ttl)
-            r.mesh_is_ours = True
-        except GamedayError as e:
-            # A half-made mesh is ours to clean; one already running (a
-            # demo, another drill) is not.
-            r.mesh_is_ours = "a mesh is up" not in str(e)
-            raise
+        r.up()
         r.start_samplers()
         if name == "clock-skew":
             r.last_sample_t = lambda pod: last_jsonl(r.path(pod + ".status.jsonl"))["t"]
@@ -1258,6 +1516,8 @@ def run_one(name, opts, out):
 def cmd_list():
     for name, (ttl, desc, _) in SCENARIOS.items():
         print("  %-22s %s (TTL %ds)" % (name, desc, ttl))
+    print("\nrun them with: lanyard gameday run SCENARIO... (the local netns mesh), or with "
+          "--compose\n(the docker-compose mesh; clock-skew is skipped there)")
     return 0
 
 
@@ -1273,10 +1533,21 @@ def cmd_run(opts):
                   file=sys.stderr)
             return 2
     if os.geteuid() != 0:
-        print("lanyard gameday: needs root: it builds the local mesh (network namespaces, "
-              "iptables); run it with sudo", file=sys.stderr)
+        print("lanyard gameday: needs root: %s; run it with sudo" % (
+            "it measures inside the containers' network namespaces (nsenter)" if opts.compose
+            else "it builds the local mesh (network namespaces, iptables)"), file=sys.stderr)
         return 2
-    if not os.access(lanyard_bin(), os.X_OK):
+    if opts.compose:
+        why = compose_preflight(opts)
+        if why:
+            print("lanyard gameday --compose: %s" % why, file=sys.stderr)
+            return 2
+
+        # SIGTERM too takes the compose project down (run_one's cleanup).
+        def on_term(*_):
+            raise KeyboardInterrupt()
+        signal.signal(signal.SIGTERM, on_term)
+    elif not os.access(lanyard_bin(), os.X_OK):
         print("lanyard gameday: no lanyard binary at %s (set LANYARD)" % lanyard_bin(),
               file=sys.stderr)
         return 2
@@ -1288,6 +1559,7 @@ def cmd_run(opts):
     report = {"version": 1, "lanyard": lanyard_bin(), "started_at": time.time(),
               "options": {"ttl_s": opts.ttl, "duration_s": opts.duration, "skew_s": opts.skew,
                           "outage_s": opts.outage},
+              "mesh": "compose" if opts.compose else "local",
               "scenarios": []}
     try:
         for name in dict.fromkeys(names):
@@ -1295,6 +1567,7 @@ def cmd_run(opts):
             write_report(out, report)
     except KeyboardInterrupt:
         print("\ninterrupted; the mesh is down", file=sys.stderr)
+        report["interrupted"] = True
         write_report(out, report)
         return 130
     missed = [s["name"] for s in report["scenarios"] if s["status"] in ("failed", "error")]
@@ -1322,6 +1595,7 @@ def main(argv):
         p = argparse.ArgumentParser()
         p.add_argument("--log", required=True)
         p.add_argument("--long", type=int, default=3)
+        p.add_argument("--api", default="%s:%d" % API, help="HOST:PORT of api's app")
         p.add_argument("--gap", type=float, default=0.05)
         p.add_argument("--long-gap", type=float, default=0.25)
         p.add_argument("--timeout", type=float, default=3.0)
@@ -1349,6 +1623,16 @@ def main(argv):
                      "short: within the runway; long: past the first expiry)")
     run.add_argument("--skew", type=int, default=5,
                      help="clock-skew: the agent's clock offset in seconds (default +5)")
+    run.add_argument("--compose", action="store_true",
+                     help="run on the docker-compose mesh (deploy/compose/docker-compose.yml) "
+                     "under its own project, lanyard-gameday-PID, taken down (-v) at the end; "
+                     "clock-skew is skipped there")
+    run.add_argument("--image", default=os.environ.get("LANYARD_IMAGE", "lanyard:local"),
+                     help="--compose: Lanyard's image (default $LANYARD_IMAGE or lanyard:local)")
+    run.add_argument("--app-image",
+                     default=os.environ.get("LANYARD_APP_IMAGE", "lanyard-demo-app:local"),
+                     help="--compose: the demo app's image (default $LANYARD_APP_IMAGE or "
+                     "lanyard-demo-app:local)")
     a = p.parse_args(argv)
     if a.cmd == "list":
         return cmd_list()

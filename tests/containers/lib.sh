@@ -34,15 +34,16 @@ require_images() {
 }
 
 # Projects of earlier runs that died before their `down` (named
-# lytest<pid> or lytestx<pid>, the pid no longer running) hold the fixed
-# subnet: remove their containers, networks and volumes first.
+# lytest<pid>, lytestx<pid> or, a gameday --compose's, lanyard-gameday-<pid>;
+# the pid no longer running) hold the fixed subnet: remove their
+# containers, networks and volumes first.
 remove_stale_projects() {
   local project pid
   for project in $("$DOCKER" ps -a --format '{{.Label "com.docker.compose.project"}}' 2>/dev/null;
     "$DOCKER" network ls --format '{{.Label "com.docker.compose.project"}}' 2>/dev/null;
     "$DOCKER" volume ls --format '{{.Label "com.docker.compose.project"}}' 2>/dev/null); do
-    [[ $project =~ ^lytestx?([0-9]+)$ ]] || continue
-    pid=${BASH_REMATCH[1]}
+    [[ $project =~ ^(lytestx?|lanyard-gameday-)([0-9]+)$ ]] || continue
+    pid=${BASH_REMATCH[2]}
     kill -0 "$pid" 2>/dev/null && continue
     echo "removing what the dead test run $project left"
     "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$project" | xargs -r "$DOCKER" rm -f >/dev/null
