@@ -99,6 +99,21 @@ int ly_acceptor_start(ly_acceptor_t *a, uv_loop_t *loop, int fd,
   return 0;
 }
 
+/* Bounds the sweep: a listen backlog holds at most somaxconn entries. */
+#define SWEEP_MAX 65536
+
+void ly_acceptor_sweep(ly_acceptor_t *a) {
+  if (a->closing || a->fd < 0 || a->open_handles == 0)
+    return;
+  for (int i = 0; i < SWEEP_MAX; i++) {
+    int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0)
+      a->on_accept(a, fd);
+    else if (errno != ECONNABORTED && errno != EINTR)
+      return; /* EAGAIN: the queue is empty (or nothing more can be had) */
+  }
+}
+
 /* The socket is closed only once its poll handle is (libuv's rule). */
 static void handle_closed(uv_handle_t *h) {
   ly_acceptor_t *a = h->data;

@@ -144,8 +144,12 @@ static void begin_drain(ly_worker_t *w) {
   if (w->draining)
     return;
   w->draining = 1;
-  for (size_t i = 0; i < w->nlisteners; i++)
+  /* What the kernel already queued is served like any connection before
+   * the drain; only connections that arrive after the close are refused. */
+  for (size_t i = 0; i < w->nlisteners; i++) {
+    ly_acceptor_sweep(&w->listeners[i].acceptor);
     ly_acceptor_close(&w->listeners[i].acceptor, NULL);
+  }
   if (w->proxies == NULL) {
     close_handles(w);
     return;

@@ -58,6 +58,11 @@ int ly_acceptor_start(ly_acceptor_t *a, uv_loop_t *loop, int fd,
  * the handles are closed. Idempotent. */
 void ly_acceptor_close(ly_acceptor_t *a, void (*closed)(ly_acceptor_t *a));
 
+/* Accepts every connection the kernel has queued (on_accept for each), for
+ * a listener about to close: those clients already see an established
+ * connection, which closing the socket would reset. */
+void ly_acceptor_sweep(ly_acceptor_t *a);
+
 /* The local port of the listening socket, or 0. */
 unsigned ly_acceptor_port(const ly_acceptor_t *a);
 
