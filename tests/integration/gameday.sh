@@ -40,7 +40,10 @@ fi
 rc=0
 (cd "$T" && "$LANYARD" gameday run all --duration "$DURATION" --out "$OUT" 9>&-) \
   >"$T/gameday.out" 2>&1 || rc=$?
-cat "$T/gameday.out"
+# The checks come first in this test's output and the drills' long
+# output last, so a log cut after its first lines still shows what failed.
+sed -n '/^== summary/,$p' "$T/gameday.out"
+grep -E "^== [a-z-]+:|^  (MISSED|ERROR)" "$T/gameday.out" | cut -c1-160 || true
 check "gameday run all exited 0 (status $rc)" test "$rc" -eq 0
 check "the output has a verdict per SLO" grep -q "^  MET " "$T/gameday.out"
 check "no SLO missed in the output" bash -c "! grep -q '^  MISSED ' '$T/gameday.out'"
@@ -149,6 +152,7 @@ for s in rep["scenarios"]:
 print("\n".join(res))
 PY
 ) || bad "the report checker failed to run"
+grep '^FAIL - ' <<<"$out" || true # first, then every check in order
 echo "$out"
 CHECKS=$((CHECKS + $(grep -c '^ok   - ' <<<"$out" || true)))
 n_fail=$(grep -c '^FAIL - ' <<<"$out" || true)
@@ -159,7 +163,6 @@ FAILS=$((FAILS + n_fail))
 rc=0
 "$LANYARD" gameday run ca-outage-short --ttl 6s --outage 12s --duration 10s \
   --out "$T/gd-miss" >"$T/miss.out" 2>&1 9>&- || rc=$?
-cat "$T/miss.out"
 check "an outage past the runway: gameday exits 1 (status $rc)" test "$rc" -eq 1
 check "  and says '0 failed requests' was missed" \
   grep -q "^  MISSED 0 failed requests on new connections" "$T/miss.out"
@@ -177,4 +180,8 @@ check "  the report says failed, with $m_report failed requests; this test count
   test "$m_status" = failed -a "$m_report" = "$m_counted" -a "$m_counted" -gt 0
 
 check "no mesh left up" bash -c "'$MESH' status >/dev/null 2>&1 9>&-; [ \$? -eq 3 ]"
+echo "== gameday run all"
+cat "$T/gameday.out"
+echo "== the drill that must fail"
+cat "$T/miss.out"
 finish
