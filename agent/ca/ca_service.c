@@ -65,14 +65,9 @@ static void refuse(sign_ctx_t *s, int code, const char *reason) {
 }
 
 void ly_ca_log_suppressed(ly_ca_t *ca) {
-  uint64_t left_out = ly_log_limiter_take(&ca->refusal_log);
-  char n[24];
-  if (left_out > 0)
-    ly_log(LY_WARN, "sign_refused_suppressed", "suppressed",
-           ly_fmt(n, sizeof(n), "%llu", (unsigned long long)left_out), "what",
-           "sign_refused lines left out (lanyard_ca_sign_requests_total counts "
-           "them)",
-           NULL);
+  ly_log_suppressed(&ca->refusal_log, "sign_refused_suppressed",
+                    "sign_refused lines left out "
+                    "(lanyard_ca_sign_requests_total counts them)");
 }
 
 /* Step 3 and 4 for each kind of credential. 0 or the code of a refusal

@@ -95,6 +95,16 @@ uint64_t ly_log_limiter_take(ly_log_limiter_t *l) {
   return n;
 }
 
+void ly_log_suppressed(ly_log_limiter_t *l, const char *event,
+                       const char *what) {
+  uint64_t n = ly_log_limiter_take(l);
+  char count[24];
+  if (n > 0)
+    ly_log(LY_WARN, event, "suppressed",
+           ly_fmt(count, sizeof(count), "%llu", (unsigned long long)n),
+           what ? "what" : NULL, what, NULL); /* the list ends without one */
+}
+
 typedef struct {
   char buf[LINE_MAX_LEN];
   size_t len;

@@ -42,11 +42,11 @@ static void on_pause_end(uv_timer_t *t) {
   uv_poll_start(&a->poll, UV_READABLE, on_readable);
 }
 
-static void on_readable(uv_poll_t *h, int status, int events) {
-  ly_acceptor_t *a = h->data;
-  (void)status;
-  (void)events;
-  for (int i = 0; i < ACCEPT_BATCH && !a->closing; i++) {
+/* Accepts up to max queued connections, handing each to on_accept. 0:
+ * the queue is empty (or max was reached); else the errno that stopped
+ * it, an error about the listener rather than one connection. */
+static int accept_queued(ly_acceptor_t *a, int max) {
+  for (int i = 0; i < max && !a->closing; i++) {
     int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       a->on_accept(a, fd);
@@ -54,7 +54,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     }
     switch (errno) {
     case EAGAIN:
-      return;
+      return 0;
     case ECONNABORTED: /* about that one connection only (accept(2)) */
     case EINTR:
     case EPROTO:
@@ -68,13 +68,23 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     case EOPNOTSUPP:
       continue;
     default:
-      /* Out of descriptors or memory (or worse): retrying at once would
-       * fail again, and a level-triggered poll would spin on it. */
-      uv_poll_stop(&a->poll);
-      uv_timer_start(&a->pause, on_pause_end, LY_ACCEPT_PAUSE_MS, 0);
-      a->on_accept(a, uv_translate_sys_error(errno));
-      return;
+      return errno;
     }
+  }
+  return 0;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  ly_acceptor_t *a = h->data;
+  (void)status;
+  (void)events;
+  int err = accept_queued(a, ACCEPT_BATCH);
+  if (err != 0) {
+    /* Out of descriptors or memory (or worse): retrying at once would
+     * fail again, and a level-triggered poll would spin on it. */
+    uv_poll_stop(&a->poll);
+    uv_timer_start(&a->pause, on_pause_end, LY_ACCEPT_PAUSE_MS, 0);
+    a->on_accept(a, uv_translate_sys_error(err));
   }
 }
 
@@ -103,15 +113,8 @@ int ly_acceptor_start(ly_acceptor_t *a, uv_loop_t *loop, int fd,
 #define SWEEP_MAX 65536
 
 void ly_acceptor_sweep(ly_acceptor_t *a) {
-  if (a->closing || a->fd < 0 || a->open_handles == 0)
-    return;
-  for (int i = 0; i < SWEEP_MAX; i++) {
-    int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0)
-      a->on_accept(a, fd);
-    else if (errno != ECONNABORTED && errno != EINTR)
-      return; /* EAGAIN: the queue is empty (or nothing more can be had) */
-  }
+  if (a->fd >= 0 && a->open_handles > 0)
+    accept_queued(a, SWEEP_MAX); /* an error: nothing more can be had */
 }
 
 /* The socket is closed only once its poll handle is (libuv's rule). */

@@ -386,9 +386,5 @@ void ly_dataplane_stats(const ly_dataplane_t *dp,
 }
 
 void ly_dataplane_log_summary(ly_dataplane_t *dp) {
-  uint64_t n = ly_log_limiter_take(&dp->refusal_log);
-  char count[24];
-  if (n > 0)
-    ly_log(LY_WARN, "mtls_refusals_suppressed", "suppressed",
-           ly_fmt(count, sizeof(count), "%llu", (unsigned long long)n), NULL);
+  ly_log_suppressed(&dp->refusal_log, "mtls_refusals_suppressed", NULL);
 }

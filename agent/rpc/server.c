@@ -103,12 +103,8 @@ static void timer_closed(uv_handle_t *h) {
 }
 
 static void log_summary(ly_rpc_server_t *s) {
-  uint64_t n = ly_log_limiter_take(&s->log_limit);
-  char count[24];
-  if (n > 0)
-    ly_log(LY_WARN, "rpc_log_suppressed", "suppressed",
-           ly_fmt(count, sizeof(count), "%llu", (unsigned long long)n), "what",
-           "lines about failed or refused connections", NULL);
+  ly_log_suppressed(&s->log_limit, "rpc_log_suppressed",
+                    "lines about failed or refused connections");
 }
 
 static void on_summary(uv_timer_t *t) {

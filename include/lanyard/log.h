@@ -53,6 +53,11 @@ int ly_log_limit(ly_log_limiter_t *l, uint64_t now_ms, uint64_t *suppressed);
  * come to carry the count). */
 uint64_t ly_log_limiter_take(ly_log_limiter_t *l);
 
+/* That summary: logs `event` (warn) with suppressed=N, and what= when
+ * given, if the limiter left lines out since its last written one. */
+void ly_log_suppressed(ly_log_limiter_t *l, const char *event,
+                       const char *what);
+
 /* printf into a caller's buffer and return it, for numeric values. */
 const char *ly_fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
