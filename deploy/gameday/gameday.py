@@ -1371,39 +1371,38 @@ def chart(path, title, intervals, events, marks):
             c.line(left, y, right, y, grid)
         c.line(left, top, left, bot, axis)
         c.line(left, bot, right, bot, axis)
-    # Success rate of new connections (0..100 %).
+    def plot(panel, title, colors, labels, points):
+        """A panel's title, its y labels (top to bottom) and a line through
+        points: (x, fraction of the height) each, None for a gap."""
+        top, bot = panel
+        c.text(left, top - 14, title, colors[0])
+        for k, lab in enumerate(labels):
+            c.text(left - 12 - 8 * len(lab), top + (bot - top) * k / 4 - 4, lab)
+        prev = None
+        for p in points:
+            xy = p and (p[0], bot - (bot - top) * p[1])
+            if prev and xy:
+                c.line(prev[0], prev[1], xy[0], xy[1], colors[1], 3)
+            prev = xy
+
+    # Success rate of new connections (0..100 %), the failed share shaded
+    # from the top down.
     top, bot = panels[0]
-    c.text(left, top - 14, "NEW CONNECTIONS: SUCCESS %", (0, 110, 0))
-    for k, lab in enumerate(("100", "75", "50", "25", "0")):
-        c.text(left - 12 - 8 * len(lab), top + (bot - top) * k / 4 - 4, lab)
-    prev = None
     for iv in intervals:
-        if iv["success_rate"] is None:
-            prev = None
-            continue
-        x, y = X((iv["t0"] + iv["t1"]) / 2), bot - (bot - top) * iv["success_rate"]
-        if iv["new_failed"]:  # the failed share, from the top down
-            c.rect(X(iv["t0"]) + 1, top, X(iv["t1"]), y, (240, 150, 150))
-        if prev:
-            c.line(prev[0], prev[1], x, y, (0, 140, 0), 3)
-        prev = (x, y)
+        if iv["new_failed"] and iv["success_rate"] is not None:
+            c.rect(X(iv["t0"]) + 1, top, X(iv["t1"]), bot - (bot - top) * iv["success_rate"],
+                   (240, 150, 150))
+    plot(panels[0], "NEW CONNECTIONS: SUCCESS %", ((0, 110, 0), (0, 140, 0)),
+         ("100", "75", "50", "25", "0"),
+         [None if iv["success_rate"] is None else
+          (X((iv["t0"] + iv["t1"]) / 2), iv["success_rate"]) for iv in intervals])
     # Runway (seconds).
-    top, bot = panels[1]
-    c.text(left, top - 14, "IDENTITY RUNWAY (S)", (0, 60, 200))
     rmax = max([iv["runway_s"] or 0 for iv in intervals] + [1])
     rmax = 4 * -(-int(rmax + 0.999) // 4)  # a multiple of 4: whole-second ticks
-    for k in range(5):
-        lab = "%d" % round(rmax * (4 - k) / 4)
-        c.text(left - 12 - 8 * len(lab), top + (bot - top) * k / 4 - 4, lab)
-    prev = None
-    for iv in intervals:
-        if iv["runway_s"] is None:
-            prev = None
-            continue
-        x, y = X(iv["t1"]), bot - (bot - top) * iv["runway_s"] / rmax
-        if prev:
-            c.line(prev[0], prev[1], x, y, (0, 60, 200), 3)
-        prev = (x, y)
+    plot(panels[1], "IDENTITY RUNWAY (S)", ((0, 60, 200), (0, 60, 200)),
+         ["%d" % round(rmax * (4 - k) / 4) for k in range(5)],
+         [None if iv["runway_s"] is None else (X(iv["t1"]), iv["runway_s"] / rmax)
+          for iv in intervals])
     # Events: ticks across both panels; the time axis under them.
     for ev in events:
         x = X(ev["t"])
