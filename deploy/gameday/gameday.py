@@ -1219,7 +1219,9 @@ def slos_for(r, slis, reqs):
     elif name == "agent-restart":
         rec = slis.get("recovery_s")
         fs = r.marks.get("fault_start", 0)
-        early = [x for x in reqs if x["kind"] == "new" and not x["ok"] and x["t"] - r.t0 < fs]
+        # ended before the kill: a request in flight when it came fails rightly
+        early = [x for x in reqs if x["kind"] == "new" and not x["ok"] and
+                 x["t"] + x["ms"] / 1000 - r.t0 < fs]
         tail = [x for x in reqs if x["kind"] == "long" and x["t"] - r.t0 > r.now_end - 2]
         out = [slo("recovered within %s of the agent's restart" % fmt_s(RECOVERY_SLO_S),
                    rec is not None and rec <= RECOVERY_SLO_S,
