@@ -1,5 +1,6 @@
-/* The nat-table rules of `lanyard iptables` (layout in
- * include/lanyard/intercept.h), and applying or removing them.
+/* The rules of `lanyard iptables` (layout in include/lanyard/intercept.h):
+ * the nat table's redirects and the raw table's conntrack zone, and
+ * applying or removing them.
  *
  * Why iptables-restore --noflush and not one `iptables` call per rule:
  * - One transaction per family. With Debian 12's default iptables (the
@@ -13,8 +14,9 @@
  * - The same text works with either backend, so `iptables-restore` is run
  *   as found (Debian's alternatives pick nft); we never mix backends
  *   ourselves.
- * The removal is computed from `iptables-save -t nat`: every LANYARD_
- * chain and every jump into one, which is exactly what an install adds.
+ * The removal is computed from `iptables-save -t nat` and `-t raw`: every
+ * LANYARD_ chain and every jump into one, which is exactly what an
+ * install adds.
  * The tools are run with fork/exec, never through a shell.
  */
 #define _GNU_SOURCE /* pipe2 */
@@ -38,9 +40,20 @@
 #define CH_IN_REDIRECT "LANYARD_IN_REDIRECT"
 #define CH_OUTPUT "LANYARD_OUTPUT"
 #define CH_REDIRECT "LANYARD_REDIRECT"
+#define CH_CONNTRACK "LANYARD_CONNTRACK"
 
-static const char *const our_chains[] = {CH_INBOUND, CH_IN_REDIRECT, CH_OUTPUT,
+/* The tables we write to, and the chains an install declares in each. */
+typedef struct {
+  const char *name;
+  const char *const *chains;
+  size_t nchains;
+} table_t;
+static const char *const nat_chains[] = {CH_INBOUND, CH_IN_REDIRECT, CH_OUTPUT,
                                          CH_REDIRECT};
+static const char *const raw_chains[] = {CH_CONNTRACK};
+static const table_t nat_table = {"nat", nat_chains, 4};
+static const table_t raw_table = {"raw", raw_chains, 1};
+static const table_t *const our_tables[] = {&nat_table, &raw_table};
 
 /* iptables-save of a busy node's nat table is large, but not this large. */
 #define SAVE_MAX (64u << 20)
@@ -221,37 +234,38 @@ static int is_ours(const char *name, size_t len) {
   return len > plen && !strncmp(name, LY_IPT_CHAIN_PREFIX, plen);
 }
 
-static int is_declared(const char *name, size_t len) {
-  for (size_t i = 0; i < sizeof(our_chains) / sizeof(our_chains[0]); i++)
-    if (strlen(our_chains[i]) == len && !strncmp(our_chains[i], name, len))
+static int is_declared(const table_t *t, const char *name, size_t len) {
+  for (size_t i = 0; i < t->nchains; i++)
+    if (strlen(t->chains[i]) == len && !strncmp(t->chains[i], name, len))
       return 1;
   return 0;
 }
 
-/* Adds to b the lines that undo what the nat table in `save` holds of
- * ours: "-D" for every jump into a LANYARD_ chain from a chain that is not
- * one, then "-F" and "-X" for the LANYARD_ chains (all flushed before any
- * is deleted, since they jump to each other). keep_declared: leave the
- * four current chains alone (the caller declares, hence flushes, them).
- * Counts what it found in *found. */
-static void undo_lines(sb_t *b, const char *save, int keep_declared,
-                       size_t *found) {
+/* Adds to b the lines that undo what table t in `save` holds of ours:
+ * "-D" for every jump into a LANYARD_ chain from a chain that is not one,
+ * then "-F" and "-X" for the LANYARD_ chains (all flushed before any is
+ * deleted, since they jump to each other). keep_declared: leave the
+ * table's current chains alone (the caller declares, hence flushes,
+ * them). Counts what it found in *found. */
+static void undo_lines(sb_t *b, const char *save, const table_t *t,
+                       int keep_declared, size_t *found) {
   sb_t chains = {0}; /* names to delete, one per line */
-  int in_nat = 0;
+  int in_table = 0;
+  size_t name_len = strlen(t->name);
   *found = 0;
   for (const char *line = save; line && *line;) {
     const char *eol = strchr(line, '\n');
     size_t llen = eol ? (size_t)(eol - line) : strlen(line);
     if (line[0] == '*') {
-      in_nat = llen == 4 && !strncmp(line, "*nat", 4);
-    } else if (in_nat && line[0] == ':') {
+      in_table = llen == name_len + 1 && !strncmp(line + 1, t->name, name_len);
+    } else if (in_table && line[0] == ':') {
       size_t n = strcspn(line + 1, " \t\n");
       if (is_ours(line + 1, n)) {
         (*found)++;
-        if (!keep_declared || !is_declared(line + 1, n))
+        if (!keep_declared || !is_declared(t, line + 1, n))
           sb_add(&chains, "%.*s\n", (int)n, line + 1);
       }
-    } else if (in_nat && !strncmp(line, "-A ", 3)) {
+    } else if (in_table && !strncmp(line, "-A ", 3)) {
       const char *p = line + 3, *tok, *chain;
       size_t tlen, clen;
       int target_ours = 0, want_target = 0;
@@ -284,12 +298,19 @@ static void undo_lines(sb_t *b, const char *save, int keep_declared,
 
 int ly_iptables_cleanup(const char *current, char **out) {
   sb_t b = {0};
-  size_t found = 0;
+  size_t total = 0;
   *out = NULL;
-  sb_add(&b, "*nat\n");
-  undo_lines(&b, current, 0, &found);
-  sb_add(&b, "COMMIT\n");
-  if (found == 0 && !b.oom) {
+  for (size_t i = 0; i < sizeof(our_tables) / sizeof(our_tables[0]); i++) {
+    sb_t t = {0};
+    size_t found = 0;
+    undo_lines(&t, current, our_tables[i], 0, &found);
+    if (found)
+      sb_add(&b, "*%s\n%sCOMMIT\n", our_tables[i]->name, t.p ? t.p : "");
+    b.oom |= t.oom;
+    free(t.p);
+    total += found;
+  }
+  if (total == 0 && !b.oom) {
     free(b.p);
     return 0;
   }
@@ -311,10 +332,10 @@ int ly_iptables_ruleset(const ly_iptables_opts_t *o, int family,
   sb_add(&b, "*nat\n");
   /* Declaring a chain under --noflush creates it, or flushes it when an
    * earlier install left it: the re-install is part of this transaction. */
-  for (size_t i = 0; i < sizeof(our_chains) / sizeof(our_chains[0]); i++)
-    sb_add(&b, ":%s - [0:0]\n", our_chains[i]);
+  for (size_t i = 0; i < nat_table.nchains; i++)
+    sb_add(&b, ":%s - [0:0]\n", nat_table.chains[i]);
   if (current)
-    undo_lines(&b, current, 1, &found);
+    undo_lines(&b, current, &nat_table, 1, &found);
 
   /* Inbound. Exclusions come first so they win over an include list; the
    * agent's admin port is always among them (probes and scrapes reach it
@@ -372,6 +393,26 @@ int ly_iptables_ruleset(const ly_iptables_opts_t *o, int family,
    * traffic is sent into them. */
   sb_add(&b, "-A PREROUTING -p tcp -j " CH_INBOUND "\n");
   sb_add(&b, "-A OUTPUT -p tcp -j " CH_OUTPUT "\n");
+  sb_add(&b, "COMMIT\n");
+
+  /* The agent's connections get a conntrack zone of their own (for their
+   * original direction; replies still match in the default zone). The
+   * app and the agent connect from one address, to the same
+   * destinations, picking source ports from one sequence. When the agent
+   * resets an app connection it had accepted (no identity yet, a
+   * refusal), the kernel keeps that NATed entry in CLOSE for 10 s, and a
+   * SYN with the same ports reopens it, NAT included. Without zones the
+   * agent's next connection from that port would be redirected back
+   * into the agent, and an app connection reusing the ports of one of
+   * the agent's reset connections would leave the pod uncaptured, in
+   * plaintext. */
+  sb_add(&b, "*raw\n:" CH_CONNTRACK " - [0:0]\n");
+  if (current)
+    undo_lines(&b, current, &raw_table, 1, &found);
+  sb_add(&b,
+         "-A " CH_CONNTRACK " -m owner --uid-owner %u -j CT --zone-orig %u\n",
+         uid, (unsigned)LY_IPT_CT_ZONE);
+  sb_add(&b, "-A OUTPUT -p tcp -j " CH_CONNTRACK "\n");
   sb_add(&b, "COMMIT\n");
   return sb_finish(&b, out);
 }
@@ -495,15 +536,32 @@ static const char *tool_name(int family, int restore) {
   return restore ? "iptables-restore" : "iptables-save";
 }
 
-static int read_nat(int family, char **save, const char **why) {
-  int rc = run_tool(tool_name(family, 0), "-t", "nat", NULL, NULL, save);
+/* Our tables, as iptables-save prints them, one after the other. */
+static int read_tables(int family, char **save, const char **why) {
+  sb_t all = {0};
+  int rc = 0;
+  *save = NULL;
+  for (size_t i = 0; i < sizeof(our_tables) / sizeof(our_tables[0]); i++) {
+    char *one = NULL;
+    rc = run_tool(tool_name(family, 0), "-t", our_tables[i]->name, NULL, NULL,
+                  &one);
+    if (rc != 0)
+      break;
+    sb_add(&all, "%s", one);
+    free(one);
+  }
   if (rc == UV_ENOENT)
     *why = family == AF_INET6 ? "ip6tables-save not found (install iptables)"
                               : "iptables-save not found (install iptables)";
   else if (rc != 0)
     *why =
         family == AF_INET6 ? "ip6tables-save failed" : "iptables-save failed";
-  return rc;
+  if (rc != 0) {
+    free(all.p);
+    return rc;
+  }
+  sb_add(&all, "%s", ""); /* empty output is still a string */
+  return sb_finish(&all, save);
 }
 
 static int restore(int family, const char *text, const char **why) {
@@ -522,7 +580,7 @@ static int restore(int family, const char *text, const char **why) {
 int ly_iptables_apply(const ly_iptables_opts_t *o, int family,
                       const char **why) {
   char *save = NULL, *text = NULL;
-  int rc = read_nat(family, &save, why);
+  int rc = read_tables(family, &save, why);
   if (rc != 0)
     goto cleanup;
   rc = ly_iptables_ruleset(o, family, save, &text);
@@ -540,7 +598,7 @@ cleanup:
 
 int ly_iptables_remove_preview(int family, char **out, const char **why) {
   char *save = NULL;
-  int rc = read_nat(family, &save, why);
+  int rc = read_tables(family, &save, why);
   *out = NULL;
   if (rc == 0 && (rc = ly_iptables_cleanup(save, out)) != 0)
     *why = "cannot build the removal";

@@ -2,7 +2,7 @@
  * traffic into the agent (`lanyard iptables`), and recovering where a
  * redirected connection was going.
  *
- * Rule layout (one set per address family, all in the nat table):
+ * Rule layout (one set per address family; in the nat table unless said):
  *
  *   PREROUTING -p tcp -> LANYARD_INBOUND
  *     excluded inbound ports (and the admin port)   RETURN
@@ -18,6 +18,13 @@
  *     excluded outbound CIDRs                        RETURN
  *     everything else                               -> LANYARD_REDIRECT
  *   LANYARD_REDIRECT                                 REDIRECT to outbound
+ *
+ *   raw: OUTPUT -p tcp -> LANYARD_CONNTRACK
+ *     from the proxy UID                             CT --zone-orig 1337
+ *
+ * The zone keeps the agent's connections and the app's apart in
+ * conntrack, where a reused source port would otherwise reopen the other
+ * side's closed entry with its NAT decision (iptables.c says how).
  *
  * The rule generation is pure (text in, text out) so it can be tested
  * without privileges; ly_iptables_apply / ly_iptables_remove run
@@ -35,6 +42,8 @@
 #define LY_IPT_CHAIN_PREFIX "LANYARD_"
 #define LY_IPT_MAX_PORTS 64
 #define LY_IPT_MAX_CIDRS 64
+/* The conntrack zone of the agent's own connections (original direction). */
+#define LY_IPT_CT_ZONE 1337
 
 typedef struct {
   uint16_t v[LY_IPT_MAX_PORTS];
@@ -75,7 +84,8 @@ int ly_iptables_parse_cidrs(const char *s, ly_iptables_opts_t *o,
 
 /* The iptables-restore input (for `iptables-restore --noflush`) that
  * installs the rules for `family` (AF_INET or AF_INET6). `current` is the
- * output of `iptables-save -t nat` for that family, or NULL: the same
+ * output of `iptables-save -t nat` and `-t raw` for that family, or NULL:
+ * the same
  * transaction then first removes any LANYARD_ chains and jumps found in
  * it, so a second install replaces the first atomically. Sets *out to a
  * malloc'd string the caller frees. 0, UV_EINVAL or UV_ENOMEM. */
@@ -90,9 +100,9 @@ int ly_iptables_cleanup(const char *current, char **out);
 /* Whether the IPv6 rules apply under o->ipv6 on this machine. */
 int ly_iptables_want_ipv6(const ly_iptables_opts_t *o);
 
-/* Reads the nat table with (ip6)iptables-save and installs or removes the
- * rules with one (ip6)iptables-restore --noflush transaction. Blocking;
- * needs CAP_NET_ADMIN. Not thread-safe: ignores SIGPIPE while it runs
+/* Reads the nat and raw tables with (ip6)iptables-save and installs or
+ * removes the rules with one (ip6)iptables-restore --noflush transaction.
+ * Blocking; needs CAP_NET_ADMIN. Not thread-safe: ignores SIGPIPE while it runs
  * and forks. 0, a negative uv code (UV_ENOENT: the tool is not
  * installed), LY_ETOO_BIG (an absurdly large nat table) or
  * LY_EUNAVAILABLE (the tool failed; it printed why on stderr), with *why
@@ -102,7 +112,8 @@ int ly_iptables_apply(const ly_iptables_opts_t *o, int family,
 int ly_iptables_remove(int family, const char **why);
 
 /* What ly_iptables_remove would feed to iptables-restore, read from the
- * current nat table (*out NULL: nothing to remove). Changes nothing. */
+ * current nat and raw tables (*out NULL: nothing to remove). Changes
+ * nothing. */
 int ly_iptables_remove_preview(int family, char **out, const char **why);
 
 /* The destination a REDIRECTed TCP connection was addressed to, from

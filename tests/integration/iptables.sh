@@ -2,8 +2,10 @@
 # `lanyard iptables` in a real network namespace: the rules appear, a
 # second install does not duplicate them, inbound and outbound TCP is
 # redirected (and the proxy UID's is not), origdst_echo recovers the
-# original destination over IPv4 and IPv6, --dry-run changes nothing and
-# --remove leaves no LANYARD chain behind.
+# original destination over IPv4 and IPv6, a source port freed by a reset
+# is never taken with the other side's NAT decision (the agent's
+# conntrack zone), --dry-run changes nothing and --remove leaves no
+# LANYARD chain behind.
 #
 # Two namespaces joined by a veth pair: "pod" (10.200.0.2, fd00:200::2)
 # and "peer" (10.200.0.1, fd00:200::1). Nothing outside them is touched.
@@ -13,6 +15,9 @@
 : "${ORIGDST_ECHO:?ORIGDST_ECHO must point at the origdst_echo tool}"
 
 need_tools ip iptables-save ip6tables-save setpriv timeout
+# Debian's python, for what bash cannot do: bind a source port, reset.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3) || { echo "skipped: python3 is not installed"; exit 77; }
 
 POD=ly-pod-$$
 PEER=ly-peer-$$
@@ -80,6 +85,61 @@ expect_tag() {
   if [[ "$got" == "$tag "* ]]; then ok "$what: $got"; else bad "$what: want the '$tag' server, got '$got'"; fi
 }
 
+# ask_from NS UID SPORT HOST PORT: as ask, from source port SPORT;
+# prints what the server says or "error: <why>".
+ask_from() {
+  ip netns exec "$1" setpriv --reuid "$2" --regid "$2" --clear-groups -- \
+    timeout 10 "$PY" -c '
+import socket, sys
+sport, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", sport))
+s.settimeout(5)
+try:
+    s.connect((host, port))
+    print(s.recv(200).decode().strip())
+except OSError as e:
+    print("error:", e.strerror)
+' "${@:3}"
+}
+
+# reset_start NS PORT: a server in NS that accepts each connection and
+# resets it (an agent refusing a connection, a peer turning one down).
+reset_start() {
+  local log="$T/reset-$1-$2.log"
+  ip netns exec "$1" "$PY" -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+s.listen(16)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+' "$2" >"$log" 2>&1 &
+  RESET_PID=$!
+  PEERS+=("$RESET_PID")
+  local _
+  for _ in $(seq 1 50); do
+    grep -q '^listening' "$log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  bad "the resetting server on $1:$2 did not start: $(cat "$log")"
+}
+
+# A source port between the app and the agent. Both connect from the
+# pod's address to the same destinations; a connection reset by the side
+# that accepted it leaves its conntrack entry (with the NAT decision) in
+# CLOSE for 10 s, and a SYN from the same port reopens it. The agent's
+# conntrack zone keeps the two apart. Ports below the ephemeral range,
+# new for each case.
+SPORT=$((20000 + RANDOM % 5000))
+next_sport() { SPORT=$((SPORT + 1)); }
+
 # echo_start NS PORT [TAG]: an origdst_echo in NS, logging to $T.
 echo_start() {
   local log="$T/echo-$1-$2.log"
@@ -124,6 +184,27 @@ rmdry=$(in_pod "$LANYARD" iptables --remove --dry-run --ipv6) ||
 check "--remove --dry-run prints the removal" grep -qx -- "-X LANYARD_OUTPUT" <<<"$rmdry"
 check "--remove --dry-run changes nothing" test "$first" = "$(nat_rules)"
 
+# -- a reused source port. First the agent taking a port the app's reset
+# connection used: the app's connection went to the outbound capture port
+# (here a server that resets it, like an agent without an identity); the
+# agent's connection from that port must reach the peer, not itself.
+echo_start "$PEER" 9000 peer
+reset_start "$POD" 15001
+for host in "$PEER4" "$PEER6"; do
+  next_sport
+  got=$(ask_from "$POD" 1000 "$SPORT" "$host" 9000)
+  check "the app's connection to $host:9000 is reset by the capture port ($got)" \
+    grep -q "reset" <<<"$got"
+  got=$(ask_from "$POD" 1337 "$SPORT" "$host" 9000)
+  if [[ "$got" == "peer "* ]]; then
+    ok "the agent, from the app's reset port $SPORT, reaches the peer: $got"
+  else
+    bad "the agent, from the app's reset port $SPORT, did not reach the peer: '$got'"
+  fi
+done
+kill "$RESET_PID"
+wait "$RESET_PID" 2>/dev/null || true
+
 # -- traffic. Servers: the pod's capture ports; tagged servers (the app's
 # ports and the admin port in the pod, port 9000 on the peer) show that a
 # connection arrived where it was sent, not redirected.
@@ -131,7 +212,6 @@ echo_start "$POD" 15006
 echo_start "$POD" 15001
 for port in 8080 8081 8082; do echo_start "$POD" "$port" app; done
 echo_start "$POD" 15020 admin
-echo_start "$PEER" 9000 peer
 
 expect_answer "inbound IPv4 to :8080 lands on 15006 with its original destination" \
   "$POD4:8080" "$PEER" 0 "$POD4" 8080
@@ -155,6 +235,26 @@ expect_tag "the app calling localhost is not redirected" \
   app "$POD" 1000 127.0.0.1 8080
 expect_tag "inbound to an excluded admin port is not redirected" \
   admin "$PEER" 0 "$POD4" 15020
+
+# -- a reused source port, the other way: the app taking a port the
+# agent's reset connection used. The agent's connection went to the peer
+# uncaptured (rightly) and the peer reset it; the app's connection from
+# that port must still be captured, never leave the pod in plaintext.
+reset_start "$PEER" 9001
+for host in "$PEER4" "$PEER6"; do
+  next_sport
+  got=$(ask_from "$POD" 1337 "$SPORT" "$host" 9001)
+  check "the agent's connection to $host:9001 is reset by the peer ($got)" \
+    grep -q "reset" <<<"$got"
+  want=$host:9001
+  [[ "$host" == *:* ]] && want="[$host]:9001"
+  got=$(ask_from "$POD" 1000 "$SPORT" "$host" 9001)
+  if [ "$got" = "$want" ]; then
+    ok "the app, from the agent's reset port $SPORT, is captured: $got"
+  else
+    bad "the app, from the agent's reset port $SPORT, escaped capture: want '$want', got '$got'"
+  fi
+done
 
 # -- exclusions, by re-installing with other options (replaces the rules)
 check "install with outbound exclusions" in_pod "$LANYARD" iptables --ipv6 \

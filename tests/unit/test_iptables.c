@@ -16,26 +16,36 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-static const char default_v4[] =
-    "*nat\n"
-    ":LANYARD_INBOUND - [0:0]\n"
-    ":LANYARD_IN_REDIRECT - [0:0]\n"
-    ":LANYARD_OUTPUT - [0:0]\n"
-    ":LANYARD_REDIRECT - [0:0]\n"
-    "-A LANYARD_INBOUND -p tcp --dport 15020 -j RETURN\n"
-    "-A LANYARD_INBOUND -p tcp --dport 15014 -j RETURN\n"
-    "-A LANYARD_INBOUND -p tcp -j LANYARD_IN_REDIRECT\n"
-    "-A LANYARD_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006\n"
-    "-A LANYARD_OUTPUT -o lo ! -d 127.0.0.0/8 -m owner --uid-owner 1337 "
-    "-j LANYARD_INBOUND\n"
-    "-A LANYARD_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN\n"
-    "-A LANYARD_OUTPUT -m owner --uid-owner 1337 -j RETURN\n"
-    "-A LANYARD_OUTPUT -d 127.0.0.0/8 -j RETURN\n"
-    "-A LANYARD_OUTPUT -j LANYARD_REDIRECT\n"
-    "-A LANYARD_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n"
-    "-A PREROUTING -p tcp -j LANYARD_INBOUND\n"
-    "-A OUTPUT -p tcp -j LANYARD_OUTPUT\n"
-    "COMMIT\n";
+/* The default install, in parts: a re-install puts its undo lines
+ * after each table's chain declarations. */
+#define NAT_CHAINS                                                             \
+  "*nat\n"                                                                     \
+  ":LANYARD_INBOUND - [0:0]\n"                                                 \
+  ":LANYARD_IN_REDIRECT - [0:0]\n"                                             \
+  ":LANYARD_OUTPUT - [0:0]\n"                                                  \
+  ":LANYARD_REDIRECT - [0:0]\n"
+#define NAT_RULES                                                              \
+  "-A LANYARD_INBOUND -p tcp --dport 15020 -j RETURN\n"                        \
+  "-A LANYARD_INBOUND -p tcp --dport 15014 -j RETURN\n"                        \
+  "-A LANYARD_INBOUND -p tcp -j LANYARD_IN_REDIRECT\n"                         \
+  "-A LANYARD_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006\n"               \
+  "-A LANYARD_OUTPUT -o lo ! -d 127.0.0.0/8 -m owner --uid-owner 1337 "        \
+  "-j LANYARD_INBOUND\n"                                                       \
+  "-A LANYARD_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN\n"            \
+  "-A LANYARD_OUTPUT -m owner --uid-owner 1337 -j RETURN\n"                    \
+  "-A LANYARD_OUTPUT -d 127.0.0.0/8 -j RETURN\n"                               \
+  "-A LANYARD_OUTPUT -j LANYARD_REDIRECT\n"                                    \
+  "-A LANYARD_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n"                  \
+  "-A PREROUTING -p tcp -j LANYARD_INBOUND\n"                                  \
+  "-A OUTPUT -p tcp -j LANYARD_OUTPUT\n"                                       \
+  "COMMIT\n"
+#define RAW_CHAINS "*raw\n:LANYARD_CONNTRACK - [0:0]\n"
+#define RAW_RULES                                                              \
+  "-A LANYARD_CONNTRACK -m owner --uid-owner 1337 -j CT --zone-orig 1337\n"    \
+  "-A OUTPUT -p tcp -j LANYARD_CONNTRACK\n"                                    \
+  "COMMIT\n"
+
+static const char default_v4[] = NAT_CHAINS NAT_RULES RAW_CHAINS RAW_RULES;
 
 static char *rules(const ly_iptables_opts_t *o, int family,
                    const char *current) {
@@ -124,6 +134,12 @@ static void test_custom(void **state) {
             "-A LANYARD_REDIRECT -p tcp -j REDIRECT --to-ports 16001\n"
             "-A PREROUTING -p tcp -j LANYARD_INBOUND\n"
             "-A OUTPUT -p tcp -j LANYARD_OUTPUT\n"
+            "COMMIT\n"
+            "*raw\n"
+            ":LANYARD_CONNTRACK - [0:0]\n"
+            "-A LANYARD_CONNTRACK -m owner --uid-owner 2002 -j CT "
+            "--zone-orig 1337\n"
+            "-A OUTPUT -p tcp -j LANYARD_CONNTRACK\n"
             "COMMIT\n");
   free(text);
   /* Each family gets its own CIDRs only. */
@@ -250,6 +266,15 @@ static const char installed[] =
     "-A LANYARD_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n"
     "COMMIT\n"
     "# Completed\n"
+    "*raw\n"
+    ":PREROUTING ACCEPT [0:0]\n"
+    ":OUTPUT ACCEPT [0:0]\n"
+    ":LANYARD_CONNTRACK - [0:0]\n"
+    "-A OUTPUT -p udp -m udp --dport 53 -m owner --uid-owner 1337 -j CT "
+    "--zone 1\n"
+    "-A OUTPUT -p tcp -j LANYARD_CONNTRACK\n"
+    "-A LANYARD_CONNTRACK -m owner --uid-owner 1337 -j CT --zone-orig 1337\n"
+    "COMMIT\n"
     "*filter\n"
     ":LANYARD_FILTER - [0:0]\n"
     "-A INPUT -j LANYARD_FILTER\n"
@@ -259,7 +284,8 @@ static void test_cleanup(void **state) {
   char *text = NULL;
   assert_int_equal(ly_iptables_cleanup(installed, &text), 0);
   assert_non_null(text);
-  /* Only the nat table; KUBE-SERVICES and MASQUERADE stay. */
+  /* Only the nat and raw tables; KUBE-SERVICES, MASQUERADE, another
+   * zone rule and the filter table stay. */
   assert_string_equal(text, "*nat\n"
                             "-D PREROUTING -p tcp -j LANYARD_INBOUND\n"
                             "-D OUTPUT -p tcp -j LANYARD_OUTPUT\n"
@@ -274,6 +300,11 @@ static void test_cleanup(void **state) {
                             "-X LANYARD_OLD\n"
                             "-X LANYARD_OUTPUT\n"
                             "-X LANYARD_REDIRECT\n"
+                            "COMMIT\n"
+                            "*raw\n"
+                            "-D OUTPUT -p tcp -j LANYARD_CONNTRACK\n"
+                            "-F LANYARD_CONNTRACK\n"
+                            "-X LANYARD_CONNTRACK\n"
                             "COMMIT\n");
   free(text);
 
@@ -294,19 +325,13 @@ static void test_reinstall(void **state) {
   char *text = rules(&o, AF_INET, installed);
   /* Declared (so flushed), old jumps deleted, the stale chain removed,
    * then the fresh rules: one transaction. */
-  static const char head[] = "*nat\n"
-                             ":LANYARD_INBOUND - [0:0]\n"
-                             ":LANYARD_IN_REDIRECT - [0:0]\n"
-                             ":LANYARD_OUTPUT - [0:0]\n"
-                             ":LANYARD_REDIRECT - [0:0]\n"
-                             "-D PREROUTING -p tcp -j LANYARD_INBOUND\n"
-                             "-D OUTPUT -p tcp -j LANYARD_OUTPUT\n"
-                             "-D OUTPUT -p udp -g LANYARD_OLD\n"
-                             "-F LANYARD_OLD\n"
-                             "-X LANYARD_OLD\n";
-  assert_memory_equal(text, head, strlen(head));
-  assert_string_equal(text + strlen(head),
-                      strstr(default_v4, "-A LANYARD_INBOUND"));
+  assert_string_equal(text, NAT_CHAINS
+                      "-D PREROUTING -p tcp -j LANYARD_INBOUND\n"
+                      "-D OUTPUT -p tcp -j LANYARD_OUTPUT\n"
+                      "-D OUTPUT -p udp -g LANYARD_OLD\n"
+                      "-F LANYARD_OLD\n"
+                      "-X LANYARD_OLD\n" NAT_RULES RAW_CHAINS
+                      "-D OUTPUT -p tcp -j LANYARD_CONNTRACK\n" RAW_RULES);
   free(text);
   /* With nothing installed the result is a fresh install. */
   text = rules(&o, AF_INET, "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n");
