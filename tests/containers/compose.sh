@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# The compose mesh (deploy/compose/docker-compose.yml) on a real engine,
-# with Debian's docker-compose: web's calls to api go over mTLS, survive
-# SVID rotations, survive `restart api`, and `down -v` leaves nothing.
-# Uses the images of the containers.image fixture.
+# The compose mesh (deploy/compose/docker-compose.yml) on a real engine:
+# web's calls to api go over mTLS, survive SVID rotations, survive
+# `restart api`, and `down -v` leaves nothing. Uses the images of the
+# containers.image fixture.
+#   compose.sh        with Debian 12's docker-compose (v1)
+#   compose.sh v2     with `docker compose` (v2), what the README shows
+LY_COMPOSE=${1:-v1}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/../integration/lib.sh"
 require_images
 command -v tcpdump >/dev/null || { echo "skip: tcpdump missing"; exit 77; }
+if [ "$LY_COMPOSE" = v2 ]; then
+  fetch_compose_v2 || { bad "fetch docker compose v2 (Debian 13's docker-compose)"; exit 1; }
+  COMPOSE_CMD="docker compose"
+else
+  COMPOSE_CMD=docker-compose
+fi
 
 P=lytest$$
 remove_stale_projects
@@ -29,7 +38,7 @@ echo "# up"
 start=$(date +%s)
 if ! compose "$F" "$P" up -d --no-build >"$T/up.log" 2>&1; then
   cat "$T/up.log"
-  bad "docker-compose up"
+  bad "$COMPOSE_CMD up"
   exit 1
 fi
 check "web's agent healthy (lanyard healthcheck as the compose probe)" wait_healthy "$(container "$P" web-agent)" 60
@@ -89,7 +98,7 @@ for _ in $(seq 1 120); do
   sleep 0.25
 done
 t2=$(date +%s.%N)
-printf 'restart: docker-compose restart took %.1f s; traffic flowed again %.1f s after it returned (%.1f s in all)\n' \
+printf 'restart: %s restart took %.1f s; traffic flowed again %.1f s after it returned (%.1f s in all)\n' "$COMPOSE_CMD" \
   "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(echo "$t2 - $t0" | bc)"
 check "web -> api works again after the restart" [ "$recovered" = 1 ]
 check "api's agent logged event=netns_lost" bash -c "'$DOCKER' logs '$agent' 2>&1 | grep -q 'event=netns_lost'"

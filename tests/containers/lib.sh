@@ -52,16 +52,51 @@ remove_stale_projects() {
   done
 }
 
-# compose FILE PROJECT ARGS...: docker-compose v1 from Debian, in
-# deploy/compose (paths in the files are relative to it).
+# Which compose runs the files: v1 (Debian 12's docker-compose 1.29, the
+# default) or v2 (the `docker compose` plugin users of Docker's own
+# packages have). Debian 12 packages no v2: fetch_compose_v2 takes Debian
+# 13's docker-compose 2.x package and uses its plugin from a cache.
+LY_COMPOSE=${LY_COMPOSE:-v1}
+LY_COMPOSE_V2_DIR=${LY_COMPOSE_V2_DIR:-$LY_SOURCE_DIR/.cache/compose-v2}
+
+# fetch_compose_v2: the plugin in $LY_COMPOSE_V2_DIR/cli-plugins, from
+# Debian 13 (trixie) through apt with its own lists, so the archive's
+# signature is checked; nothing is installed on the host.
+fetch_compose_v2() {
+  local d=$LY_COMPOSE_V2_DIR
+  DOCKER_CONFIG=$d "$DOCKER" compose version >/dev/null 2>&1 && return 0
+  rm -rf "$d/apt" "$d/pkg" && mkdir -p "$d/apt/lists/partial" "$d/apt/archives/partial" "$d/pkg" "$d/cli-plugins"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$d/apt/sources.list"
+  local apt=(-q -o "Dir::Etc::SourceList=$d/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$d/apt/lists" -o "Dir::Cache=$d/apt" -o APT::Sandbox::User=root)
+  if ! { apt-get "${apt[@]}" update &&
+    (cd "$d/pkg" && apt-get "${apt[@]}" download docker-compose/trixie) &&
+    dpkg-deb -x "$d"/pkg/docker-compose_*.deb "$d/pkg/root" &&
+    install -m 0755 "$d/pkg/root/usr/libexec/docker/cli-plugins/docker-compose" "$d/cli-plugins/"; } >"$d/apt/log" 2>&1; then
+    cat "$d/apt/log"
+    return 1
+  fi
+  rm -rf "$d/apt" "$d/pkg"
+  DOCKER_CONFIG=$d "$DOCKER" compose version
+}
+
+# compose FILE PROJECT ARGS...: in deploy/compose (paths in the files are
+# relative to it).
 compose() {
   local file=$1 project=$2
   shift 2
-  (cd "$LY_SOURCE_DIR/deploy/compose" && "$COMPOSE_BIN" --ansi never -f "$file" -p "$project" "$@")
+  if [ "$LY_COMPOSE" = v2 ]; then
+    (cd "$LY_SOURCE_DIR/deploy/compose" &&
+      DOCKER_CONFIG=$LY_COMPOSE_V2_DIR "$DOCKER" compose --ansi never -f "$file" -p "$project" "$@")
+  else
+    (cd "$LY_SOURCE_DIR/deploy/compose" && "$COMPOSE_BIN" --ansi never -f "$file" -p "$project" "$@")
+  fi
 }
 
-# container PROJECT SERVICE: the container's name (compose v1 naming).
-container() { echo "${1}_${2}_1"; }
+# container PROJECT SERVICE: the container's name (v1 joins with _, v2 with -).
+container() {
+  if [ "$LY_COMPOSE" = v2 ]; then echo "${1}-${2}-1"; else echo "${1}_${2}_1"; fi
+}
 
 health() { "$DOCKER" inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1" 2>/dev/null; }
 
