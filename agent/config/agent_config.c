@@ -313,6 +313,23 @@ static void listener_rules(ly_schema_t *s, const ly_ynode_t *item,
   }
 }
 
+/* Whether two listen addresses take the same connections. The data plane
+ * binds with SO_REUSEPORT (one socket per worker), so the kernel would let
+ * a second listener share the first one's port and split its connections
+ * between two forwards: refuse it here. "::" takes IPv4 too (dual stack),
+ * "0.0.0.0" every IPv4 address. Port 0 is the kernel's pick, never shared. */
+static int listen_overlap(const ly_hostport_t *a, const ly_hostport_t *b) {
+  if (a->port == 0 || a->port != b->port)
+    return 0;
+  int v6a = strchr(a->host, ':') != NULL, v6b = strchr(b->host, ':') != NULL;
+  if (!strcmp(a->host, "::") || !strcmp(b->host, "::"))
+    return 1;
+  if (v6a != v6b)
+    return 0;
+  return !strcmp(a->host, b->host) || !strcmp(a->host, "0.0.0.0") ||
+         !strcmp(b->host, "0.0.0.0");
+}
+
 static int f_listeners(ly_schema_t *s, const ly_ynode_t *v, void *obj,
                        const ly_field_t *f) {
   ly_agent_config_t *c = obj;
@@ -339,6 +356,20 @@ static int f_listeners(ly_schema_t *s, const ly_ynode_t *v, void *obj,
         LY_SCHEMA_ERR(s, name->value,
                       "duplicate listener name '%.100s' (first at line %d)",
                       l->name, ly_ynode_find(v->items[j], "name")->value->line);
+        break;
+      }
+    }
+    for (size_t j = 0; (ok & 1u << L_LISTEN) && j < i; j++) {
+      const ly_ypair_t *first = ly_ynode_find(v->items[j], "listen");
+      if (first && c->listeners[j].listen.port &&
+          listen_overlap(&c->listeners[j].listen, &l->listen)) {
+        LY_SCHEMA_ERR(s, ly_ynode_find(item, "listen")->value,
+                      "listener '%.100s' would share its address with "
+                      "listener '%.100s' (line %d), which listens on "
+                      "%s: each listener needs an address of its own",
+                      l->name ? l->name : "?",
+                      c->listeners[j].name ? c->listeners[j].name : "?",
+                      first->value->line, first->value->str);
         break;
       }
     }

@@ -61,6 +61,7 @@ fi
 CLK_TCK=$(getconf CLK_TCK)
 
 T=$(mktemp -d /tmp/lanyard-cabench.XXXXXX)
+PORTS_GIVEN=$T/ports.given
 PIDS=()
 cleanup() {
   local p

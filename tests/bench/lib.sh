@@ -2,8 +2,10 @@
 # Helpers shared by the benchmark scripts (sourced). Messages name the
 # script that sourced this file.
 
+# free_port: never the same port twice in one run (free_port.py); the
+# script sets PORTS_GIVEN to a file in its work directory.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 "$(dirname "${BASH_SOURCE[0]}")/../tools/free_port.py" "${PORTS_GIVEN:?}"
 }
 
 wait_port() { # port: the server is up when it accepts a connection

@@ -100,6 +100,7 @@ export LANYARD CA_PROBE CA_LOAD
 
 
 W=$(mktemp -d /tmp/lanyard-bench.XXXXXX)
+PORTS_GIVEN=$W/ports.given
 chmod 0711 "$W" # nginx workers (www-data) read $W/nginx/www
 PIDS=()
 cleanup() {

@@ -54,8 +54,8 @@ finish() {
   [ "$FAILS" -eq 0 ]
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+free_port() { # never the same port twice in one script (free_port.py)
+  python3 "$LY_SOURCE_DIR/tests/tools/free_port.py" "$T/ports.given"
 }
 
 wait_port() { # host port [seconds]
